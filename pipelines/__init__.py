@@ -1,0 +1,1 @@
+"""migcheck's I/O and orchestration: readers, target database access, flows, the CLI."""
