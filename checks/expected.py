@@ -1,0 +1,484 @@
+"""The expected target: what a correct trial load makes of an extract (``load-rules.md``).
+
+``compute_expected`` interprets the mapping files over the extract's frames and returns the
+logical target (``docs/expected-target.md``), a ledger row per legacy record and the
+source-layer findings. Pure polars: frames in, frames out.
+
+Per record, in this order (``docs/decisions.md`` D5): scope, parent (orphan / rejected with it),
+mandatory values, unreadable values, identity, code mapping, code activity. Then persons are
+merged, repeated keys folded, and the warnings (implausible, duplicate) checked on what loads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from checks.identity import identity_columns
+from checks.mapping import Mappings, SourceMap
+from checks.records import FILE_ENTITY
+from checks.transforms import TZ, column_exprs
+
+_TS = pl.Datetime("us")
+SYSTEM_RANK = {"pas": 0, "pcs": 1}
+
+FINDING_SCHEMA = {
+    "category": pl.String,
+    "severity": pl.String,
+    "entity": pl.String,
+    "source_system": pl.String,
+    "source_ref": pl.String,
+    "column": pl.String,
+    "message": pl.String,
+}
+LEDGER_SCHEMA = {
+    "source_ref": pl.String,
+    "source_system": pl.String,
+    "entity": pl.String,
+    "disposition": pl.String,
+    "reason": pl.String,
+}
+TABLE_COLUMNS: dict[str, list[str]] = {
+    "person": ["person_ref", "identity", "name_last", "name_first", "sex_cd", "birth_dt_tm", "deceased_dt_tm",
+               "confid_level_cd", "postal_code", "municipality_code", "contributor_system_cd"],
+    "person_alias": ["person_ref", "source_ref", "person_alias_type_cd", "alias_pool_cd", "alias",
+                     "contributor_system_cd"],
+    "encounter": ["source_ref", "person_ref", "encntr_type_cd", "loc_nurse_unit_cd", "reg_dt_tm", "disch_dt_tm",
+                  "contributor_system_cd"],
+    "encntr_alias": ["source_ref", "encntr_alias_type_cd", "alias", "contributor_system_cd"],
+    "diagnosis": ["source_ref", "person_ref", "encounter_ref", "nomenclature_id", "diag_type_cd", "diag_dt_tm",
+                  "contributor_system_cd"],
+    "procedure": ["source_ref", "encounter_ref", "nomenclature_id", "proc_dt_tm", "contributor_system_cd"],
+    "orders": ["source_ref", "person_ref", "atc_nomenclature_id", "order_mnemonic", "simplified_display_line",
+               "orig_order_dt_tm", "discontinue_dt_tm", "order_status_cd", "contributor_system_cd"],
+    "allergy": ["source_ref", "person_ref", "substance_nom_id", "substance_ftdesc", "severity_cd", "onset_dt_tm",
+                "contributor_system_cd"],
+}
+SEVERITY = {"duplicate": "warning", "implausible": "warning"}
+
+_CATEGORY_TEXT = {
+    "mandatory_missing": "{col} is missing",
+    "unreadable": "{col} cannot be read as a date or time",
+    "unmapped_code": "the code for {col} has no mapping",
+    "invalid_code": "the code for {col} maps to an inactive code value",
+}
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The logical expected target, the ledger of every legacy record, the source findings."""
+
+    tables: dict[str, pl.DataFrame]
+    ledger: pl.DataFrame
+    findings: pl.DataFrame
+    staged: dict[str, pl.DataFrame]  # per record kind, every record with its disposition
+
+
+def _when_chain(conds: list[tuple[pl.Expr, str]], name: str) -> pl.Expr:
+    if not conds:
+        return pl.lit(None, dtype=pl.String).alias(name)
+    expr = pl.when(conds[0][0]).then(pl.lit(conds[0][1]))
+    for c, v in conds[1:]:
+        expr = expr.when(c).then(pl.lit(v))
+    return expr.otherwise(pl.lit(None, dtype=pl.String)).alias(name)
+
+
+def _stage(frame: pl.DataFrame, src: SourceMap, table: str, m: Mappings, as_of: dt.date) -> pl.DataFrame:
+    """Target values and the first blocking rule of every record of one kind."""
+    df = frame
+    if src.identity is not None:
+        declared = pl.col(src.identity.declared_type) if src.identity.declared_type else None
+        df = df.with_columns(
+            pl.col(src.identity.value).alias("identity"),
+            *identity_columns(pl.col(src.identity.value), as_of, declared),
+        )
+    exprs = {name: column_exprs(cm, m) for name, cm in src.columns.items()}
+    blocks: list[tuple[pl.Expr, str, str, str]] = []  # cond, category, column, message
+    for name, e in exprs.items():
+        blocks.append((e.missing, "mandatory_missing", name, f"{name} is missing"))
+    if src.identity is not None:
+        blocks.append((pl.col("identity").is_null(), "mandatory_missing", "alias", "identity number is missing"))
+    if src.require_one_of:
+        none = pl.all_horizontal([exprs[c].value.is_null() for c in src.require_one_of])
+        col = src.require_one_of_column or src.require_one_of[0]
+        blocks.append((none, "mandatory_missing", col, f"{col} is missing (neither coded nor free text)"))
+    for name, e in exprs.items():
+        blocks.append((e.unreadable, "unparseable", name, f"{name} cannot be read as a date or time"))
+    if src.identity is not None:
+        blocks.append((~pl.col("id_valid"), "invalid_identifier", "alias", "identity number is invalid"))
+    for name, e in exprs.items():
+        blocks.append((e.unmapped, "unmapped_code", name, f"the code for {name} has no mapping"))
+    for name, e in exprs.items():
+        blocks.append((e.inactive, "invalid_code", name, f"the code for {name} maps to an inactive code value"))
+    nonexistent = [pl.when(e.nonexistent).then(pl.lit(name)) for name, e in exprs.items()]
+    out = df.with_columns(
+        *[e.value.alias(name) for name, e in exprs.items()],
+        _when_chain([(c, cat) for c, cat, _, _ in blocks], "_block_cat"),
+        _when_chain([(c, col) for c, _, col, _ in blocks], "_block_col"),
+        _when_chain([(c, msg) for c, _, _, msg in blocks], "_block_msg"),
+        pl.concat_list(nonexistent).list.drop_nulls().alias("_nonexistent") if nonexistent else pl.lit(None),
+        pl.lit(src.system).alias("source_system"),
+        pl.lit(table).alias("entity"),
+        (pl.col(src.key).cast(pl.String) if src.key else pl.lit(None, dtype=pl.String)).alias("_key"),
+    )
+    if src.identity is not None:
+        out = out.with_columns(
+            pl.when(pl.col("_block_cat") == "invalid_identifier")
+            .then(pl.lit("identity number is invalid: ") + pl.col("id_reason"))
+            .otherwise(pl.col("_block_msg"))
+            .alias("_block_msg")
+        )
+    if src.protected is not None:
+        out = out.with_columns(column_exprs(src.protected, m).value.alias("_protected"))
+    return out
+
+
+def _scope(df: pl.DataFrame, records: str, m: Mappings) -> pl.DataFrame:
+    rules = [r for r in m.scope.out_of_scope if r.records == records]
+    conds = []
+    for r in rules:
+        cond = pl.lit(True) if r.column is None else pl.col(r.column).is_in(r.values)
+        conds.append((cond, r.reason))
+    return df.with_columns(_when_chain(conds, "_scope"))
+
+
+def _with_parent(df: pl.DataFrame, src: SourceMap, parents: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    if src.parent is None:
+        return df.with_columns(
+            pl.lit(None, dtype=pl.String).alias("_parent_disp"),
+            pl.lit(None, dtype=pl.String).alias("_parent_ref"),
+            pl.lit(True).alias("_parent_found"),
+        )
+    p = parents[src.parent.records]
+    keep = ["_key", "disposition", "source_ref", "person_ref"] + [
+        c for c in ("encounter_ref", "reg_dt_tm") if c in p.columns
+    ]
+    first = (
+        p.filter(pl.col("_key").is_not_null())
+        .sort("_line")
+        .unique("_key", keep="first", maintain_order=True)
+        .select(keep)
+        .rename({c: f"_parent_{c}" for c in keep if c != "_key"} | {"_key": "_pkey"})
+        .rename({"_parent_disposition": "_parent_disp", "_parent_source_ref": "_parent_ref"})
+    )
+    joined = df.with_columns(pl.col(src.parent.column).cast(pl.String).alias("_pkey")).join(
+        first, on="_pkey", how="left", maintain_order="left"
+    )
+    return joined.with_columns(pl.col("_parent_ref").is_not_null().alias("_parent_found")).drop("_pkey")
+
+
+def _dispose(df: pl.DataFrame, src: SourceMap) -> pl.DataFrame:
+    has_parent = src.parent is not None
+    pdesc = f"{src.parent.records}" if has_parent else ""
+    disp = (
+        pl.when(pl.col("_scope").is_not_null())
+        .then(pl.lit("out_of_scope"))
+        .when(pl.col("_parent_disp") == "out_of_scope")
+        .then(pl.lit("out_of_scope"))
+        .when(~pl.col("_parent_found"))
+        .then(pl.lit("rejected"))
+        .when(pl.col("_parent_disp") == "rejected")
+        .then(pl.lit("rejected"))
+        .when(pl.col("_block_cat").is_not_null())
+        .then(pl.lit("rejected"))
+        .otherwise(pl.lit("expected"))
+    )
+    reason = (
+        pl.when(pl.col("_scope").is_not_null())
+        .then(pl.lit("out of scope: ") + pl.col("_scope"))
+        .when(pl.col("_parent_disp") == "out_of_scope")
+        .then(pl.lit("out of scope with its parent ") + pl.col("_parent_ref"))
+        .when(~pl.col("_parent_found"))
+        .then(pl.lit(f"orphan: its parent ({pdesc}) is not in the extract"))
+        .when(pl.col("_parent_disp") == "rejected")
+        .then(pl.lit("parent rejected: ") + pl.col("_parent_ref"))
+        .when(pl.col("_block_cat").is_not_null())
+        .then(pl.col("_block_cat") + pl.lit(": ") + pl.col("_block_msg"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+    finding = (
+        pl.when(pl.col("_scope").is_not_null() | (pl.col("_parent_disp") == "out_of_scope"))
+        .then(pl.lit(None, dtype=pl.String))
+        .when(~pl.col("_parent_found"))
+        .then(pl.lit("orphan"))
+        .when(pl.col("_parent_disp") == "rejected")
+        .then(pl.lit(None, dtype=pl.String))
+        .otherwise(pl.col("_block_cat"))
+    )
+    fcol = pl.when(finding == "orphan").then(pl.lit(src.parent.column if has_parent else None)).otherwise(
+        pl.col("_block_col")
+    )
+    fmsg = pl.when(finding == "orphan").then(
+        pl.lit(f"orphan: the parent record ({pdesc}) it refers to is not in the extract")
+    ).otherwise(pl.col("_block_msg"))
+    return df.with_columns(
+        disp.alias("disposition"), reason.alias("reason"), finding.alias("_finding"), fcol.alias("_fcol"),
+        fmsg.alias("_fmsg"),
+    )
+
+
+def _stage_kind(
+    extract_frames: dict[str, pl.DataFrame], src: SourceMap, table: str, m: Mappings, as_of: dt.date,
+    parents: dict[str, pl.DataFrame],
+) -> pl.DataFrame:
+    df = extract_frames[src.records]
+    df = _scope(df, src.records, m)
+    df = _with_parent(df, src, parents)
+    df = _stage(df, src, table, m, as_of)
+    return _dispose(df, src)
+
+
+def _merge_persons(staged: list[pl.DataFrame], src_by_sys: dict[str, SourceMap]) -> pl.DataFrame:
+    """Rank accepted patient records, fold duplicates, give each record its person_ref."""
+    frames = []
+    for df in staged:
+        sysname = df["source_system"][0] if df.height else None
+        order = src_by_sys[sysname].key_order if sysname else "text"
+        frames.append(
+            df.with_columns(
+                pl.lit(SYSTEM_RANK.get(sysname, 9)).alias("_sys_rank"),
+                (pl.col("_key").cast(pl.Int64, strict=False) if order == "numeric" else pl.lit(None, dtype=pl.Int64))
+                .alias("_key_num"),
+            )
+        )
+    cols = sorted(set.intersection(*[set(f.columns) for f in frames]))
+    allp = pl.concat([f.select(cols) for f in frames], how="vertical_relaxed")
+    acc = allp.filter(pl.col("disposition") == "expected").sort(
+        ["identity", "_sys_rank", "_key_num", "_key", "_line"], nulls_last=True
+    )
+    acc = acc.with_columns(
+        pl.col("source_ref").first().over("identity").alias("person_ref"),
+        pl.col("source_ref").first().over(["identity", "source_system"]).alias("_sys_winner"),
+        pl.int_range(pl.len()).over(["identity", "source_system"]).alias("_sys_pos"),
+        pl.len().over(["identity", "source_system"]).alias("_sys_n"),
+    ).with_columns(
+        pl.when(pl.col("_sys_pos") > 0).then(pl.lit("merged")).otherwise(pl.lit("expected")).alias("disposition"),
+        pl.when(pl.col("_sys_pos") > 0)
+        .then(pl.lit("merged into ") + pl.col("_sys_winner"))
+        .otherwise(pl.col("reason"))
+        .alias("reason"),
+        pl.when(pl.col("_sys_n") > 1).then(pl.lit("duplicate")).otherwise(pl.col("_finding")).alias("_finding"),
+        pl.when(pl.col("_sys_n") > 1)
+        .then(pl.lit("duplicate patient record: same identity number as another record of this system; merged"))
+        .otherwise(pl.col("_fmsg"))
+        .alias("_fmsg"),
+        pl.when(pl.col("_sys_n") > 1).then(pl.lit("alias")).otherwise(pl.col("_fcol")).alias("_fcol"),
+    )
+    rest = allp.filter(pl.col("disposition") != "expected").with_columns(
+        pl.lit(None, dtype=pl.String).alias("person_ref"),
+        pl.lit(None, dtype=pl.String).alias("_sys_winner"),
+        pl.lit(None, dtype=pl.UInt32).alias("_sys_pos"),
+        pl.lit(None, dtype=pl.UInt32).alias("_sys_n"),
+    )
+    return pl.concat([acc, rest], how="vertical_relaxed").sort(["_sys_rank", "_line"])
+
+
+def _person_table(persons: pl.DataFrame) -> pl.DataFrame:
+    acc = persons.filter(pl.col("disposition").is_in(["expected", "merged"])).sort(
+        ["identity", "_sys_rank", "_key_num", "_key", "_line"], nulls_last=True
+    )
+
+    def first(c: str) -> pl.Expr:
+        return pl.col(c).drop_nulls().first().alias(c)
+
+    return acc.group_by("identity", maintain_order=True).agg(
+        pl.col("person_ref").first(),
+        first("name_last"),
+        first("name_first"),
+        pl.col("sex_cd").filter(pl.col("sex_cd") != "UNKNOWN").first().fill_null("UNKNOWN").alias("sex_cd"),
+        pl.col("id_birth").first().cast(_TS).alias("birth_dt_tm"),
+        first("deceased_dt_tm"),
+        pl.when(pl.col("_protected").any()).then(pl.lit("PROTECTED")).otherwise(pl.lit("ROUTINE"))
+        .alias("confid_level_cd"),
+        first("postal_code"),
+        first("municipality_code"),
+        pl.when((pl.col("source_system") == "pas").any()).then(pl.lit("PAS")).otherwise(pl.lit("PCS"))
+        .alias("contributor_system_cd"),
+        pl.col("id_kind").first().alias("_id_kind"),
+    )
+
+
+def _person_alias_table(persons: pl.DataFrame, person: pl.DataFrame) -> pl.DataFrame:
+    ident = person.select(
+        "person_ref",
+        pl.col("person_ref").alias("source_ref"),
+        pl.col("_id_kind").alias("person_alias_type_cd"),
+        pl.lit(None, dtype=pl.String).alias("alias_pool_cd"),
+        pl.col("identity").alias("alias"),
+        "contributor_system_cd",
+    )
+    mrn = persons.filter(pl.col("disposition").is_in(["expected", "merged"])).select(
+        "person_ref",
+        "source_ref",
+        pl.lit("MRN").alias("person_alias_type_cd"),
+        (pl.col("source_system").str.to_uppercase() + "_MRN").alias("alias_pool_cd"),
+        pl.col("_key").alias("alias"),
+        pl.col("source_system").str.to_uppercase().alias("contributor_system_cd"),
+    )
+    return pl.concat([ident, mrn])
+
+
+def _fold_repeated_keys(df: pl.DataFrame) -> pl.DataFrame:
+    """D15: repeated legacy keys among loaded records: the first row loads, the rest are merged."""
+    acc = df.filter(pl.col("disposition") == "expected")
+    if acc.height == acc["_key"].n_unique():
+        return df
+    acc = acc.sort("_line").with_columns(
+        pl.int_range(pl.len()).over("_key").alias("_pos"), pl.len().over("_key").alias("_n")
+    )
+    acc = acc.with_columns(
+        pl.when(pl.col("_pos") > 0).then(pl.lit("merged")).otherwise(pl.col("disposition")).alias("disposition"),
+        pl.when(pl.col("_pos") > 0).then(pl.lit("merged into the first row of ") + pl.col("source_ref"))
+        .otherwise(pl.col("reason")).alias("reason"),
+        pl.when(pl.col("_n") > 1).then(pl.lit("duplicate")).otherwise(pl.col("_finding")).alias("_finding"),
+        pl.when(pl.col("_n") > 1).then(pl.lit("the same record id occurs more than once; the first row loads"))
+        .otherwise(pl.col("_fmsg")).alias("_fmsg"),
+    ).drop("_pos", "_n")
+    return pl.concat([acc, df.filter(pl.col("disposition") != "expected")], how="vertical_relaxed").sort("_line")
+
+
+def _local_date(e: pl.Expr) -> pl.Expr:
+    return e.dt.replace_time_zone("UTC").dt.convert_time_zone(TZ).dt.date()
+
+
+def _implausible_persons(persons: pl.DataFrame, rules: list[str], as_of: dt.date) -> pl.DataFrame:
+    acc = persons.filter(pl.col("disposition").is_in(["expected", "merged"]))
+    out = []
+    if "deceased_in_future" in rules:
+        out.append(acc.filter(pl.col("deceased_dt_tm").dt.date() > as_of).select(
+            "source_ref", "source_system", "entity", pl.lit("deceased_dt_tm").alias("column"),
+            pl.lit("date of death lies in the future").alias("message")))
+    if "sex_contradicts_identity" in rules:
+        out.append(acc.filter(
+            pl.col("sex_cd").is_in(["MALE", "FEMALE"]) & pl.col("id_sex").is_not_null()
+            & (pl.col("sex_cd") != pl.col("id_sex"))
+        ).select("source_ref", "source_system", "entity", pl.lit("sex_cd").alias("column"),
+                 pl.lit("recorded sex contradicts the sex digit of the identity number; loaded as recorded")
+                 .alias("message")))
+    return pl.concat(out) if out else pl.DataFrame()
+
+
+def _implausible_encounters(enc: pl.DataFrame, person: pl.DataFrame, rules: list[str]) -> pl.DataFrame:
+    acc = enc.filter(pl.col("disposition") == "expected").join(
+        person.select("person_ref", pl.col("birth_dt_tm").alias("_birth"), pl.col("deceased_dt_tm").alias("_death")),
+        on="person_ref", how="left",
+    )
+    base = ["source_ref", "source_system", "entity"]
+    out = []
+    if "end_before_start" in rules:
+        out.append(acc.filter(pl.col("disch_dt_tm") < pl.col("reg_dt_tm")).select(
+            *base, pl.lit("disch_dt_tm").alias("column"), pl.lit("the contact ends before it starts").alias("message")))
+    if "start_before_birth" in rules:
+        out.append(acc.filter(_local_date(pl.col("reg_dt_tm")) < pl.col("_birth").dt.date()).select(
+            *base, pl.lit("reg_dt_tm").alias("column"),
+            pl.lit("the contact starts before the patient's birth date").alias("message")))
+    if "start_after_death" in rules:
+        out.append(acc.filter(
+            _local_date(pl.col("reg_dt_tm")) > pl.col("_death").dt.date() + pl.duration(days=30)
+        ).select(*base, pl.lit("reg_dt_tm").alias("column"),
+                 pl.lit("the contact starts more than 30 days after the patient's date of death").alias("message")))
+    if "nonexistent_local_time" in rules and "_nonexistent" in acc.columns:
+        ne = acc.filter(pl.col("_nonexistent").list.len() > 0).explode("_nonexistent")
+        out.append(ne.select(
+            *base, pl.col("_nonexistent").alias("column"),
+            pl.lit("local time does not exist (skipped hour when summer time starts); loaded one hour later")
+            .alias("message")))
+    return pl.concat(out) if out else pl.DataFrame()
+
+
+def _findings_of(df: pl.DataFrame) -> pl.DataFrame:
+    return df.filter(pl.col("_finding").is_not_null()).select(
+        pl.col("_finding").alias("category"),
+        "entity", "source_system", "source_ref", pl.col("_fcol").alias("column"), pl.col("_fmsg").alias("message"),
+    )
+
+
+def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
+    """Expected target, ledger and source findings of an extract under the mappings."""
+    m = mappings
+    frames = extract.frames
+    staged: dict[str, pl.DataFrame] = {}
+    warnings: list[pl.DataFrame] = []
+
+    # persons
+    ptm = m.tables["person"]
+    pstaged = [_stage_kind(frames, s, "person", m, as_of, {}) for s in ptm.sources]
+    persons = _merge_persons(pstaged, {s.system: s for s in ptm.sources})
+    person = _person_table(persons)
+    ref_by_record = persons.select("source_ref", "person_ref")
+    for s in ptm.sources:
+        staged[s.records] = persons.filter(pl.col("source_system") == s.system)
+    warnings.append(_implausible_persons(persons, ptm.implausible, as_of))
+
+    # encounters, then children, each with its parents staged first
+    tables: dict[str, pl.DataFrame] = {"person": person}
+    order = ["encounter", "diagnosis", "procedure", "orders", "allergy"]
+    for t in order:
+        tm = m.tables[t]
+        parts = []
+        for s in tm.sources:
+            df = _stage_kind(frames, s, t, m, as_of, staged)
+            if t == "encounter":
+                df = df.with_columns(pl.col("_parent_person_ref").alias("person_ref"),
+                                     pl.col("source_ref").alias("encounter_ref"))
+                df = _fold_repeated_keys(df)
+            else:
+                df = df.with_columns(pl.col("_parent_person_ref").alias("person_ref"))
+                if "_parent_encounter_ref" in df.columns:
+                    df = df.with_columns(pl.col("_parent_encounter_ref").alias("encounter_ref"))
+            staged[s.records] = df
+            parts.append(df)
+        allt = pl.concat([p.select([c for c in TABLE_COLUMNS[t] if c in p.columns] + ["disposition"])
+                          for p in parts], how="diagonal_relaxed")
+        tables[t] = allt.filter(pl.col("disposition") == "expected").select(TABLE_COLUMNS[t])
+        if t == "encounter":
+            enc_all = pl.concat(parts, how="diagonal_relaxed")
+            warnings.append(_implausible_encounters(enc_all, person, tm.implausible))
+
+    tables["person_alias"] = _person_alias_table(persons, person)
+    enc = tables["encounter"]
+    tables["encntr_alias"] = enc.select(
+        "source_ref", pl.lit("VISITID").alias("encntr_alias_type_cd"),
+        pl.col("source_ref").str.split(":").list.last().alias("alias"), "contributor_system_cd",
+    )
+    tables["person"] = person.select(TABLE_COLUMNS["person"])
+    del ref_by_record
+
+    # records with no target table: lab results, by scope
+    for records in frames:
+        if records in staged or records in ("pcs/visits",):
+            continue
+        df = _scope(frames[records], records, m)
+        staged[records] = df.with_columns(
+            pl.lit(records.split("/")[0]).alias("source_system"),
+            pl.lit(FILE_ENTITY.get(records + (".csv" if records.startswith("pas") else ".jsonl"), "labresult"))
+            .alias("entity"),
+            pl.when(pl.col("_scope").is_not_null()).then(pl.lit("out_of_scope")).otherwise(pl.lit("rejected"))
+            .alias("disposition"),
+            pl.when(pl.col("_scope").is_not_null()).then(pl.lit("out of scope: ") + pl.col("_scope"))
+            .otherwise(pl.lit("no target table for these records")).alias("reason"),
+            pl.when(pl.col("_scope").is_null()).then(pl.lit("unmapped_code")).otherwise(None).alias("_finding"),
+            pl.lit(None, dtype=pl.String).alias("_fcol"),
+            pl.lit("no target table is mapped for these records").alias("_fmsg"),
+        )
+
+    unp = extract.unparseable
+    ledger = pl.concat(
+        [df.select(list(LEDGER_SCHEMA)) for df in staged.values()]
+        + [unp.select("source_ref", "source_system", "entity", pl.lit("rejected").alias("disposition"),
+                      (pl.lit("unparseable: ") + pl.col("reason")).alias("reason"))],
+        how="vertical_relaxed",
+    )
+    findings = pl.concat(
+        [_findings_of(df) for df in staged.values()]
+        + [w.select("source_ref", "source_system", "entity", "column", "message").with_columns(
+            pl.lit("implausible").alias("category")) for w in warnings if w.height]
+        + [unp.select(pl.lit("unparseable").alias("category"), "entity", "source_system", "source_ref",
+                      pl.lit(None, dtype=pl.String).alias("column"),
+                      (pl.lit("line cannot be read: ") + pl.col("reason")).alias("message"))],
+        how="diagonal_relaxed",
+    ).with_columns(pl.col("category").replace_strict(SEVERITY, default="error").alias("severity"))
+    findings = findings.select(list(FINDING_SCHEMA))
+    return Expected(tables=tables, ledger=ledger, findings=findings, staged=staged)

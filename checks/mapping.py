@@ -1,0 +1,275 @@
+"""The declarative mapping: one YAML file per target table, code maps, scope, reference data.
+
+``load_mappings(Path("mappings"))`` reads and validates everything under ``mappings/`` through
+typed models that reject unknown keys, naming the file and line of the fault. The rules engine
+(``checks.expected``) interprets these declarations; nothing here runs a rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from checks.errors import MigcheckError
+from checks.records import PAS_COLUMNS, PCS_SCHEMAS, SOURCE_REF
+
+TABLES = ["person", "person_alias", "encounter", "encntr_alias", "diagnosis", "procedure", "orders", "allergy"]
+#: Tables whose rows come from one legacy record each (aliases are derived from their parents).
+RECORD_TABLES = ["person", "encounter", "diagnosis", "procedure", "orders", "allergy"]
+TRANSFORMS = {
+    "text",
+    "upper_nospace",
+    "icd10se",
+    "postal_code",
+    "local_timestamp",
+    "offset_timestamp",
+    "date",
+    "skydd",
+    "flag",
+    "presence",
+}
+IMPLAUSIBLE_RULES = {
+    "deceased_in_future",
+    "sex_contradicts_identity",
+    "end_before_start",
+    "start_before_birth",
+    "start_after_death",
+    "nonexistent_local_time",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnMap(_Strict):
+    """How one target column is filled from a legacy record."""
+
+    source: str | None = Field(None, alias="from")
+    from_parent: str | None = None
+    const: str | None = None
+    transform: str = "text"
+    code_map: str | None = None
+    code_set: int | None = None
+    nomenclature: Literal["ICD10SE", "KVA", "ATC"] | None = None
+    mandatory: bool = False
+    present: str | None = None
+    absent: str | None = None
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> ColumnMap:
+        origins = [x for x in (self.source, self.from_parent, self.const) if x is not None]
+        if len(origins) != 1:
+            raise ValueError("give exactly one of from, from_parent, const")
+        if self.transform not in TRANSFORMS:
+            raise ValueError(f"unknown transform {self.transform!r}; known: {sorted(TRANSFORMS)}")
+        if self.transform == "presence" and (self.present is None or self.absent is None):
+            raise ValueError("transform presence needs present and absent")
+        return self
+
+
+class Identity(_Strict):
+    """Where a patient record holds its identity number (and, for PCS, its declared kind)."""
+
+    value: str
+    declared_type: str | None = None
+
+
+class Parent(_Strict):
+    """The legacy record a record hangs under: ``column`` of this record = ``key`` of ``records``."""
+
+    records: str
+    column: str
+    key: str
+
+
+class SourceMap(_Strict):
+    """One legacy record kind feeding the table."""
+
+    system: Literal["pas", "pcs"]
+    records: str
+    key: str | None = None
+    key_order: Literal["numeric", "text"] = "text"
+    parent: Parent | None = None
+    identity: Identity | None = None
+    protected: ColumnMap | None = None
+    require_one_of: list[str] = []
+    require_one_of_column: str | None = None
+    columns: dict[str, ColumnMap]
+
+
+class TableMap(_Strict):
+    """``mappings/<table>.yaml``: how legacy records become rows of one target table."""
+
+    table: str
+    description: str
+    sources: list[SourceMap] = []
+    implausible: list[str] = []
+    match_key: list[str] = []
+    derived_from: str | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> TableMap:
+        if self.table not in TABLES:
+            raise ValueError(f"unknown table {self.table!r}")
+        bad = set(self.implausible) - IMPLAUSIBLE_RULES
+        if bad:
+            raise ValueError(f"unknown implausible rules {sorted(bad)}")
+        for s in self.sources:
+            if s.records not in SOURCE_REF:
+                raise ValueError(f"unknown records {s.records!r}; known: {sorted(SOURCE_REF)}")
+        return self
+
+
+class ScopeRule(_Strict):
+    """Records taken out of scope: all of ``records``, or those whose ``column`` is ``in`` a list."""
+
+    records: str
+    column: str | None = None
+    values: list[str] = Field(default_factory=list, alias="in")
+    reason: str
+
+
+class Scope(_Strict):
+    """``mappings/scope.yaml``."""
+
+    out_of_scope: list[ScopeRule]
+
+
+@dataclass(frozen=True)
+class Mappings:
+    """Everything under ``mappings/``, validated."""
+
+    root: Path
+    tables: dict[str, TableMap]
+    code_maps: dict[str, pl.DataFrame]  # name → source_code, target_cdf_meaning
+    code_value: pl.DataFrame
+    nomenclature: pl.DataFrame
+    scope: Scope
+
+    def source_columns(self, records: str) -> list[str]:
+        """The columns of a record kind's frame."""
+        kind, name = records.split("/")
+        if kind == "pas":
+            return PAS_COLUMNS[name]
+        return list(PCS_SCHEMAS.get(name, {}))
+
+
+def _yaml_line(path: Path, loc: tuple) -> int | None:
+    """Line (1-based) of the YAML node at a pydantic error location, if it can be found."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return None
+    line = node.start_mark.line + 1 if node else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = None
+            for k, v in node.value:
+                if k.value == part:
+                    nxt, line = v, k.start_mark.line + 1
+                    break
+            if nxt is None:
+                return line
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _load_yaml_model(path: Path, model: type[BaseModel]) -> BaseModel:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise MigcheckError(f"{path}: mapping file missing") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise MigcheckError(f"{path}{where}: not valid YAML") from e
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        line = _yaml_line(path, tuple(err["loc"]))
+        where = f" line {line}" if line else ""
+        loc = ".".join(str(p) for p in err["loc"])
+        raise MigcheckError(f"{path}{where}: {loc}: {err['msg']}") from e
+
+
+def _read_csv(path: Path, schema: dict) -> pl.DataFrame:
+    try:
+        df = pl.read_csv(path, schema=schema)
+    except FileNotFoundError as e:
+        raise MigcheckError(f"{path}: file missing") from e
+    except Exception as e:  # noqa: BLE001 - polars raises several kinds for a bad CSV
+        raise MigcheckError(f"{path}: not a valid CSV with columns {list(schema)}") from e
+    # an empty source code is a real key (empty KON means unknown sex)
+    return df.with_columns(pl.col(c).fill_null("") for c in ("source_code",) if c in df.columns)
+
+
+def load_mappings(root: Path) -> Mappings:
+    """Load and cross-check ``mappings/``; a fault is a ``MigcheckError`` naming file and line."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MigcheckError(f"{root}: mappings directory not found")
+    tables = {}
+    for t in TABLES:
+        tm = _load_yaml_model(root / f"{t}.yaml", TableMap)
+        if tm.table != t:
+            raise MigcheckError(f"{root / f'{t}.yaml'}: says table {tm.table!r}, expected {t!r}")
+        tables[t] = tm
+    code_maps = {
+        p.stem: _read_csv(p, {"source_code": pl.String, "target_cdf_meaning": pl.String})
+        for p in sorted((root / "code_maps").glob("*.csv"))
+    }
+    code_value = _read_csv(
+        root / "reference" / "code_value.csv",
+        {"code_value": pl.Int64, "code_set": pl.Int64, "cdf_meaning": pl.String, "display": pl.String,
+         "active_ind": pl.Int64},
+    )
+    nomenclature = _read_csv(
+        root / "reference" / "nomenclature.csv",
+        {"nomenclature_id": pl.Int64, "source_vocabulary_cd": pl.Int64, "source_identifier": pl.String,
+         "source_string": pl.String, "active_ind": pl.Int64},
+    )
+    scope = _load_yaml_model(root / "scope.yaml", Scope)
+    m = Mappings(root, tables, code_maps, code_value, nomenclature, scope)
+    _cross_check(m)
+    return m
+
+
+def _cross_check(m: Mappings) -> None:
+    meanings = {(r["code_set"], r["cdf_meaning"]) for r in m.code_value.iter_rows(named=True)}
+    for t, tm in m.tables.items():
+        path = m.root / f"{t}.yaml"
+        for s in tm.sources:
+            cols = set(m.source_columns(s.records)) | {"identity_type", "identity_value", "name_family",
+                                                      "name_given", "postal_code", "municipality",
+                                                      "substance_atc", "substance_text", "visit_id",
+                                                      "code", "primary"}
+            for name, c in [*s.columns.items(), *([("protected", s.protected)] if s.protected else [])]:
+                if c.source is not None and c.source not in cols:
+                    raise MigcheckError(f"{path}: column {name}: {s.records} has no field {c.source!r}")
+                if c.code_map is not None:
+                    if c.code_map not in m.code_maps:
+                        raise MigcheckError(f"{path}: column {name}: no code map mappings/code_maps/{c.code_map}.csv")
+                    if c.code_set is not None:
+                        unknown = [
+                            v for v in m.code_maps[c.code_map]["target_cdf_meaning"].to_list()
+                            if (c.code_set, v) not in meanings
+                        ]
+                        if unknown:
+                            raise MigcheckError(
+                                f"{m.root}/code_maps/{c.code_map}.csv: {unknown[0]!r} is no meaning of code set "
+                                f"{c.code_set}"
+                            )
+                if c.const is not None and c.code_set is not None and (c.code_set, c.const) not in meanings:
+                    raise MigcheckError(f"{path}: column {name}: {c.const!r} is no meaning of code set {c.code_set}")

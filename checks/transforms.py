@@ -1,0 +1,142 @@
+"""Value transforms and code lookups named in the mapping files, as polars expressions.
+
+``column_exprs`` turns one ``ColumnMap`` into the expressions the engine needs: the target value
+and the conditions that block or flag a record (missing, unreadable, unmapped, inactive, a local
+time that does not exist).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from checks.mapping import ColumnMap, Mappings
+
+TZ = "Europe/Stockholm"
+_TS = pl.Datetime("us")
+_OFFSET_FORMATS = [
+    "%Y-%m-%dT%H:%M:%S%:z",
+    "%Y-%m-%dT%H:%M%:z",
+    "%Y-%m-%dT%H:%M:%S%.f%:z",
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%dT%H:%M:%S%.fZ",
+]
+_FALSE = pl.lit(False)
+
+
+@dataclass(frozen=True)
+class ColumnExprs:
+    """Expressions for one target column over a staged legacy frame."""
+
+    value: pl.Expr
+    missing: pl.Expr  # no value where one is mandatory
+    unreadable: pl.Expr  # a value present that cannot be read (date, time)
+    unmapped: pl.Expr  # a code with no mapping / not in the nomenclature
+    inactive: pl.Expr  # a code mapping to an inactive code value / nomenclature row
+    nonexistent: pl.Expr  # a local time in the spring-forward gap
+
+
+def normalise_icd10se(e: pl.Expr) -> pl.Expr:
+    """Upper case, no spaces, dot after the third character when missing (``j189`` → ``J18.9``)."""
+    u = e.str.to_uppercase().str.replace_all(r"\s+", "")
+    return pl.when(~u.str.contains(".", literal=True) & (u.str.len_chars() > 3)).then(
+        u.str.slice(0, 3) + "." + u.str.slice(3)
+    ).otherwise(u)
+
+
+def upper_nospace(e: pl.Expr) -> pl.Expr:
+    """Upper case without any whitespace (KVÅ, ATC)."""
+    return e.str.to_uppercase().str.replace_all(r"\s+", "")
+
+
+def local_to_utc(parsed: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """Stockholm wall time → naive UTC; the earlier instant when ambiguous; a skipped time is
+    moved forward one hour. Returns (utc, nonexistent)."""
+    loc = parsed.dt.replace_time_zone(TZ, ambiguous="earliest", non_existent="null")
+    nonexistent = parsed.is_not_null() & loc.is_null()
+    shifted = (parsed + pl.duration(hours=1)).dt.replace_time_zone(TZ, ambiguous="earliest", non_existent="null")
+    utc = pl.coalesce(loc, shifted).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return utc.cast(_TS), nonexistent
+
+
+def offset_to_utc(raw: pl.Expr) -> pl.Expr:
+    """ISO 8601 with offset → naive UTC."""
+    parsed = [raw.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC") for f in _OFFSET_FORMATS]
+    return pl.coalesce(parsed).dt.replace_time_zone(None)
+
+
+def _raw(cm: ColumnMap) -> pl.Expr:
+    if cm.const is not None:
+        return pl.lit(cm.const, dtype=pl.String)
+    if cm.from_parent is not None:
+        return pl.col(f"_parent_{cm.from_parent}")
+    return pl.col(cm.source).cast(pl.String)
+
+
+def _code_lookup(value: pl.Expr, raw: pl.Expr, cm: ColumnMap, m: Mappings) -> tuple[pl.Expr, pl.Expr]:
+    cmap = m.code_maps[cm.code_map]
+    mapping = dict(zip(cmap["source_code"].to_list(), cmap["target_cdf_meaning"].to_list(), strict=True))
+    key = value.fill_null("") if "" in mapping else value
+    mapped = key.replace_strict(mapping, default=None, return_dtype=pl.String)
+    unmapped = raw.is_not_null() & mapped.is_null()
+    return mapped, unmapped
+
+
+def _active_in_set(meaning: pl.Expr, code_set: int, m: Mappings) -> pl.Expr:
+    cv = m.code_value.filter(pl.col("code_set") == code_set)
+    active = dict(zip(cv["cdf_meaning"].to_list(), cv["active_ind"].to_list(), strict=True))
+    return meaning.is_not_null() & (meaning.replace_strict(active, default=0, return_dtype=pl.Int64) != 1)
+
+
+def _nomenclature(value: pl.Expr, vocab: str, m: Mappings) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    vcd = m.code_value.filter((pl.col("code_set") == 400) & (pl.col("cdf_meaning") == vocab))["code_value"]
+    nom = m.nomenclature.filter(pl.col("source_vocabulary_cd") == vcd.item())
+    active = dict(zip(nom["source_identifier"].to_list(), nom["active_ind"].to_list(), strict=True))
+    state = value.replace_strict(active, default=None, return_dtype=pl.Int64)
+    unmapped = value.is_not_null() & state.is_null()
+    inactive = state.is_not_null() & (state != 1)
+    return pl.lit(f"{vocab}:") + value, unmapped, inactive
+
+
+def column_exprs(cm: ColumnMap, m: Mappings) -> ColumnExprs:
+    """The expressions of one mapped column."""
+    raw = _raw(cm)
+    unreadable = nonexistent = unmapped = inactive = _FALSE
+    t = cm.transform
+    if cm.from_parent is not None:
+        value = raw
+    elif t == "text":
+        value = raw
+    elif t == "upper_nospace":
+        value = upper_nospace(raw)
+    elif t == "icd10se":
+        value = normalise_icd10se(raw)
+    elif t == "postal_code":
+        value = raw.str.replace_all(r"\s+", "")
+    elif t == "local_timestamp":
+        parsed = raw.str.to_datetime("%Y-%m-%d %H:%M", strict=False, time_unit="us")
+        unreadable = raw.is_not_null() & parsed.is_null()
+        value, nonexistent = local_to_utc(parsed)
+    elif t == "offset_timestamp":
+        value = offset_to_utc(raw)
+        unreadable = raw.is_not_null() & value.is_null()
+    elif t == "date":
+        value = raw.str.to_date("%Y-%m-%d", strict=False).cast(_TS)
+        unreadable = raw.is_not_null() & value.is_null()
+    elif t == "skydd":
+        value = raw.is_not_null() & (raw.str.to_uppercase() != "N")
+    elif t == "flag":
+        value = raw.fill_null("false").str.to_lowercase() == "true"
+    elif t == "presence":
+        value = pl.when(raw.is_not_null()).then(pl.lit(cm.present)).otherwise(pl.lit(cm.absent))
+    else:  # pragma: no cover - the model rejects unknown transforms
+        raise ValueError(t)
+    if cm.code_map is not None:
+        value, unmapped = _code_lookup(value, raw, cm, m)
+    if cm.nomenclature is not None:
+        value, unmapped, inactive = _nomenclature(value, cm.nomenclature, m)
+    elif cm.code_set is not None:
+        inactive = _active_in_set(value, cm.code_set, m)
+    missing = raw.is_null() if cm.mandatory else _FALSE
+    return ColumnExprs(value, missing, unreadable, unmapped, inactive, nonexistent)

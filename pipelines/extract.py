@@ -1,0 +1,301 @@
+"""Read a legacy extract (``legacy-exports.md``) into polars frames, keeping every record.
+
+Every line of every file ends up in exactly one place: a row of its file's frame, or a row of
+``Extract.unparseable`` with its line number. Missing and empty files are listed in
+``Extract.files`` (the run goes on). Values are trimmed; an empty value is null.
+
+PAS: cp1252, ``;``, ``"``, CRLF, header line 1. PCS: UTF-8 JSON Lines, first record line 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from checks.errors import MigcheckError
+from checks.records import FILE_ENTITY, PAS_COLUMNS, PCS_SCHEMAS, SOURCE_REF
+
+_EMPTY_LINES = {"", "\r"}
+
+
+@dataclass(frozen=True)
+class Extract:
+    """One legacy extract as frames of trimmed text (PAS) or typed JSON values (PCS)."""
+
+    root: Path
+    frames: dict[str, pl.DataFrame]  # "pas/patient", ..., "pcs/visit_diagnosis"
+    unparseable: pl.DataFrame  # source_system, file, line, entity, source_ref, reason
+    files: pl.DataFrame  # file, status (ok/missing/empty), records
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def frame(self, name: str) -> pl.DataFrame:
+        """The frame of one file (``pas/patient``), empty with the right columns if absent."""
+        return self.frames[name]
+
+
+UNPARSEABLE_SCHEMA = {
+    "source_system": pl.String,
+    "file": pl.String,
+    "line": pl.Int64,
+    "entity": pl.String,
+    "source_ref": pl.String,
+    "reason": pl.String,
+}
+
+
+def _bad(system: str, fname: str, lines: list[int], reasons: list[str]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "source_system": [system] * len(lines),
+            "file": [fname] * len(lines),
+            "line": lines,
+            "entity": [FILE_ENTITY[f"{system}/{fname}"]] * len(lines),
+            "source_ref": [f"{system}:{fname}#{n}" for n in lines],
+            "reason": reasons,
+        },
+        schema=UNPARSEABLE_SCHEMA,
+    )
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError as e:
+        raise MigcheckError(f"{path}: is a directory, expected a file") from e
+    except OSError as e:
+        raise MigcheckError(f"{path}: cannot be read ({e.strerror})") from e
+
+
+def _split_lines(raw: bytes) -> tuple[list[bytes], list[int]]:
+    """Physical lines without their ending, with 1-based numbers; blank lines dropped (D2)."""
+    parts = raw.split(b"\n")
+    if parts and parts[-1] == b"":
+        parts.pop()
+    keep = [(p[:-1] if p.endswith(b"\r") else p, i + 1) for i, p in enumerate(parts) if p not in (b"", b"\r")]
+    return [k[0] for k in keep], [k[1] for k in keep]
+
+
+def _decode(lines: list[bytes], numbers: list[int], encoding: str) -> tuple[list[str], list[int], list[int]]:
+    """Decode each line; returns texts, their numbers, and numbers of lines that do not decode."""
+    try:
+        text = b"\n".join(lines).decode(encoding)
+        return text.split("\n"), numbers, []
+    except UnicodeDecodeError:
+        pass
+    good, good_n, bad_n = [], [], []
+    for b, n in zip(lines, numbers, strict=True):
+        try:
+            good.append(b.decode(encoding))
+            good_n.append(n)
+        except UnicodeDecodeError:
+            bad_n.append(n)
+    return good, good_n, bad_n
+
+
+def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+    """One PAS CSV → (frame, unparseable rows, status)."""
+    cols = PAS_COLUMNS[name]
+    fname = f"{name}.csv"
+    empty = pl.DataFrame(schema={**{c: pl.String for c in cols}, "_line": pl.Int64})
+    raw = _read_bytes(path)
+    if raw is None:
+        return empty, _bad("pas", fname, [], []), "missing"
+    lines, numbers = _split_lines(raw)
+    if not lines:
+        return empty, _bad("pas", fname, [], []), "empty"
+    texts, numbers, undecodable = _decode(lines, numbers, "cp1252")
+    bad_lines = list(undecodable)
+    bad_reasons = ["not Windows-1252 text"] * len(undecodable)
+    if not texts or numbers[0] != 1:
+        raise MigcheckError(f"{path}: the header line cannot be read as Windows-1252")
+    header = [h.strip() for h in next(csv.reader([texts[0]], delimiter=";", quotechar='"'))]
+    if header != cols:
+        raise MigcheckError(f"{path}: header is {';'.join(header)[:120]!r}, expected {';'.join(cols)!r}")
+    body, body_n = texts[1:], numbers[1:]
+    if not body:
+        return empty, _bad("pas", fname, bad_lines, bad_reasons), "empty"
+    s = pl.DataFrame({"t": body, "_line": body_n}, schema={"t": pl.String, "_line": pl.Int64})
+    quoted = s.filter(pl.col("t").str.contains('"', literal=True))
+    plain = s.filter(~pl.col("t").str.contains('"', literal=True)).with_columns(
+        pl.col("t").str.split(";").alias("f")
+    )
+    if quoted.height:
+        rows = [next(csv.reader([t], delimiter=";", quotechar='"', strict=False)) for t in quoted["t"]]
+        quoted = quoted.with_columns(pl.Series("f", rows, dtype=pl.List(pl.String)))
+        plain = pl.concat([plain, quoted])
+    n = len(cols)
+    wrong = plain.filter(pl.col("f").list.len() != n)
+    ok = plain.filter(pl.col("f").list.len() == n)
+    bad_lines += wrong["_line"].to_list()
+    bad_reasons += [f"{k} fields instead of {n}" for k in wrong["f"].list.len().to_list()]
+    frame = ok.select(
+        *[pl.col("f").list.get(i).str.strip_chars().alias(c) for i, c in enumerate(cols)], "_line"
+    ).with_columns([pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in cols])
+    frame = frame.sort("_line")
+    return frame, _bad("pas", fname, bad_lines, bad_reasons).sort("line"), "ok"
+
+
+def _ndjson(lines: list[bytes], schema: dict) -> pl.DataFrame:
+    return pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=schema)
+
+
+def _parse_json_lines(
+    lines: list[bytes], numbers: list[int], schema: dict
+) -> tuple[list[pl.DataFrame], list[int], list[str]]:
+    """Parse JSON lines with polars, bisecting any chunk that fails to find the bad lines."""
+    frames: list[pl.DataFrame] = []
+    bad_n: list[int] = []
+    bad_r: list[str] = []
+    stack = [(0, len(lines))]
+    chunk = 50_000
+    stack = [(i, min(i + chunk, len(lines))) for i in range(0, len(lines), chunk)][::-1]
+    while stack:
+        lo, hi = stack.pop()
+        try:
+            df = _ndjson(lines[lo:hi], schema)
+            if df.height != hi - lo:
+                raise ValueError("line count differs")
+            frames.append(df.with_columns(pl.Series("_line", numbers[lo:hi], dtype=pl.Int64)))
+        except Exception:  # noqa: BLE001 - any parse failure means: look closer
+            if hi - lo > 1:
+                mid = (lo + hi) // 2
+                stack.extend([(mid, hi), (lo, mid)])
+                continue
+            bad_n.append(numbers[lo])
+            bad_r.append(_json_reason(lines[lo]))
+    return frames, bad_n, bad_r
+
+
+def _json_reason(line: bytes) -> str:
+    try:
+        obj = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return f"not valid JSON ({e.msg if hasattr(e, 'msg') else 'bad bytes'})"
+    except RecursionError:
+        return "not valid JSON (nested too deeply)"
+    if not isinstance(obj, dict):
+        return "not a JSON object"
+    return "a value has the wrong JSON type"
+
+
+def _flatten_pcs(name: str, df: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    text = [c for c, t in df.schema.items() if t == pl.String]
+    df = df.with_columns([pl.col(c).str.strip_chars().replace("", None) for c in text])
+    if name == "patients":
+        out = df.select(
+            "id",
+            pl.col("identity").struct.field("type").str.strip_chars().replace("", None).alias("identity_type"),
+            pl.col("identity").struct.field("value").str.strip_chars().replace("", None).alias("identity_value"),
+            pl.col("name").struct.field("family").str.strip_chars().replace("", None).alias("name_family"),
+            pl.col("name").struct.field("given").str.strip_chars().replace("", None).alias("name_given"),
+            "sex",
+            "deceased",
+            "protected",
+            pl.col("address").struct.field("postalCode").str.strip_chars().replace("", None).alias("postal_code"),
+            pl.col("address")
+            .struct.field("municipality")
+            .str.strip_chars()
+            .replace("", None)
+            .alias("municipality"),
+            "_line",
+        )
+        return {"pcs/patients": out}
+    if name == "visits":
+        diag = (
+            df.select(pl.col("id").alias("visit_id"), "_line", "status", pl.col("diagnoses"))
+            .with_columns(pl.col("diagnoses").list.eval(pl.element().struct.field("code")).alias("_codes"))
+            .with_row_index("_v")
+            .explode("diagnoses")
+            .filter(pl.col("diagnoses").is_not_null() | pl.col("_codes").list.len().gt(0))
+            .with_columns(pl.int_range(pl.len()).over("_v").alias("_index"))
+            .select(
+                "visit_id",
+                pl.col("diagnoses").struct.field("code").str.strip_chars().replace("", None).alias("code"),
+                pl.col("diagnoses").struct.field("primary").alias("primary"),
+                "_line",
+                "_index",
+            )
+        )
+        return {"pcs/visits": df.drop("diagnoses"), "pcs/visit_diagnosis": diag}
+    if name == "allergies":
+        out = df.select(
+            "id",
+            "patientId",
+            pl.col("substance").struct.field("atc").str.strip_chars().replace("", None).alias("substance_atc"),
+            pl.col("substance").struct.field("text").str.strip_chars().replace("", None).alias("substance_text"),
+            "severity",
+            "recorded",
+            "_line",
+        )
+        return {"pcs/allergies": out}
+    return {f"pcs/{name}": df}
+
+
+def read_pcs_file(path: Path, name: str) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, str]:
+    """One PCS JSON Lines file → (frames, unparseable rows, status)."""
+    schema = PCS_SCHEMAS[name]
+    fname = f"{name}.jsonl"
+    empty_df = pl.DataFrame(schema={**schema, "_line": pl.Int64})
+    raw = _read_bytes(path)
+    status = "ok"
+    if raw is None:
+        status = "missing"
+        lines, numbers = [], []
+    else:
+        lines, numbers = _split_lines(raw)
+        if raw.startswith(b"\xef\xbb\xbf") and lines:
+            lines[0] = lines[0][3:]
+        if not lines:
+            status = "empty"
+    frames, bad_n, bad_r = _parse_json_lines(lines, numbers, schema) if lines else ([], [], [])
+    df = pl.concat(frames) if frames else empty_df
+    bad = _bad("pcs", fname, bad_n, bad_r).sort("line")
+    return _flatten_pcs(name, df), bad, status
+
+
+def read_extract(root: Path) -> Extract:
+    """Read every file of an extract; missing/empty files are listed, never fatal."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MigcheckError(f"--source {root}: no such extract directory")
+    if not (root / "pas").is_dir() and not (root / "pcs").is_dir():
+        raise MigcheckError(f"--source {root}: holds neither pas/ nor pcs/ (not an extract)")
+    frames: dict[str, pl.DataFrame] = {}
+    bads: list[pl.DataFrame] = []
+    files: list[dict] = []
+    for name in PAS_COLUMNS:
+        df, bad, status = read_pas_file(root / "pas" / f"{name}.csv", name)
+        frames[f"pas/{name}"] = df
+        bads.append(bad)
+        files.append({"file": f"pas/{name}.csv", "status": status, "records": df.height + bad.height})
+    for name in PCS_SCHEMAS:
+        dfs, bad, status = read_pcs_file(root / "pcs" / f"{name}.jsonl", name)
+        frames.update(dfs)
+        bads.append(bad)
+        n = dfs[f"pcs/{name}"].height + bad.height
+        files.append({"file": f"pcs/{name}.jsonl", "status": status, "records": n})
+    frames = {k: _with_source_ref(k, v) for k, v in frames.items()}
+    return Extract(
+        root=root,
+        frames=frames,
+        unparseable=pl.concat(bads),
+        files=pl.DataFrame(files, schema={"file": pl.String, "status": pl.String, "records": pl.Int64}),
+    )
+
+
+def _with_source_ref(name: str, df: pl.DataFrame) -> pl.DataFrame:
+    parts = []
+    for part in SOURCE_REF[name]:
+        if part.startswith("{"):
+            col = part[1:-1]
+            parts.append(pl.col(col).cast(pl.String).fill_null(""))
+        else:
+            parts.append(pl.lit(part))
+    return df.with_columns(pl.concat_str(parts).alias("source_ref"))
