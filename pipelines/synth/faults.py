@@ -1,0 +1,314 @@
+"""Load faults a real vendor trial load shows, injected into the simulated target rows.
+
+Each fault touches a person (or its records) no other fault touches, so every defect has one
+cause and the ground truth (``load_faults.csv``) names exactly the finding a correct validation
+must report: category, entity, ``source_ref`` and/or ``target_ref``, column.
+
+Kinds: rows dropped at every entity; extra rows (copies, invented persons and contacts, an
+out-of-scope record loaded); names garbled (UTF-8 read as Windows-1252) or truncated; times shifted
+an hour; codes swapped; children pointing at missing parents; invalid code values; a protected
+person loaded ROUTINE; identity aliases missing or doubled. Then one ``row_count`` defect per
+entity and source system whose count no longer matches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import polars as pl
+
+from checks.expected import Expected
+from checks.identity import luhn_digit
+from checks.mapping import Mappings
+from checks.target_schema import PRIMARY_KEY
+
+TRUTH_COLUMNS = ["defect_id", "layer", "category", "entity", "source_ref", "target_ref", "column", "description"]
+_CHILD_TABLES = ["diagnosis", "procedure", "orders", "allergy"]
+_HOUR = dt.timedelta(hours=1)
+
+
+class _Faults:
+    def __init__(self, rows: dict[str, pl.DataFrame], exp: Expected, m: Mappings, seed: int) -> None:
+        self.rows = {k: v.clone() for k, v in rows.items()}
+        self.exp = exp
+        self.rng = random.Random(seed)
+        self.truth: list[dict] = []
+        self.used: set[str] = set()  # person_refs already faulted
+        self.codes = {(r["code_set"], r["cdf_meaning"]): r["code_value"] for r in m.code_value.iter_rows(named=True)}
+        n_persons = rows["person"].height
+        self.n = max(2, n_persons // 700)
+        pr = rows["person_alias"]
+        self.sources_per_person = pr.filter(pl.col("person_alias_type_cd") == self.codes[(4, "MRN")]).group_by(
+            "person_ref").len()
+
+    # -- helpers -----------------------------------------------------------------------------
+    def add(self, category: str, entity: str, source_ref: str = "", target_ref: str = "", column: str = "",
+            description: str = "") -> None:
+        self.truth.append(dict(category=category, entity=entity, source_ref=source_ref or "",
+                               target_ref=target_ref or "", column=column or "", description=description))
+
+    def pick(self, df: pl.DataFrame, k: int | None = None, person_col: str = "person_ref") -> list[dict]:
+        """k random rows whose person is not yet used; marks their persons used."""
+        k = self.n if k is None else k
+        cand = df.filter(~pl.col(person_col).is_in(list(self.used))) if self.used else df
+        if cand.height == 0:
+            return []
+        idx = sorted(self.rng.sample(range(cand.height), min(k, cand.height)))
+        chosen = cand[idx].to_dicts()
+        for r in chosen:
+            self.used.add(r[person_col])
+        return chosen
+
+    def next_id(self, table: str) -> int:
+        pk = PRIMARY_KEY[table]
+        cur = self.rows[table][pk].max()
+        return int(cur or 0) + 1
+
+    def append(self, table: str, row: dict) -> int:
+        rid = self.next_id(table)
+        row = {**row, PRIMARY_KEY[table]: rid}
+        df = self.rows[table]
+        self.rows[table] = pl.concat([df, pl.DataFrame([row], schema=df.schema)], how="vertical")
+        return rid
+
+    def update(self, table: str, rid: int, **values) -> None:
+        pk = PRIMARY_KEY[table]
+        df = self.rows[table]
+        self.rows[table] = df.with_columns(
+            pl.when(pl.col(pk) == rid).then(pl.lit(v, dtype=df.schema[c])).otherwise(pl.col(c)).alias(c)
+            for c, v in values.items()
+        )
+
+    def drop(self, table: str, cond: pl.Expr) -> None:
+        self.rows[table] = self.rows[table].filter(~cond)
+
+    # -- candidate sets ------------------------------------------------------------------------
+    def leaf_persons(self) -> pl.DataFrame:
+        """Persons with one contributing record and nothing hanging under them but aliases."""
+        busy = pl.concat([self.rows[t].select("person_ref") for t in ("encounter", "orders", "allergy")])
+        single = self.sources_per_person.filter(pl.col("len") == 1).select("person_ref")
+        return self.rows["person"].join(single, on="person_ref").join(busy, on="person_ref", how="anti")
+
+    def childless_encounters(self) -> pl.DataFrame:
+        kids = pl.concat([self.rows[t].select("encntr_id") for t in ("diagnosis", "procedure")])
+        return self.rows["encounter"].join(kids, on="encntr_id", how="anti")
+
+    def unique_children(self, table: str) -> pl.DataFrame:
+        df = self.rows[table]
+        return df.filter(pl.len().over("_ref") == 1)
+
+    # -- faults --------------------------------------------------------------------------------
+    def missing_rows(self) -> None:
+        for p in self.pick(self.leaf_persons()):
+            self.drop("person", pl.col("person_id") == p["person_id"])
+            self.drop("person_alias", pl.col("person_id") == p["person_id"])
+            self.add("missing_in_target", "person", p["person_ref"], "", "", "person not loaded (with its aliases)")
+        for e in self.pick(self.childless_encounters()):
+            self.drop("encounter", pl.col("encntr_id") == e["encntr_id"])
+            self.drop("encntr_alias", pl.col("encntr_id") == e["encntr_id"])
+            self.add("missing_in_target", "encounter", e["_ref"], "", "", "encounter not loaded (with its alias)")
+        for t in _CHILD_TABLES:
+            for r in self.pick(self.unique_children(t)):
+                self.drop(t, pl.col(PRIMARY_KEY[t]) == r[PRIMARY_KEY[t]])
+                self.add("missing_in_target", t, r["_ref"], "", "", f"{t} row not loaded")
+        mrn = self.codes[(4, "MRN")]
+        aliases = self.rows["person_alias"].filter(pl.col("person_alias_type_cd") == mrn)
+        for a in self.pick(aliases):
+            self.drop("person_alias", pl.col("person_alias_id") == a["person_alias_id"])
+            self.add("missing_in_target", "person_alias", a["_ref"], "", "alias", "MRN alias not loaded")
+        ident = self.rows["person_alias"].filter(pl.col("person_alias_type_cd") != mrn)
+        for a in self.pick(ident):
+            self.drop("person_alias", pl.col("person_alias_id") == a["person_alias_id"])
+            self.add("mandatory_missing", "person_alias", a["person_ref"], f"person:{a['person_id']}", "alias",
+                     "identity alias not loaded")
+        for e in self.pick(self.rows["encounter"]):
+            self.drop("encntr_alias", pl.col("encntr_id") == e["encntr_id"])
+            self.add("missing_in_target", "encntr_alias", e["_ref"], f"encounter:{e['encntr_id']}", "alias",
+                     "encounter loaded without its alias")
+
+    def _new_pnr(self) -> str:
+        taken = set(self.exp.tables["person"]["identity"].to_list())
+        while True:
+            y, mth, d = self.rng.randint(1930, 2010), self.rng.randint(1, 12), self.rng.randint(1, 28)
+            serial = f"{self.rng.randint(0, 999):03d}"
+            body = f"{y:04d}{mth:02d}{d:02d}{serial}"
+            value = body + str(luhn_digit(body[2:]))
+            if value not in taken:
+                return value
+
+    def extra_rows(self) -> None:
+        pcodes = {"PNR": self.codes[(4, "PNR")]}
+        for p in self.pick(self.rows["person"]):
+            new = {**p, "_ref": None, "person_ref": None}
+            pid = self.append("person", new)
+            alias_row = {c: None for c in self.rows["person_alias"].columns}
+            alias_row.update(person_id=pid, person_alias_type_cd=pcodes["PNR"], alias=self._new_pnr(),
+                             contributor_system_cd=p["contributor_system_cd"], active_ind=1)
+            self.append("person_alias", alias_row)
+            self.add("unexpected_in_target", "person", "", f"person:{pid}", "", "a person with no legacy record")
+        for e in self.pick(self.rows["encounter"]):
+            eid = self.append("encounter", {**e, "_ref": None})
+            alias_row = {c: None for c in self.rows["encntr_alias"].columns}
+            alias_row.update(encntr_id=eid, encntr_alias_type_cd=self.codes[(319, "VISITID")],
+                             alias=f"{9_000_000 + eid}", contributor_system_cd=e["contributor_system_cd"], active_ind=1)
+            self.append("encntr_alias", alias_row)
+            self.add("unexpected_in_target", "encounter", "", f"encounter:{eid}", "",
+                     "an encounter with no legacy record")
+        self._out_of_scope_loaded()
+        for t in _CHILD_TABLES:
+            for r in self.pick(self.unique_children(t)):
+                rid = self.append(t, {**r, "_ref": None})
+                self.add("unexpected_in_target", t, "", f"{t}:{rid}", "", f"{t} row loaded twice")
+
+    def _out_of_scope_loaded(self) -> None:
+        """Voided contacts / draft visits loaded as if active."""
+        staged = [df for k, df in self.exp.staged.items() if k in ("pas/kontakt", "pcs/visits")]
+        oos = pl.concat([d.select("source_ref", "_key", "source_system", "_parent_person_ref", "_scope",
+                                  "encntr_type_cd", "loc_nurse_unit_cd", "reg_dt_tm", "disch_dt_tm",
+                                  "contributor_system_cd", "_block_cat") for d in staged], how="vertical_relaxed")
+        oos = oos.filter(pl.col("_scope").is_not_null() & pl.col("_parent_person_ref").is_not_null()
+                         & pl.col("_block_cat").is_null() & pl.col("reg_dt_tm").is_not_null())
+        pid = self.rows["person"].select(pl.col("person_ref").alias("_parent_person_ref"), "person_id")
+        oos = oos.join(pid, on="_parent_person_ref").rename({"_parent_person_ref": "person_ref"})
+        for r in self.pick(oos):
+            row = {c: None for c in self.rows["encounter"].columns}
+            row.update(person_id=r["person_id"], encntr_type_cd=self.codes[(71, r["encntr_type_cd"])],
+                       loc_nurse_unit_cd=self.codes[(220, r["loc_nurse_unit_cd"])], reg_dt_tm=r["reg_dt_tm"],
+                       disch_dt_tm=r["disch_dt_tm"], contributor_system_cd=self.codes[(89, r["contributor_system_cd"])],
+                       active_ind=1, person_ref=r["person_ref"])
+            eid = self.append("encounter", row)
+            alias_row = {c: None for c in self.rows["encntr_alias"].columns}
+            alias_row.update(encntr_id=eid, encntr_alias_type_cd=self.codes[(319, "VISITID")], alias=r["_key"],
+                             contributor_system_cd=row["contributor_system_cd"], active_ind=1)
+            self.append("encntr_alias", alias_row)
+            self.add("unexpected_in_target", "encounter", r["source_ref"], f"encounter:{eid}", "",
+                     "out-of-scope record (voided contact / draft or deleted visit) loaded")
+
+    def value_faults(self) -> None:
+        persons = self.rows["person"].filter(pl.col("person_ref").is_not_null())
+        accented = persons.filter(pl.col("name_last").str.contains("[åäöÅÄÖéü]"))
+        for p in self.pick(accented):
+            bad = p["name_last"].encode("utf-8").decode("cp1252", errors="replace")
+            self.update("person", p["person_id"], name_last=bad)
+            self.add("value_mismatch", "person", p["person_ref"], f"person:{p['person_id']}", "name_last",
+                     "family name garbled: UTF-8 read as Windows-1252")
+        accented_first = persons.filter(pl.col("name_first").str.contains("[åäöÅÄÖéü]"))
+        for p in self.pick(accented_first, max(1, self.n // 2)):
+            bad = p["name_first"].encode("utf-8").decode("cp1252", errors="replace")
+            self.update("person", p["person_id"], name_first=bad)
+            self.add("value_mismatch", "person", p["person_ref"], f"person:{p['person_id']}", "name_first",
+                     "given name garbled: UTF-8 read as Windows-1252")
+        long_names = persons.filter(pl.col("name_last").str.len_chars() >= 7)
+        for p in self.pick(long_names):
+            self.update("person", p["person_id"], name_last=p["name_last"][:5])
+            self.add("value_mismatch", "person", p["person_ref"], f"person:{p['person_id']}", "name_last",
+                     "family name truncated")
+        doses = self.rows["orders"].filter(pl.col("simplified_display_line").str.len_chars() >= 8)
+        for o in self.pick(self.unique_children("orders").join(doses.select("order_id"), on="order_id")):
+            self.update("orders", o["order_id"], simplified_display_line=o["simplified_display_line"][:6])
+            self.add("value_mismatch", "orders", o["_ref"], f"orders:{o['order_id']}", "simplified_display_line",
+                     "dose text truncated")
+        for e in self.pick(self.rows["encounter"].filter(pl.col("_ref").is_not_null())):
+            shift = self.rng.choice([-1, 1])
+            self.update("encounter", e["encntr_id"], reg_dt_tm=e["reg_dt_tm"] + shift * _HOUR)
+            self.add("value_mismatch", "encounter", e["_ref"], f"encounter:{e['encntr_id']}", "reg_dt_tm",
+                     f"start time shifted {shift:+d} hour")
+        for d in self.pick(self.unique_children("diagnosis")):
+            self.update("diagnosis", d["diagnosis_id"], diag_dt_tm=d["diag_dt_tm"] + _HOUR)
+            self.add("value_mismatch", "diagnosis", d["_ref"], f"diagnosis:{d['diagnosis_id']}", "diag_dt_tm",
+                     "diagnosis time shifted +1 hour")
+        self._swap_codes()
+
+    def _swap_codes(self) -> None:
+        c = self.codes
+        swaps = [
+            ("encounter", "encntr_type_cd", {c[(71, "INPATIENT")]: c[(71, "OUTPATIENT")],
+                                             c[(71, "OUTPATIENT")]: c[(71, "INPATIENT")],
+                                             c[(71, "PCVISIT")]: c[(71, "PCPHONE")],
+                                             c[(71, "PCPHONE")]: c[(71, "PCVISIT")]}),
+            ("encounter", "loc_nurse_unit_cd", {c[(220, "SAS_MED1")]: c[(220, "SAS_MED2")],
+                                                c[(220, "SAS_MED2")]: c[(220, "SAS_MED1")],
+                                                c[(220, "VC_BORAS")]: c[(220, "VC_NORRBY")],
+                                                c[(220, "VC_NORRBY")]: c[(220, "VC_BORAS")]}),
+            ("person", "sex_cd", {c[(57, "MALE")]: c[(57, "FEMALE")], c[(57, "FEMALE")]: c[(57, "MALE")]}),
+            ("allergy", "severity_cd", {c[(12022, "MILD")]: c[(12022, "SEVERE")],
+                                        c[(12022, "SEVERE")]: c[(12022, "MILD")]}),
+        ]
+        for table, col, mapping in swaps:
+            df = self.rows[table].filter(pl.col(col).is_in(list(mapping)) & pl.col("_ref").is_not_null())
+            if table in _CHILD_TABLES:
+                df = df.filter(pl.len().over("_ref") == 1)
+            pk = PRIMARY_KEY[table]
+            for r in self.pick(df):
+                self.update(table, r[pk], **{col: mapping[r[col]]})
+                self.add("value_mismatch", table, r["_ref"], f"{table}:{r[pk]}", col, f"{col} swapped for another code")
+
+    def reference_faults(self) -> None:
+        c = self.codes
+        # children pointing at parents that do not exist: extra rows, so nothing else goes missing
+        for t, col in (("diagnosis", "encntr_id"), ("procedure", "encntr_id"), ("orders", "person_id"),
+                       ("allergy", "person_id")):
+            ghost_parent = 90_000_000
+            for r in self.pick(self.unique_children(t), max(1, self.n // 2)):
+                rid = self.append(t, {**r, col: ghost_parent + r[PRIMARY_KEY[t]], "_ref": None})
+                self.add("orphan", t, "", f"{t}:{rid}", col, f"{t} row points at a {col} that does not exist")
+        invalid = [
+            ("encounter", "loc_nurse_unit_cd", c[(220, "SAS_MED3")], "unit loaded as an inactive location"),
+            ("encounter", "encntr_type_cd", c[(57, "MALE")], "encounter type from the wrong code set"),
+            ("person", "sex_cd", 999_999, "sex code that is no code value"),
+            ("orders", "order_status_cd", 999_998, "order status that is no code value"),
+        ]
+        for table, col, value, what in invalid:
+            df = self.rows[table].filter(pl.col("_ref").is_not_null())
+            if table in _CHILD_TABLES:
+                df = df.filter(pl.len().over("_ref") == 1)
+            pk = PRIMARY_KEY[table]
+            for r in self.pick(df, max(1, self.n // 2)):
+                self.update(table, r[pk], **{col: value})
+                ref = r["person_ref"] if table == "person" else r["_ref"]
+                self.add("invalid_code", table, ref, f"{table}:{r[pk]}", col, what)
+
+    def identity_faults(self) -> None:
+        c = self.codes
+        prot = self.rows["person"].filter(pl.col("confid_level_cd") == c[(87, "PROTECTED")])
+        for p in self.pick(prot):
+            self.update("person", p["person_id"], confid_level_cd=c[(87, "ROUTINE")])
+            self.add("confidentiality", "person", p["person_ref"], f"person:{p['person_id']}", "confid_level_cd",
+                     "protected identity loaded as ROUTINE")
+        ident = self.rows["person_alias"].filter(pl.col("person_alias_type_cd") != c[(4, "MRN")])
+        for a in self.pick(ident, max(1, self.n // 2)):
+            aid = self.append("person_alias", {**a, "_ref": None})
+            self.add("duplicate", "person_alias", a["person_ref"], f"person_alias:{aid}", "alias",
+                     "identity alias loaded twice on one person")
+
+    def row_counts(self, before: dict[str, pl.DataFrame]) -> None:
+        sys = {self.codes[(89, "PAS")]: "pas", self.codes[(89, "PCS")]: "pcs"}
+        for t in ("person", "person_alias", "encounter", "encntr_alias", *_CHILD_TABLES):
+            a = before[t].group_by("contributor_system_cd").len()
+            b = self.rows[t].group_by("contributor_system_cd").len()
+            j = a.join(b, on="contributor_system_cd", how="full", coalesce=True).fill_null(0)
+            for r in j.filter(pl.col("len") != pl.col("len_right")).sort("contributor_system_cd").iter_rows(named=True):
+                s = sys.get(r["contributor_system_cd"], "?")
+                self.add("row_count", t, "", "", "",
+                         f"{s.upper()} {t} rows: {r['len']} expected, {r['len_right']} loaded")
+
+
+
+
+def inject_faults(rows: dict[str, pl.DataFrame], exp: Expected, m: Mappings, seed: int
+                  ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+    """Faulted copies of the target rows and the ground truth of every fault."""
+    f = _Faults(rows, exp, m, seed)
+    f.missing_rows()
+    f.extra_rows()
+    f.value_faults()
+    f.reference_faults()
+    f.identity_faults()
+    f.row_counts(rows)
+    truth = pl.DataFrame(f.truth, schema={c: pl.String for c in TRUTH_COLUMNS[2:]})
+    truth = truth.with_columns(
+        pl.format("L{}", pl.int_range(1, pl.len() + 1).cast(pl.String).str.zfill(4)).alias("defect_id"),
+        pl.lit("load").alias("layer"),
+    ).select(TRUTH_COLUMNS)
+    return f.rows, truth

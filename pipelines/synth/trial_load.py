@@ -1,0 +1,144 @@
+"""The simulated vendor trial load: the expected target, given ids, optionally faulted, written.
+
+The vendor's load is simulated by the same mapping engine validation uses (``checks.expected``);
+``tests/golden`` pins that engine to ``load-rules.md`` independently, so the simulator cannot
+silently agree with a wrong engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from checks.errors import MigcheckError
+from checks.expected import Expected, compute_expected
+from checks.mapping import Mappings, load_mappings
+from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, PRIMARY_KEY, columns_of
+from pipelines.extract import read_extract
+from pipelines.synth.faults import TRUTH_COLUMNS, inject_faults
+from pipelines.target_db import connect, create_target, load_reference, write_frame
+
+_TS = pl.Datetime("us")
+
+
+@dataclass(frozen=True)
+class TrialLoadResult:
+    """What the simulated load wrote."""
+
+    target: str  # the URL, password hidden
+    rows: dict[str, int]
+    faults: int
+    load_faults: Path
+
+
+def _code_ids(m: Mappings) -> dict[int, dict[str, int]]:
+    out: dict[int, dict[str, int]] = {}
+    for r in m.code_value.iter_rows(named=True):
+        out.setdefault(r["code_set"], {})[r["cdf_meaning"]] = r["code_value"]
+    return out
+
+
+def _nomenclature_ids(m: Mappings) -> dict[str, int]:
+    vocab = {r["code_value"]: r["cdf_meaning"] for r in m.code_value.filter(pl.col("code_set") == 400).iter_rows(named=True)}
+    return {
+        f"{vocab[r['source_vocabulary_cd']]}:{r['source_identifier']}": r["nomenclature_id"]
+        for r in m.nomenclature.iter_rows(named=True)
+    }
+
+
+def assign_ids(exp: Expected, m: Mappings, load_time: dt.datetime) -> dict[str, pl.DataFrame]:
+    """Target rows with surrogate ids and code ids; ``_ref``/``_person_ref`` keep the source link."""
+    codes = _code_ids(m)
+    noms = _nomenclature_ids(m)
+
+    def coded(table: str, df: pl.DataFrame) -> pl.DataFrame:
+        exprs = []
+        for (t, col), cs in CODE_SETS.items():
+            if t == table and col in df.columns:
+                exprs.append(pl.col(col).replace_strict(codes[cs], default=None, return_dtype=pl.Int64))
+        for (t, col), _voc in NOMENCLATURE.items():
+            if t == table and col in df.columns:
+                exprs.append(pl.col(col).replace_strict(noms, default=None, return_dtype=pl.Int64))
+        return df.with_columns(exprs)
+
+    def with_id(table: str, df: pl.DataFrame, sort: list[str]) -> pl.DataFrame:
+        return df.sort(sort, nulls_last=True).with_row_index(PRIMARY_KEY[table], offset=1).with_columns(
+            pl.col(PRIMARY_KEY[table]).cast(pl.Int64)
+        )
+
+    t = exp.tables
+    person = with_id("person", t["person"], ["person_ref"])
+    pid = person.select("person_ref", "person_id")
+    enc = with_id("encounter", t["encounter"], ["source_ref"]).join(pid, on="person_ref", how="left")
+    eid = enc.select(pl.col("source_ref").alias("encounter_ref"), "encntr_id")
+    out = {
+        "person": person.with_columns(pl.lit(load_time).cast(_TS).alias("updt_dt_tm"), pl.col("person_ref").alias("_ref")),
+        "person_alias": with_id("person_alias", t["person_alias"], ["person_ref", "person_alias_type_cd", "source_ref"])
+        .join(pid, on="person_ref", how="left").with_columns(pl.col("source_ref").alias("_ref")),
+        "encounter": enc.with_columns(pl.col("source_ref").alias("_ref")),
+        "encntr_alias": with_id("encntr_alias", t["encntr_alias"], ["source_ref"])
+        .join(eid.rename({"encounter_ref": "source_ref"}), on="source_ref", how="left")
+        .with_columns(pl.col("source_ref").alias("_ref")),
+        "diagnosis": with_id("diagnosis", t["diagnosis"], ["source_ref"]).join(pid, on="person_ref", how="left")
+        .join(eid, on="encounter_ref", how="left").with_columns(pl.col("source_ref").alias("_ref")),
+        "procedure": with_id("procedure", t["procedure"], ["source_ref"]).join(eid, on="encounter_ref", how="left")
+        .join(t["encounter"].select(pl.col("source_ref").alias("encounter_ref"), "person_ref"), on="encounter_ref",
+              how="left").with_columns(pl.col("source_ref").alias("_ref")),
+        "orders": with_id("orders", t["orders"], ["source_ref"]).join(pid, on="person_ref", how="left")
+        .with_columns(pl.col("source_ref").alias("_ref")),
+        "allergy": with_id("allergy", t["allergy"], ["source_ref"]).join(pid, on="person_ref", how="left")
+        .with_columns(pl.col("source_ref").alias("_ref")),
+    }
+    out = {k: coded(k, v).with_columns(pl.lit(1, dtype=pl.Int16).alias("active_ind")) for k, v in out.items()}
+    return out
+
+
+def target_rows(rows: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """Only the schema's columns, in DDL order."""
+    return {t: rows[t].select(columns_of(t)) for t in DATA_TABLES}
+
+
+def simulate_trial_load(
+    source: Path, target_url: str, faults: str = "none", seed: int = 1, mappings_root: Path | None = None,
+    as_of: dt.date | None = None,
+) -> TrialLoadResult:
+    """Create the target, load the extract by the rules, inject faults, write ``load_faults.csv``."""
+    if faults not in ("none", "default"):
+        raise MigcheckError("--faults must be none or default")
+    source = Path(source)
+    mappings_root = mappings_root or default_mappings_root()
+    m = load_mappings(mappings_root)
+    as_of = as_of or dt.date.today()
+    extract = read_extract(source)
+    exp = compute_expected(extract, m, as_of)
+    engine = connect(target_url)
+    load_time = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    rows = assign_ids(exp, m, load_time)
+    truth = pl.DataFrame(schema={c: pl.String for c in TRUTH_COLUMNS})
+    if faults == "default":
+        rows, truth = inject_faults(rows, exp, m, seed)
+    out = target_rows(rows)
+    truth_path = source / "load_faults.csv"
+    try:
+        truth.write_csv(truth_path)
+    except OSError as e:
+        raise MigcheckError(f"--source {source}: cannot write load_faults.csv ({e.strerror})") from e
+    create_target(engine)
+    load_reference(engine, mappings_root)
+    for t in DATA_TABLES:
+        write_frame(engine, t, out[t])
+    engine.dispose()
+    from pipelines.target_db import safe_url
+
+    return TrialLoadResult(safe_url(target_url), {t: out[t].height for t in DATA_TABLES}, truth.height, truth_path)
+
+
+def default_mappings_root() -> Path:
+    """``mappings/`` of this checkout (or ``$MIGCHECK_MAPPINGS``)."""
+    import os
+
+    env = os.environ.get("MIGCHECK_MAPPINGS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "mappings"
