@@ -19,7 +19,7 @@ from checks.mapping import Mappings, load_mappings
 from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, PRIMARY_KEY, columns_of
 from pipelines.extract import read_extract
 from pipelines.synth.faults import TRUTH_COLUMNS, inject_faults
-from pipelines.target_db import connect, create_target, load_reference, write_frame
+from pipelines.target_db import connect, create_target, load_reference, safe_url, write_frame
 
 _TS = pl.Datetime("us")
 
@@ -112,9 +112,9 @@ def simulate_trial_load(
     mappings_root = mappings_root or default_mappings_root()
     m = load_mappings(mappings_root)
     as_of = as_of or dt.date.today()
+    engine = connect(target_url)
     extract = read_extract(source)
     exp = compute_expected(extract, m, as_of)
-    engine = connect(target_url)
     load_time = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     rows = assign_ids(exp, m, load_time)
     truth = pl.DataFrame(schema={c: pl.String for c in TRUTH_COLUMNS})
@@ -131,8 +131,6 @@ def simulate_trial_load(
     for t in DATA_TABLES:
         write_frame(engine, t, out[t])
     engine.dispose()
-    from pipelines.target_db import safe_url
-
     return TrialLoadResult(safe_url(target_url), {t: out[t].height for t in DATA_TABLES}, truth.height, truth_path)
 
 

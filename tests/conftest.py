@@ -1,0 +1,57 @@
+"""Shared fixtures: the committed sample extract, a PostgreSQL database if one answers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_data"
+MAPPINGS = REPO / "mappings"
+PG_URL = os.environ.get("MIGCHECK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def sample_extract() -> Path:
+    """The committed synthetic extract (default defects) with its ground truth."""
+    assert (SAMPLE / "pas" / "patient.csv").exists(), "sample_data/ is missing: see README"
+    return SAMPLE
+
+
+@pytest.fixture()
+def extract_copy(tmp_path: Path, sample_extract: Path) -> Path:
+    """A writable copy of the sample extract (trial-load writes load_faults.csv beside it)."""
+    dst = tmp_path / "extract"
+    shutil.copytree(sample_extract, dst)
+    return dst
+
+
+def _pg_engine() -> sa.Engine | None:
+    try:
+        eng = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with eng.connect() as c:
+            c.execute(sa.text("select 1"))
+        return eng
+    except Exception:  # noqa: BLE001 - any failure means: no server here
+        return None
+
+
+@pytest.fixture()
+def pg_url() -> str:
+    """A fresh, empty PostgreSQL schema on the test server; skips visibly where none answers."""
+    eng = _pg_engine()
+    if eng is None:
+        pytest.skip(f"no PostgreSQL server answers at {PG_URL.split('@')[-1]} (set MIGCHECK_TEST_PG_URL)")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with eng.begin() as c:
+        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with eng.begin() as c:
+        c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    eng.dispose()
