@@ -1,0 +1,131 @@
+"""Read the target tables into polars: Arrow-native (connectorx) first, SQLAlchemy as fallback.
+
+Only the columns of the spec's schema are read (extra columns are ignored); a missing table or
+column is a ``MigcheckError`` naming it. Frames are cast to one canonical schema (Int64 ids and
+codes, naive UTC ``Datetime("us")``, text), whatever the reader and database gave.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from checks.errors import MigcheckError
+from checks.target_schema import DATA_TABLES, REFERENCE_TABLES, metadata
+
+log = logging.getLogger("migcheck.target")
+_TS = pl.Datetime("us")
+
+
+def canonical_schema(table: str) -> dict[str, pl.DataType]:
+    """The polars dtype of every spec column of a table."""
+    out: dict[str, pl.DataType] = {}
+    for c in metadata.tables[table].columns:
+        if isinstance(c.type, sa.DateTime):
+            out[c.name] = _TS
+        elif isinstance(c.type, sa.String):
+            out[c.name] = pl.String
+        else:
+            out[c.name] = pl.Int64
+    return out
+
+
+def _schema_name(engine: Engine) -> str | None:
+    """The schema named by a PostgreSQL URL's ``options=-csearch_path=...``, if any."""
+    opts = engine.url.query.get("options")
+    if isinstance(opts, tuple):
+        opts = " ".join(opts)
+    if opts and "search_path=" in opts:
+        return opts.split("search_path=")[1].split()[0].split(",")[0]
+    return None
+
+
+def check_tables(engine: Engine, tables: list[str]) -> None:
+    """Every table and spec column exists; else one ``MigcheckError`` naming what is missing."""
+    insp = sa.inspect(engine)
+    schema = _schema_name(engine)
+    present = set(insp.get_table_names(schema=schema))
+    missing = [t for t in tables if t not in present]
+    if missing:
+        raise MigcheckError(f"--target: table(s) {', '.join(missing)} missing in the target database")
+    for t in tables:
+        cols = {c["name"].lower() for c in insp.get_columns(t, schema=schema)}
+        lacking = [c for c in canonical_schema(t) if c not in cols]
+        if lacking:
+            raise MigcheckError(f"--target: table {t} lacks column(s) {', '.join(lacking)}")
+
+
+def _cast(df: pl.DataFrame, table: str) -> pl.DataFrame:
+    exprs = []
+    for name, dtype in canonical_schema(table).items():
+        col = pl.col(name)
+        src = df.schema[name]
+        if dtype == _TS:
+            if src == pl.String:
+                col = pl.coalesce(
+                    col.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us"),
+                    col.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"),
+                    col.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),
+                )
+            elif isinstance(src, pl.Datetime) and src.time_zone is not None:
+                col = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+            exprs.append(col.cast(_TS, strict=False).alias(name))
+        else:
+            exprs.append(col.cast(dtype, strict=False).alias(name))
+    return df.select(exprs)
+
+
+def _query(engine: Engine, table: str) -> str:
+    t = metadata.tables[table]
+    schema = _schema_name(engine)
+    tbl = sa.table(t.name, *[sa.column(c.name) for c in t.columns], schema=schema)
+    stmt = sa.select(*[tbl.c[c.name] for c in t.columns])
+    return str(stmt.compile(dialect=engine.dialect))
+
+
+def _cx_url(engine: Engine) -> str | None:
+    u = engine.url
+    backend = u.get_backend_name()
+    if backend == "sqlite" and u.database not in (None, "", ":memory:"):
+        return f"sqlite://{Path(u.database).resolve()}"
+    if backend == "postgresql":
+        return u.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    return None
+
+
+def read_table(engine: Engine, table: str) -> pl.DataFrame:
+    """One table, spec columns only, canonical dtypes."""
+    sql = _query(engine, table)
+    url = _cx_url(engine)
+    df = None
+    if url is not None:
+        try:
+            import connectorx as cx
+
+            df = pl.from_arrow(cx.read_sql(url, sql, return_type="arrow"))
+        except Exception as e:  # noqa: BLE001 - fall back to SQLAlchemy on any reader fault
+            log.info("connectorx could not read %s (%s); reading through SQLAlchemy", table, type(e).__name__)
+            df = None
+    if df is None:
+        with engine.connect() as conn:
+            result = conn.execute(sa.text(sql))
+            rows = result.fetchall()
+            cols = list(result.keys())
+        df = pl.DataFrame([tuple(r) for r in rows], schema=cols, orient="row", infer_schema_length=None)
+    df = df.rename({c: c.lower() for c in df.columns})
+    return _cast(df, table)
+
+
+def read_target(engine: Engine) -> dict[str, pl.DataFrame]:
+    """Every table of the spec's schema, reference data included."""
+    tables = REFERENCE_TABLES + DATA_TABLES
+    check_tables(engine, tables)
+    try:
+        return {t: read_table(engine, t) for t in tables}
+    except sa.exc.SQLAlchemyError as e:
+        raise MigcheckError(f"--target: reading the target failed ({str(getattr(e, 'orig', e)).splitlines()[0][:160]})"
+                            ) from e
