@@ -57,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_nonneg_int, default=1, help="random seed of the faults (default 1)")
     t.add_argument("--mappings", type=Path, default=None, help="mappings directory (default: the project's)")
 
+    v = sub.add_parser("validate", help="validate a trial load and write the report")
+    v.add_argument("--source", required=True, type=Path, help="extract directory")
+    v.add_argument("--target", required=True, help="SQLAlchemy URL of the target database")
+    v.add_argument("--trial-load", required=True, help="name of the trial load, e.g. TL3")
+    v.add_argument("--out", required=True, type=Path, help="report folder to write")
+    v.add_argument("--baseline", type=Path, default=None, help="an earlier report folder to compare with")
+    v.add_argument("--mappings", type=Path, default=None, help="mappings directory (default: the project's)")
+
     d = sub.add_parser("demo", help="generate, trial-load into SQLite, and report where the results are")
     d.add_argument("--out", type=Path, default=Path("demo"), help="working directory (default ./demo)")
     d.add_argument("--patients", type=_positive_int, default=300)
@@ -83,9 +91,24 @@ def _cmd_trial_load(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(a: argparse.Namespace) -> int:
+    from pipelines.validate import run_validation
+
+    r = run_validation(a.source, a.target, a.trial_load, a.out, baseline=a.baseline, mappings_root=a.mappings)
+    _print_verdict(r)
+    return r.exit_code
+
+
+def _print_verdict(r) -> None:
+    verdict = "PASSED" if r.exit_code == 0 else "FAILED"
+    print(f"{verdict}: {r.errors} errors, {r.warnings} warnings; ledger balanced: {r.ledger_balanced}; "
+          f"report in {r.out}")
+
+
 def _cmd_demo(a: argparse.Namespace) -> int:
     from pipelines.synth.generator import generate
     from pipelines.synth.trial_load import simulate_trial_load
+    from pipelines.validate import run_validation
 
     out = a.out.resolve()
     extract = out / "extract"
@@ -95,6 +118,9 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     r = simulate_trial_load(extract, f"sqlite:///{db}", faults="default", seed=a.seed)
     print(f"extract: {extract} ({sum(g.records.values())} records, {g.defects} source defects in defects.csv)")
     print(f"target:  {db} ({sum(r.rows.values())} rows, {r.faults} load faults in load_faults.csv)")
+    v = run_validation(extract, f"sqlite:///{db}", "DEMO", out / "report")
+    _print_verdict(v)
+    print("(the demo load carries injected defects and faults, so its gate fails by design)")
     return 0
 
 
@@ -105,7 +131,8 @@ def _ensure_dir(path: Path, setting: str) -> None:
         raise MigcheckError(f"{setting} {path}: cannot create folder ({e.strerror})") from e
 
 
-COMMANDS = {"generate": _cmd_generate, "trial-load": _cmd_trial_load, "demo": _cmd_demo}
+COMMANDS = {"generate": _cmd_generate, "trial-load": _cmd_trial_load, "validate": _cmd_validate,
+            "demo": _cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
