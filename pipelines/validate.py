@@ -31,6 +31,7 @@ from checks.errors import MigcheckError
 from checks.expected import compute_expected
 from checks.mapping import load_mappings
 from checks.reconcile import logical_target, reconcile
+from checks.schemas import schema_findings
 from pipelines.extract import read_extract
 from pipelines.target_db import connect
 from pipelines.target_read import read_target
@@ -102,7 +103,8 @@ def run_validation(source: Path, target_url: str, trial_load: str, out: Path, ba
     tgt = logical_target(raw_target, m)
     recon = reconcile(exp, tgt, m)
     lap("reconcile")
-    parts = [source_findings(exp), _file_findings(extract.files), row_count_findings(exp, tgt), recon.findings]
+    parts = [source_findings(exp), schema_findings(extract.frames, exp.ledger), _file_findings(extract.files),
+             row_count_findings(exp, tgt), recon.findings]
     gx_docs = None
     if target_checks:
         from checks.target_checks import build_target_checks

@@ -1,0 +1,66 @@
+"""Score a report against the ground truth of its synthetic defects (``shared/spec/README.md``).
+
+A defect is found when the report has a discrepancy of the same category naming the same
+``source_ref`` (or, for a target row with no legacy counterpart, the same ``target_ref``; for a
+count, the same entity). A false alarm is an error or warning discrepancy that points at no
+injected defect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class Score:
+    """Recall per category and the false alarms."""
+
+    recall: dict[str, float]
+    missed: pl.DataFrame
+    false_alarms: pl.DataFrame
+
+
+def read_truth(extract: Path) -> pl.DataFrame:
+    """defects.csv and load_faults.csv together (empty text as empty string)."""
+    parts = [pl.read_csv(p, infer_schema_length=0) for p in (extract / "defects.csv", extract / "load_faults.csv")
+             if p.exists()]
+    return pl.concat(parts).fill_null("") if parts else pl.DataFrame()
+
+
+def _anchor(df: pl.DataFrame) -> pl.DataFrame:
+    return df.with_columns(
+        pl.when(pl.col("category") == "row_count").then(pl.lit("count:") + pl.col("entity"))
+        .when(pl.col("source_ref") != "").then(pl.col("source_ref"))
+        .otherwise(pl.col("target_ref")).alias("_anchor"))
+
+
+def score(truth: pl.DataFrame, disc: pl.DataFrame) -> Score:
+    """Recall per category of ``truth`` in ``disc``, and ``disc``'s false alarms."""
+    d = disc.with_columns(pl.col("source_ref").fill_null(""), pl.col("target_ref").fill_null(""),
+                          pl.col("entity").fill_null(""))
+    # a discrepancy naming both refs can satisfy a defect by either
+    d_src = _anchor(d)
+    d_tgt = d.filter(pl.col("target_ref") != "").with_columns(pl.col("target_ref").alias("_anchor"))
+    found_keys = pl.concat([d_src.select("category", "_anchor"), d_tgt.select("category", "_anchor")]).unique()
+    t = _anchor(truth)
+    missed = t.join(found_keys, on=["category", "_anchor"], how="anti")
+    recall = {}
+    for cat in sorted(set(t["category"].to_list())):
+        n = t.filter(pl.col("category") == cat).height
+        m = missed.filter(pl.col("category") == cat).height
+        recall[cat] = (n - m) / n if n else 1.0
+    truth_keys = pl.concat([
+        t.select("category", "_anchor"),
+        t.filter(pl.col("target_ref") != "").select("category", pl.col("target_ref").alias("_anchor")),
+    ]).unique()
+    alarms = d.filter(pl.col("severity").is_in(["error", "warning"]))
+    a_src = _anchor(alarms).with_row_index("_i")
+    hit_src = a_src.join(truth_keys, on=["category", "_anchor"], how="semi")["_i"]
+    a_tgt = a_src.filter(pl.col("target_ref") != "").with_columns(pl.col("target_ref").alias("_anchor"))
+    hit_tgt = a_tgt.join(truth_keys, on=["category", "_anchor"], how="semi")["_i"]
+    hits = set(hit_src.to_list()) | set(hit_tgt.to_list())
+    false_alarms = a_src.filter(~pl.col("_i").is_in(list(hits))).drop("_i", "_anchor")
+    return Score(recall=recall, missed=missed.drop("_anchor"), false_alarms=false_alarms)
