@@ -147,8 +147,8 @@ def suggested_action(m: Mappings):
 
 
 def _stable_id(check: str, source_ref: str | None, target_ref: str | None, column: str | None,
-                entity: str | None) -> str:
-    anchor = source_ref or target_ref or entity or ""
+                entity: str | None, system: str | None) -> str:
+    anchor = source_ref or target_ref or f"{entity}:{system or ''}"
     return hashlib.sha1(f"{check}|{anchor}|{column or ''}".encode()).hexdigest()[:16]
 
 
@@ -169,8 +169,9 @@ def discrepancies(parts: list[pl.DataFrame], trial_load: str, m: Mappings) -> pl
         pl.lit("new").alias("status"),
     ).with_columns(suggested_action(m).alias("suggested_action"))
     df = df.with_columns(
-        pl.struct("check", "source_ref", "target_ref", "column", "entity").map_elements(
-            lambda r: _stable_id(r["check"], r["source_ref"], r["target_ref"], r["column"], r["entity"]),
+        pl.struct("check", "source_ref", "target_ref", "column", "entity", "source_system").map_elements(
+            lambda r: _stable_id(r["check"], r["source_ref"], r["target_ref"], r["column"], r["entity"],
+                                 r["source_system"]),
             return_dtype=pl.String).alias("discrepancy_id"))
     order = {"error": 0, "warning": 1, "info": 2}
     return df.with_columns(pl.col("severity").replace_strict(order, return_dtype=pl.Int8).alias("_o")).sort(

@@ -1,0 +1,73 @@
+"""The command line: bad arguments and unreachable inputs exit 2 with one line, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("MIGCHECK_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=300)
+
+
+def assert_one_line_exit_2(r: subprocess.CompletedProcess, *words: str) -> None:
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["generate", "--out", "x", "--colour", "blue"], ["unrecognized arguments", "--colour"]),
+        (["generate"], ["--out"]),
+        (["generate", "--out", "x", "--patients", "many"], ["--patients"]),
+        (["generate", "--out", "x", "--defects", "some"], ["--defects"]),
+        (["frobnicate"], ["frobnicate"]),
+        (["trial-load", "--source", "x", "--target", "sqlite:///x.db", "--faults", "all"], ["--faults"]),
+    ],
+)
+def test_bad_arguments(args, words):
+    assert_one_line_exit_2(run(*args), *words)
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert_one_line_exit_2(run("generate", "--out", str(blocker / "sub"), "--patients", "5"), str(blocker))
+
+
+def test_missing_extract_directory(tmp_path):
+    assert_one_line_exit_2(
+        run("trial-load", "--source", str(tmp_path / "nope"), "--target", f"sqlite:///{tmp_path}/t.db"),
+        "--source", "nope")
+
+
+def test_unreachable_database_hides_password(sample_extract, tmp_path):
+    import shutil
+
+    shutil.copytree(sample_extract, tmp_path / "x")
+    r = run("trial-load", "--source", str(tmp_path / "x"), "--target",
+            "postgresql+psycopg://migcheck:s3cret@127.0.0.1:1/none")
+    assert_one_line_exit_2(r, "--target", "cannot connect")
+    assert "s3cret" not in r.stderr and "***" in r.stderr
+
+
+def test_not_a_database_url(tmp_path):
+    assert_one_line_exit_2(run("trial-load", "--source", str(tmp_path), "--target", "not-a-url"), "--target")
+
+
+def test_sqlite_file_in_missing_folder(sample_extract, tmp_path):
+    r = run("trial-load", "--source", str(sample_extract), "--target", f"sqlite:///{tmp_path}/no/such/t.db")
+    assert_one_line_exit_2(r, "--target", "does not exist")

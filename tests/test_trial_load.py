@@ -1,0 +1,159 @@
+"""The simulated trial load: schema, reference data and rows in SQLite and PostgreSQL; faults."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from checks.expected import compute_expected
+from checks.mapping import load_mappings
+from checks.target_schema import CODE_SETS, DATA_TABLES
+from conftest import MAPPINGS, REPO
+from pipelines.extract import read_extract
+from pipelines.synth.trial_load import simulate_trial_load
+
+SPEC_TOOL = REPO.parent / "shared" / "tools" / "spec_conformance.py"
+
+
+def _counts(url: str) -> dict[str, int]:
+    eng = sa.create_engine(url)
+    with eng.connect() as c:
+        out = {t: c.execute(sa.text(f'select count(*) from "{t}"')).scalar_one() for t in DATA_TABLES}
+    eng.dispose()
+    return out
+
+
+def _expected(extract):
+    return compute_expected(read_extract(extract), load_mappings(MAPPINGS), dt.date.today())
+
+
+def test_clean_load_into_sqlite_writes_every_expected_row(extract_copy, tmp_path):
+    db = tmp_path / "t.db"
+    r = simulate_trial_load(extract_copy, f"sqlite:///{db}", faults="none")
+    exp = _expected(extract_copy)
+    want = {t: exp.tables[t].height for t in DATA_TABLES}
+    assert r.rows == want
+    assert _counts(f"sqlite:///{db}") == want
+    assert r.faults == 0
+    assert pl.read_csv(extract_copy / "load_faults.csv").height == 0
+    # protected persons keep their mark, timestamps are stored as text YYYY-MM-DD HH:MM:SS
+    eng = sa.create_engine(f"sqlite:///{db}")
+    with eng.connect() as c:
+        prot = c.execute(sa.text("select count(*) from person p join code_value c on c.code_value = p.confid_level_cd "
+                                 "where c.cdf_meaning = 'PROTECTED'")).scalar_one()
+        ts = c.execute(sa.text("select reg_dt_tm from encounter limit 1")).scalar_one()
+    assert prot == exp.tables["person"].filter(pl.col("confid_level_cd") == "PROTECTED").height > 0
+    assert len(ts) == 19 and ts[10] == " "
+    if SPEC_TOOL.exists():
+        res = subprocess.run([sys.executable, SPEC_TOOL, "--extract", extract_copy, "--target-db", db],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout
+
+
+@pytest.mark.postgres
+def test_load_into_postgresql_matches_sqlite(extract_copy, tmp_path, pg_url):
+    simulate_trial_load(extract_copy, pg_url, faults="default", seed=3)
+    truth_pg = pl.read_csv(extract_copy / "load_faults.csv")
+    simulate_trial_load(extract_copy, f"sqlite:///{tmp_path / 't.db'}", faults="default", seed=3)
+    truth_sqlite = pl.read_csv(extract_copy / "load_faults.csv")
+    assert _counts(pg_url) == _counts(f"sqlite:///{tmp_path / 't.db'}")
+    assert truth_pg.equals(truth_sqlite)
+    eng = sa.create_engine(pg_url)
+    with eng.connect() as c:
+        assert c.execute(sa.text("select count(*) from code_value")).scalar_one() == 53
+        assert c.execute(sa.text("select count(*) from nomenclature")).scalar_one() == 88
+        t = c.execute(sa.text("select data_type from information_schema.columns where table_name = 'encounter' "
+                              "and column_name = 'reg_dt_tm' and table_schema = current_schema()")).scalar_one()
+    eng.dispose()
+    assert t == "timestamp without time zone"
+
+
+LOAD_CATEGORIES = {"missing_in_target", "unexpected_in_target", "value_mismatch", "orphan", "invalid_code",
+                   "confidentiality", "mandatory_missing", "duplicate", "row_count"}
+
+
+@pytest.fixture(scope="module")
+def faulted(tmp_path_factory, sample_extract):
+    import shutil
+
+    root = tmp_path_factory.mktemp("faulted")
+    extract = root / "extract"
+    shutil.copytree(sample_extract, extract)
+    db = root / "t.db"
+    simulate_trial_load(extract, f"sqlite:///{db}", faults="default", seed=7)
+    eng = sa.create_engine(f"sqlite:///{db}")
+    yield extract, eng, pl.read_csv(extract / "load_faults.csv", infer_schema_length=0).fill_null("")
+    eng.dispose()
+
+
+def test_fault_truth_covers_every_kind_and_entity(faulted):
+    _, _, truth = faulted
+    assert LOAD_CATEGORIES <= set(truth["category"])
+    missing = set(truth.filter(pl.col("category") == "missing_in_target")["entity"])
+    assert set(DATA_TABLES) <= missing | {"person_alias"}
+    assert truth["defect_id"].n_unique() == truth.height
+    assert (truth["layer"] == "load").all()
+
+
+def _row(eng, ref: str) -> dict | None:
+    table, rid = ref.split(":")
+    pk = {"person": "person_id", "person_alias": "person_alias_id", "encounter": "encntr_id",
+          "encntr_alias": "encntr_alias_id", "diagnosis": "diagnosis_id", "procedure": "procedure_id",
+          "orders": "order_id", "allergy": "allergy_id"}[table]
+    with eng.connect() as c:
+        r = c.execute(sa.text(f'select * from "{table}" where {pk} = :i'), {"i": int(rid)}).mappings().first()
+    return dict(r) if r else None
+
+
+def test_every_listed_fault_is_really_in_the_target(faulted):
+    extract, eng, truth = faulted
+    exp = _expected(extract)
+    with eng.connect() as c:
+        cv = pl.DataFrame(c.execute(sa.text("select * from code_value")).mappings().all())
+        aliases = pl.DataFrame(c.execute(sa.text("select * from person_alias")).mappings().all())
+        enc_alias = set(r[0] for r in c.execute(sa.text("select alias from encntr_alias")))
+        persons = {r[0] for r in c.execute(sa.text("select person_id from person"))}
+        encounters = {r[0] for r in c.execute(sa.text("select encntr_id from encounter"))}
+    active = {(r["code_set"], r["code_value"]) for r in cv.filter(pl.col("active_ind") == 1).iter_rows(named=True)}
+    identity_of = dict(exp.tables["person"].select("person_ref", "identity").iter_rows())
+    for f in truth.iter_rows(named=True):
+        cat, ent = f["category"], f["entity"]
+        if f["target_ref"] and cat not in ("mandatory_missing", "missing_in_target"):
+            row = _row(eng, f["target_ref"])
+            assert row is not None, f
+        if cat == "orphan":
+            parent = row[f["column"]]
+            assert parent not in (encounters if f["column"] == "encntr_id" else persons), f
+        elif cat == "invalid_code":
+            assert (CODE_SETS[(ent, f["column"])], row[f["column"]]) not in active, f
+        elif cat == "confidentiality":
+            assert exp.tables["person"].filter(pl.col("person_ref") == f["source_ref"])["confid_level_cd"].item() \
+                == "PROTECTED"
+            assert cv.filter(pl.col("code_value") == row["confid_level_cd"])["cdf_meaning"].item() == "ROUTINE"
+        elif cat == "mandatory_missing":
+            pid = int(f["target_ref"].split(":")[1])
+            mine = aliases.filter(pl.col("person_id") == pid)["alias"].to_list()
+            assert identity_of[f["source_ref"]] not in mine, f
+        elif cat == "duplicate":
+            assert aliases.filter(pl.col("alias") == row["alias"]).height == 2, f
+        elif cat == "missing_in_target" and ent == "person":
+            assert identity_of[f["source_ref"]] not in set(aliases["alias"]), f
+        elif cat == "missing_in_target" and ent in ("encounter", "encntr_alias"):
+            assert f["source_ref"].split(":")[-1] not in enc_alias, f
+        elif cat == "value_mismatch" and f["column"] in ("name_last", "name_first"):
+            assert row[f["column"]] != exp.tables["person"].filter(pl.col("person_ref") == f["source_ref"])[
+                f["column"]].item()
+
+
+def test_faults_are_deterministic_by_seed(tmp_path, extract_copy):
+    simulate_trial_load(extract_copy, f"sqlite:///{tmp_path / 'a.db'}", faults="default", seed=11)
+    a = (extract_copy / "load_faults.csv").read_bytes()
+    simulate_trial_load(extract_copy, f"sqlite:///{tmp_path / 'b.db'}", faults="default", seed=11)
+    assert (extract_copy / "load_faults.csv").read_bytes() == a
+    simulate_trial_load(extract_copy, f"sqlite:///{tmp_path / 'c.db'}", faults="default", seed=12)
+    assert (extract_copy / "load_faults.csv").read_bytes() != a
