@@ -113,16 +113,21 @@ def _stage(frame: pl.DataFrame, src: SourceMap, table: str, m: Mappings, as_of: 
     for name, e in exprs.items():
         blocks.append((e.inactive, "invalid_code", name, f"the code for {name} maps to an inactive code value"))
     nonexistent = [pl.when(e.nonexistent).then(pl.lit(name)) for name, e in exprs.items()]
+    # values and conditions first, as columns, so each expression is computed once
+    conds = [f"_c{i}" for i in range(len(blocks))]
     out = df.with_columns(
         *[e.value.alias(name) for name, e in exprs.items()],
-        _when_chain([(c, cat) for c, cat, _, _ in blocks], "_block_cat"),
-        _when_chain([(c, col) for c, _, col, _ in blocks], "_block_col"),
-        _when_chain([(c, msg) for c, _, _, msg in blocks], "_block_msg"),
+        *[c.fill_null(False).alias(n) for (c, _, _, _), n in zip(blocks, conds, strict=True)],
         pl.concat_list(nonexistent).list.drop_nulls().alias("_nonexistent") if nonexistent else pl.lit(None),
+    )
+    out = out.with_columns(
+        _when_chain([(pl.col(n), cat) for n, (_, cat, _, _) in zip(conds, blocks, strict=True)], "_block_cat"),
+        _when_chain([(pl.col(n), col) for n, (_, _, col, _) in zip(conds, blocks, strict=True)], "_block_col"),
+        _when_chain([(pl.col(n), msg) for n, (_, _, _, msg) in zip(conds, blocks, strict=True)], "_block_msg"),
         pl.lit(src.system).alias("source_system"),
         pl.lit(table).alias("entity"),
         (pl.col(src.key).cast(pl.String) if src.key else pl.lit(None, dtype=pl.String)).alias("_key"),
-    )
+    ).drop(conds)
     if src.identity is not None:
         out = out.with_columns(
             pl.when(pl.col("_block_cat") == "invalid_identifier")

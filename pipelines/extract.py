@@ -149,27 +149,46 @@ def _ndjson(lines: list[bytes], schema: dict) -> pl.DataFrame:
 def _parse_json_lines(
     lines: list[bytes], numbers: list[int], schema: dict
 ) -> tuple[list[pl.DataFrame], list[int], list[str]]:
-    """Parse JSON lines with polars, bisecting any chunk that fails to find the bad lines."""
-    frames: list[pl.DataFrame] = []
+    """Parse JSON lines with polars; when a file holds bad lines, find them first (JSON syntax,
+    then wrong value types by bisection) so that every good line is still read."""
     bad_n: list[int] = []
     bad_r: list[str] = []
-    stack = [(0, len(lines))]
-    chunk = 50_000
-    stack = [(i, min(i + chunk, len(lines))) for i in range(0, len(lines), chunk)][::-1]
-    while stack:
+    try:
+        df = _ndjson(lines, schema)
+        if df.height == len(lines):
+            return [df.with_columns(pl.Series("_line", numbers, dtype=pl.Int64))], bad_n, bad_r
+    except Exception:  # noqa: BLE001 - a bad line somewhere: look closer below
+        pass
+    good_l: list[bytes] = []
+    good_n: list[int] = []
+    for b, n in zip(lines, numbers, strict=True):
+        try:
+            ok = isinstance(json.loads(b), dict)
+        except (ValueError, RecursionError):
+            ok = False
+        if ok:
+            good_l.append(b)
+            good_n.append(n)
+        else:
+            bad_n.append(n)
+            bad_r.append(_json_reason(b))
+    frames: list[pl.DataFrame] = []
+    stack = [(0, len(good_l))] if good_l else []
+    while stack:  # the rest can only fail on value types: bisect to the offending lines
         lo, hi = stack.pop()
         try:
-            df = _ndjson(lines[lo:hi], schema)
+            df = _ndjson(good_l[lo:hi], schema)
             if df.height != hi - lo:
                 raise ValueError("line count differs")
-            frames.append(df.with_columns(pl.Series("_line", numbers[lo:hi], dtype=pl.Int64)))
+            frames.append(df.with_columns(pl.Series("_line", good_n[lo:hi], dtype=pl.Int64)))
         except Exception:  # noqa: BLE001 - any parse failure means: look closer
             if hi - lo > 1:
                 mid = (lo + hi) // 2
                 stack.extend([(mid, hi), (lo, mid)])
                 continue
-            bad_n.append(numbers[lo])
-            bad_r.append(_json_reason(lines[lo]))
+            bad_n.append(good_n[lo])
+            bad_r.append(_json_reason(good_l[lo]))
+    frames.sort(key=lambda f: f["_line"][0] if f.height else 0)
     return frames, bad_n, bad_r
 
 

@@ -45,8 +45,9 @@ def connect(url: str, setting: str = "--target") -> Engine:
         engine = sa.create_engine(u, **kwargs)
         with engine.connect() as c:
             c.execute(sa.text("SELECT 1"))
-    except NoSuchModuleError as e:
-        raise MigcheckError(f"{setting} {safe_url(u)}: unsupported database driver {u.drivername!r}") from e
+    except (NoSuchModuleError, ModuleNotFoundError) as e:
+        raise MigcheckError(f"{setting} {safe_url(u)}: unsupported database driver {u.drivername!r} "
+                            "(use sqlite:/// or postgresql+psycopg://)") from e
     except (OperationalError, SQLAlchemyError, OSError) as e:
         first = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(getattr(e, "orig", e)).strip() else ""
         raise MigcheckError(f"{setting} {safe_url(u)}: cannot connect ({first[:160]})") from e

@@ -1,0 +1,373 @@
+"""Run the target checks inside the target database through Great Expectations 1.x.
+
+The checks come from ``checks.target_checks``; GX's results become frames naming every failing row.
+
+One ephemeral GX context, one SQL data source on the target URL, one table asset with a
+whole-table batch and one expectation suite per table. Each table is validated by its own
+checkpoint because the row ids GX returns (``unexpected_index_column_names``) are set per run, and
+every table has its own primary key.
+
+Every failing row, not GX's sample of it: GX 1.24 returns ``unexpected_index_list`` only up to
+``partial_unexpected_count`` rows (20 by default), so that is raised to "all"; and it fetches an
+``UnexpectedRowsExpectation``'s rows with ``fetchmany(200)``, with no setting to lift that, so where
+the count it reports exceeds the rows it returned, the same query runs once more here, over the
+same table, and returns them all.
+
+``great_expectations`` is imported inside ``run_target_checks`` only: the import costs seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from checks.errors import MigcheckError
+from checks.target_checks import TargetCheck
+from checks.target_schema import PRIMARY_KEY
+from pipelines.target_db import connect, safe_url, table_names
+
+log = logging.getLogger(__name__)
+
+#: GX's "all of them": a LIMIT every supported database takes
+_ALL_ROWS = 2**31 - 1
+_SITE = "migcheck"
+_DATASOURCE = "target"
+
+FAILURE_SCHEMA = {
+    "check_id": pl.String,
+    "table": pl.String,
+    "column": pl.String,
+    "category": pl.String,
+    "entity": pl.String,
+    "target_ref": pl.String,
+}
+RESULT_SCHEMA = {
+    "check_id": pl.String,
+    "table": pl.String,
+    "column": pl.String,
+    "category": pl.String,
+    "success": pl.Boolean,
+    "unexpected_count": pl.Int64,
+    "description": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class TargetCheckRun:
+    """What the target checks found."""
+
+    failures: pl.DataFrame  # check_id, table, column, category, entity, target_ref ("{ref_table}:{row_id}")
+    results: (
+        pl.DataFrame
+    )  # check_id, table, column, category, success (bool), unexpected_count (int), description
+    data_docs: Path | None  # index.html of the Data Docs site, when written
+
+
+def _target_url(engine_or_url: Engine | URL | str, setting: str) -> URL:
+    if isinstance(engine_or_url, Engine):
+        url = engine_or_url.url
+    else:
+        try:
+            url = make_url(engine_or_url)
+        except ArgumentError as e:
+            raise MigcheckError(f"{setting}: not a SQLAlchemy database URL (e.g. sqlite:///target.db)") from e
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise MigcheckError(
+            f"{setting} {safe_url(url)}: unsupported database; use sqlite:///FILE or postgresql+psycopg://…"
+        )
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise MigcheckError(
+            f"{setting} {safe_url(url)}: the target checks need a database file, not an in-memory one"
+        )
+    return url
+
+
+def _one_line(e: BaseException, url: URL) -> str:
+    """The first line of an error, cut short, with the password (if any) blanked."""
+    text = str(getattr(e, "orig", None) or e).strip()
+    line = text.splitlines()[0] if text else type(e).__name__
+    if url.password:
+        line = line.replace(str(url.password), "***")
+    return line[:200]
+
+
+def _gx_context(gx, data_docs_dir: Path | None):
+    """An ephemeral context: in-memory stores, no analytics, no progress bars, our docs site only."""
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
+    if data_docs_dir is not None:
+        context.add_data_docs_site(
+            site_name=_SITE,
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(data_docs_dir),
+                },
+            },
+        )
+    return context
+
+
+def _data_source(context, url: URL):
+    """GX's data source for the backend (its generic SQL one warns).
+
+    The generic one where GX's stricter URL validation refuses a URL SQLAlchemy takes (e.g. a
+    PostgreSQL unix socket).
+    """
+    backend = url.get_backend_name()
+    text = url.render_as_string(hide_password=False)
+    kwargs = {"connect_args": {"connect_timeout": 5}} if backend == "postgresql" else {}
+    specific = {"sqlite": context.data_sources.add_sqlite, "postgresql": context.data_sources.add_postgres}
+    if backend in specific:
+        try:
+            return specific[backend](name=_DATASOURCE, connection_string=text, kwargs=kwargs)
+        except ValueError:  # pydantic's validation error of the connection string
+            pass
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*generic SQLDatasource.*")
+        return context.data_sources.add_sql(name=_DATASOURCE, connection_string=text, kwargs=kwargs)
+
+
+def _expectation(gxe, check: TargetCheck):
+    meta = {"check_id": check.check_id, "category": check.category, "entity": check.entity}
+    common = {"meta": meta, "description": check.description or None}
+    if check.kind == "not_null":
+        return gxe.ExpectColumnValuesToNotBeNull(column=check.column, **common)
+    if check.kind == "in_set":
+        return gxe.ExpectColumnValuesToBeInSet(
+            column=check.column, value_set=list(check.value_set or ()), **common
+        )
+    if check.kind == "unexpected_rows":
+        return gxe.UnexpectedRowsExpectation(unexpected_rows_query=check.query, **common)
+    raise ValueError(f"{check.check_id}: unknown kind {check.kind!r}")
+
+
+def _raised(exception_info) -> str | None:
+    """The message of the first exception GX recorded for a result, if any."""
+    if not exception_info:
+        return None
+    infos = exception_info.values() if "raised_exception" not in exception_info else [exception_info]
+    for info in infos:
+        if isinstance(info, dict) and info.get("raised_exception"):
+            return str(info.get("exception_message") or "unknown error")
+    return None
+
+
+def _all_ids(engine: Engine, sql: str) -> list[int]:
+    with engine.connect() as c:
+        return [row[0] for row in c.execute(sa.text(sql))]
+
+
+def _ids(check: TargetCheck, result: dict, engine: Engine) -> tuple[int, list[int]]:
+    """(unexpected count, every failing row's id) of one expectation result."""
+    if check.kind == "unexpected_rows":
+        count = int(result.get("observed_value") or 0)
+        rows = result.get("details", {}).get("unexpected_rows") or []
+        ids = [r["row_id"] for r in rows]
+        if len(ids) < count:  # GX fetched only its first 200 rows: run the same query over the same table
+            table = engine.dialect.identifier_preparer.quote(check.table)
+            ids = [r for r in _all_ids(engine, check.query.format(batch=table))]
+    else:
+        count = int(result.get("unexpected_count") or 0)
+        pk = PRIMARY_KEY[check.table]
+        ids = [r[pk] for r in result.get("unexpected_index_list") or []]
+        if len(ids) < count and result.get("unexpected_index_query"):
+            ids = _all_ids(engine, result["unexpected_index_query"])
+    ids = sorted({int(i) for i in ids})
+    if len(ids) != count:
+        raise MigcheckError(
+            f"target check {check.check_id}: {count} rows failed but {len(ids)} ids came back"
+        )
+    return count, ids
+
+
+def _group(checks: Iterable[TargetCheck]) -> dict[str, list[TargetCheck]]:
+    out: dict[str, list[TargetCheck]] = {}
+    for c in checks:
+        out.setdefault(c.table, []).append(c)
+    return out
+
+
+def run_target_checks(
+    engine_or_url: Engine | URL | str,
+    checks: list[TargetCheck],
+    data_docs_dir: Path | None = None,
+    *,
+    setting: str = "--target",
+) -> TargetCheckRun:
+    """Run ``checks`` in the target database; every failing row becomes a row of ``failures``."""
+    url = _target_url(engine_or_url, setting)
+    shown = safe_url(url)
+    engine = connect(url.render_as_string(hide_password=False), setting)
+    try:
+        by_table = _group(checks)
+        missing = sorted(set(by_table) - table_names(engine))
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise MigcheckError(
+                f"{setting} {shown}: table {missing[0]}{more} not found (is this a trial-load target?)"
+            )
+        if data_docs_dir is not None:
+            data_docs_dir = Path(data_docs_dir).resolve()
+            try:
+                data_docs_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise MigcheckError(f"data docs folder {data_docs_dir}: cannot create ({e.strerror})") from e
+        results = _run_gx(url, shown, setting, by_table, data_docs_dir)
+        try:
+            return _frames(results, {c.check_id: c for c in checks}, engine, data_docs_dir, setting)
+        except SQLAlchemyError as e:
+            raise MigcheckError(
+                f"{setting} {shown}: could not read the failing rows ({_one_line(e, url)})"
+            ) from e
+    finally:
+        engine.dispose()
+
+
+def _run_gx(
+    url: URL, shown: str, setting: str, by_table: dict[str, list[TargetCheck]], data_docs_dir: Path | None
+) -> list:
+    """Build the context, data source, assets, suites and checkpoints; run; return GX's results."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    try:
+        import great_expectations as gx
+        import great_expectations.expectations as gxe
+    except Exception as e:  # noqa: BLE001 - a broken install shows as several exception types
+        raise MigcheckError(
+            f"great_expectations cannot be imported ({_one_line(e, url)}): reinstall migcheck"
+        ) from e
+
+    step = "set up the GX context"
+    try:
+        context = _gx_context(gx, data_docs_dir)
+        step = "open the GX data source"
+        ds = _data_source(context, url)
+        checkpoints = []
+        for table, table_checks in by_table.items():
+            step = f"declare the checks of table {table}"
+            asset = ds.add_table_asset(name=table, table_name=table)
+            batch = asset.add_batch_definition_whole_table(name=f"{table}.whole")
+            # the expectations go in with the suite: add_expectation re-serialises the suite each time
+            suite = context.suites.add(
+                gx.ExpectationSuite(
+                    name=f"migcheck.target.{table}", expectations=[_expectation(gxe, c) for c in table_checks]
+                )
+            )
+            vd = context.validation_definitions.add(
+                gx.ValidationDefinition(name=f"migcheck.target.{table}", data=batch, suite=suite)
+            )
+            checkpoints.append(
+                context.checkpoints.add(
+                    gx.Checkpoint(
+                        name=f"migcheck.target.{table}",
+                        validation_definitions=[vd],
+                        actions=[],
+                        result_format={
+                            "result_format": "COMPLETE",
+                            "unexpected_index_column_names": [PRIMARY_KEY[table]],
+                            "partial_unexpected_count": _ALL_ROWS,
+                            "return_unexpected_index_query": True,
+                        },
+                    )
+                )
+            )
+        out = []
+        for cp in checkpoints:
+            step = f"run the checks of table {cp.name.rsplit('.', 1)[-1]}"
+            out.extend(cp.run().run_results.values())
+        if data_docs_dir is not None:
+            # once for all tables: an UpdateDataDocsAction per checkpoint rebuilds the site per table
+            step = f"write the Data Docs to {data_docs_dir}"
+            context.build_data_docs(site_names=[_SITE])
+    except MigcheckError:
+        raise
+    except Exception as e:  # noqa: BLE001 - GX and the driver raise many kinds; each is a one-line reason
+        raise MigcheckError(f"{setting} {shown}: could not {step} ({_one_line(e, url)})") from e
+    return out
+
+
+def _frames(
+    suite_results: list,
+    by_id: dict[str, TargetCheck],
+    engine: Engine,
+    data_docs_dir: Path | None,
+    setting: str,
+) -> TargetCheckRun:
+    failures: list[dict] = []
+    results: list[dict] = []
+    shown = safe_url(engine.url)
+    for suite_result in suite_results:
+        for r in suite_result.results:
+            check = by_id[r.expectation_config.meta["check_id"]]
+            error = _raised(r.exception_info)
+            if error is not None:
+                line = error.strip().splitlines()[0] if error.strip() else "unknown error"
+                raise MigcheckError(
+                    f"{setting} {shown}: target check {check.check_id} failed to run ({line[:200]})"
+                )
+            count, ids = _ids(check, r.result or {}, engine)
+            if bool(r.success) != (count == 0):
+                raise MigcheckError(
+                    f"target check {check.check_id}: GX verdict disagrees with {count} failing rows"
+                )
+            results.append(
+                dict(
+                    check_id=check.check_id,
+                    table=check.table,
+                    column=check.column,
+                    category=check.category,
+                    success=count == 0,
+                    unexpected_count=count,
+                    description=check.description,
+                )
+            )
+            failures.extend(
+                dict(
+                    check_id=check.check_id,
+                    table=check.table,
+                    column=check.column,
+                    category=check.category,
+                    entity=check.entity,
+                    target_ref=f"{check.target_table}:{i}",
+                    _id=i,
+                )
+                for i in ids
+            )
+    order = {cid: n for n, cid in enumerate(by_id)}
+    results_df = pl.DataFrame(results, schema=RESULT_SCHEMA).sort(
+        pl.col("check_id").replace_strict(order, return_dtype=pl.Int64)
+    )
+    failures_df = (
+        pl.DataFrame(failures, schema={**FAILURE_SCHEMA, "_id": pl.Int64})
+        .sort(pl.col("check_id").replace_strict(order, return_dtype=pl.Int64), "_id")
+        .drop("_id")
+    )
+    docs = None
+    if data_docs_dir is not None:
+        docs = data_docs_dir / "index.html"
+        if not docs.exists():
+            raise MigcheckError(f"data docs folder {data_docs_dir}: GX wrote no index.html")
+    return TargetCheckRun(failures_df, results_df, docs)
