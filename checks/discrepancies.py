@@ -15,12 +15,35 @@ from checks.mapping import Mappings
 from checks.reconcile import Reconciliation
 
 DISCREPANCY_COLUMNS = [
-    "discrepancy_id", "trial_load", "check", "category", "severity", "entity", "source_system", "source_ref",
-    "target_ref", "column", "expected", "actual", "message", "suggested_action", "status",
+    "discrepancy_id",
+    "trial_load",
+    "check",
+    "category",
+    "severity",
+    "entity",
+    "source_system",
+    "source_ref",
+    "target_ref",
+    "column",
+    "expected",
+    "actual",
+    "message",
+    "suggested_action",
+    "status",
 ]
 CATEGORIES = [
-    "row_count", "missing_in_target", "unexpected_in_target", "value_mismatch", "mandatory_missing",
-    "invalid_identifier", "unmapped_code", "invalid_code", "duplicate", "orphan", "implausible", "confidentiality",
+    "row_count",
+    "missing_in_target",
+    "unexpected_in_target",
+    "value_mismatch",
+    "mandatory_missing",
+    "invalid_identifier",
+    "unmapped_code",
+    "invalid_code",
+    "duplicate",
+    "orphan",
+    "implausible",
+    "confidentiality",
     "unparseable",
 ]
 WARNING = {"duplicate", "implausible"}
@@ -36,24 +59,45 @@ def _blank(df: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
 def source_findings(exp: Expected) -> pl.DataFrame:
     """Source-layer findings (rules on the extract) with their check ids."""
     f = exp.findings
-    return _blank(f.with_columns((pl.col("entity") + ".source." + pl.col("category")).alias("check")),
-                  ["target_ref", "expected", "actual"])
+    return _blank(
+        f.with_columns((pl.col("entity") + ".source." + pl.col("category")).alias("check")),
+        ["target_ref", "expected", "actual"],
+    )
 
 
 def target_check_findings(failures: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
     """Target-check failures, each named by its legacy record where the row was matched to one."""
     if failures.height == 0:
-        return pl.DataFrame(schema={c: pl.String for c in
-                                    ["check", "category", "entity", "source_system", "source_ref", "target_ref",
-                                     "column", "expected", "actual", "message"]})
+        return pl.DataFrame(
+            schema={
+                c: pl.String
+                for c in [
+                    "check",
+                    "category",
+                    "entity",
+                    "source_system",
+                    "source_ref",
+                    "target_ref",
+                    "column",
+                    "expected",
+                    "actual",
+                    "message",
+                ]
+            }
+        )
     link = links.select("target_ref", "source_ref").unique("target_ref", keep="first")
     out = failures.join(link, on="target_ref", how="left")
     msg = pl.col("description") if "description" in out.columns else pl.lit("target check failed")
     return out.select(
-        pl.col("check_id").alias("check"), "category", "entity",
+        pl.col("check_id").alias("check"),
+        "category",
+        "entity",
         pl.col("source_ref").str.split(":").list.first().alias("source_system"),
-        "source_ref", "target_ref", "column",
-        pl.lit(None, dtype=pl.String).alias("expected"), pl.lit(None, dtype=pl.String).alias("actual"),
+        "source_ref",
+        "target_ref",
+        "column",
+        pl.lit(None, dtype=pl.String).alias("expected"),
+        pl.lit(None, dtype=pl.String).alias("actual"),
         msg.alias("message"),
     )
 
@@ -64,24 +108,46 @@ def row_count_findings(exp: Expected, target: dict[str, pl.DataFrame]) -> pl.Dat
     for t, et in exp.tables.items():
         e = et.group_by("contributor_system_cd").len().rename({"len": "expected"})
         a = target[t].group_by("contributor_system_cd").len().rename({"len": "actual"})
-        j = e.join(a, on="contributor_system_cd", how="full", coalesce=True).fill_null(0).sort(
-            "contributor_system_cd", nulls_last=True)
+        j = (
+            e.join(a, on="contributor_system_cd", how="full", coalesce=True)
+            .fill_null(0)
+            .sort("contributor_system_cd", nulls_last=True)
+        )
         for r in j.iter_rows(named=True):
             sysname = (r["contributor_system_cd"] or "unknown").lower()
             same = r["expected"] == r["actual"]
-            rows.append({
-                "check": f"{t}.count", "category": "row_count", "entity": t,
-                "source_system": sysname if sysname in ("pas", "pcs") else None,
-                "source_ref": None, "target_ref": None, "column": None,
-                "expected": str(r["expected"]), "actual": str(r["actual"]),
-                "message": f"{sysname.upper()} {t} rows: {r['expected']} expected, {r['actual']} in the target"
-                + ("" if same else f" ({r['actual'] - r['expected']:+d})"),
-                "_info": same,
-            })
-    return pl.DataFrame(rows, schema={"check": pl.String, "category": pl.String, "entity": pl.String,
-                                      "source_system": pl.String, "source_ref": pl.String, "target_ref": pl.String,
-                                      "column": pl.String, "expected": pl.String, "actual": pl.String,
-                                      "message": pl.String, "_info": pl.Boolean})
+            rows.append(
+                {
+                    "check": f"{t}.count",
+                    "category": "row_count",
+                    "entity": t,
+                    "source_system": sysname if sysname in ("pas", "pcs") else None,
+                    "source_ref": None,
+                    "target_ref": None,
+                    "column": None,
+                    "expected": str(r["expected"]),
+                    "actual": str(r["actual"]),
+                    "message": f"{sysname.upper()} {t} rows: {r['expected']} expected, {r['actual']} in the target"
+                    + ("" if same else f" ({r['actual'] - r['expected']:+d})"),
+                    "_info": same,
+                }
+            )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "check": pl.String,
+            "category": pl.String,
+            "entity": pl.String,
+            "source_system": pl.String,
+            "source_ref": pl.String,
+            "target_ref": pl.String,
+            "column": pl.String,
+            "expected": pl.String,
+            "actual": pl.String,
+            "message": pl.String,
+            "_info": pl.Boolean,
+        },
+    )
 
 
 def _code_hints(m: Mappings) -> dict[tuple[str, str, str], str]:
@@ -100,8 +166,9 @@ def suggested_action(m: Mappings):
     """An expression giving what to correct and where, by layer and category."""
     hints = _code_hints(m)
     keys = [f"{t}|{s}|{c}" for (t, s, c) in hints]
-    hint = (pl.col("entity") + "|" + pl.col("source_system").fill_null("") + "|" + pl.col("column").fill_null("")
-            ).replace_strict(dict(zip(keys, hints.values(), strict=True)), default="the code map")
+    hint = (
+        pl.col("entity") + "|" + pl.col("source_system").fill_null("") + "|" + pl.col("column").fill_null("")
+    ).replace_strict(dict(zip(keys, hints.values(), strict=True)), default="the code map")
     system = pl.col("source_system").fill_null("").str.to_uppercase()
     is_source = pl.col("check").str.contains(".source.", literal=True)
     cat = pl.col("category")
@@ -109,14 +176,24 @@ def suggested_action(m: Mappings):
         pl.when(is_source & (cat == "unmapped_code"))
         .then(pl.lit("Code map owner: add this code to ") + hint + pl.lit(", or correct the code in ") + system)
         .when(is_source & (cat == "invalid_code"))
-        .then(pl.lit("Code map owner: map the code to an active value in ") + hint
-              + pl.lit(", or close/move the record in ") + system)
+        .then(
+            pl.lit("Code map owner: map the code to an active value in ")
+            + hint
+            + pl.lit(", or close/move the record in ")
+            + system
+        )
         .when(is_source & (cat == "duplicate"))
-        .then(pl.lit("Source system: confirm the duplicate patient records are one person (merge in ") + system
-              + pl.lit("), or correct the identity number"))
+        .then(
+            pl.lit("Source system: confirm the duplicate patient records are one person (merge in ")
+            + system
+            + pl.lit("), or correct the identity number")
+        )
         .when(is_source & (cat == "implausible"))
-        .then(pl.lit("Source system: check the dates/sex of this record in ") + system
-              + pl.lit(" and correct them if wrong (it is loaded as it stands)"))
+        .then(
+            pl.lit("Source system: check the dates/sex of this record in ")
+            + system
+            + pl.lit(" and correct them if wrong (it is loaded as it stands)")
+        )
         .when(is_source & (cat == "unparseable"))
         .then(pl.lit("Extract: the line cannot be read; fix the export of this line in ") + system)
         .when(is_source)
@@ -130,14 +207,22 @@ def suggested_action(m: Mappings):
         .when(cat == "unexpected_in_target")
         .then(pl.lit("Vendor load: remove this row, or tell which legacy record it comes from"))
         .when(cat == "value_mismatch")
-        .then(pl.lit("Vendor load: correct ") + pl.col("column").fill_null("the value")
-              + pl.lit(" to the source value (see message for the nature of the difference)"))
+        .then(
+            pl.lit("Vendor load: correct ")
+            + pl.col("column").fill_null("the value")
+            + pl.lit(" to the source value (see message for the nature of the difference)")
+        )
         .when(cat == "invalid_code")
-        .then(pl.lit("Vendor load: use an active code value of the right code set / vocabulary for ")
-              + pl.col("column").fill_null("the code"))
+        .then(
+            pl.lit("Vendor load: use an active code value of the right code set / vocabulary for ")
+            + pl.col("column").fill_null("the code")
+        )
         .when(cat == "orphan")
-        .then(pl.lit("Vendor load: the parent row this row refers to does not exist; load the parent or fix the "
-                     "reference"))
+        .then(
+            pl.lit(
+                "Vendor load: the parent row this row refers to does not exist; load the parent or fix the reference"
+            )
+        )
         .when(cat == "duplicate")
         .then(pl.lit("Vendor load: keep one identity alias per identity value"))
         .when(cat == "mandatory_missing")
@@ -146,66 +231,122 @@ def suggested_action(m: Mappings):
     )
 
 
-def _stable_id(check: str, source_ref: str | None, target_ref: str | None, column: str | None,
-                entity: str | None, system: str | None) -> str:
+def _stable_id(
+    check: str,
+    source_ref: str | None,
+    target_ref: str | None,
+    column: str | None,
+    entity: str | None,
+    system: str | None,
+) -> str:
     anchor = source_ref or target_ref or f"{entity}:{system or ''}"
     return hashlib.sha1(f"{check}|{anchor}|{column or ''}".encode()).hexdigest()[:16]
 
 
 def discrepancies(parts: list[pl.DataFrame], trial_load: str, m: Mappings) -> pl.DataFrame:
     """All findings as the contract's discrepancy rows, sorted, with stable ids."""
-    cols = ["check", "category", "entity", "source_system", "source_ref", "target_ref", "column", "expected",
-            "actual", "message"]
+    cols = [
+        "check",
+        "category",
+        "entity",
+        "source_system",
+        "source_ref",
+        "target_ref",
+        "column",
+        "expected",
+        "actual",
+        "message",
+    ]
     frames = []
     for p in parts:
         p = _blank(p, cols + ["_info"])
         frames.append(p.select(*cols, pl.col("_info").cast(pl.Boolean)))
     df = pl.concat(frames, how="vertical_relaxed")
     df = df.with_columns(
-        pl.when(pl.col("_info").fill_null(False)).then(pl.lit("info"))
-        .when(pl.col("category").is_in(list(WARNING))).then(pl.lit("warning"))
-        .otherwise(pl.lit("error")).alias("severity"),
+        pl.when(pl.col("_info").fill_null(False))
+        .then(pl.lit("info"))
+        .when(pl.col("category").is_in(list(WARNING)))
+        .then(pl.lit("warning"))
+        .otherwise(pl.lit("error"))
+        .alias("severity"),
         pl.lit(trial_load).alias("trial_load"),
         pl.lit("new").alias("status"),
     ).with_columns(suggested_action(m).alias("suggested_action"))
     df = df.with_columns(
-        pl.struct("check", "source_ref", "target_ref", "column", "entity", "source_system").map_elements(
-            lambda r: _stable_id(r["check"], r["source_ref"], r["target_ref"], r["column"], r["entity"],
-                                 r["source_system"]),
-            return_dtype=pl.String).alias("discrepancy_id"))
+        pl.struct("check", "source_ref", "target_ref", "column", "entity", "source_system")
+        .map_elements(
+            lambda r: _stable_id(
+                r["check"], r["source_ref"], r["target_ref"], r["column"], r["entity"], r["source_system"]
+            ),
+            return_dtype=pl.String,
+        )
+        .alias("discrepancy_id")
+    )
     order = {"error": 0, "warning": 1, "info": 2}
-    return df.with_columns(pl.col("severity").replace_strict(order, return_dtype=pl.Int8).alias("_o")).sort(
-        ["_o", "entity", "category", "source_ref", "target_ref", "column"], nulls_last=True
-    ).select(DISCREPANCY_COLUMNS)
+    return (
+        df.with_columns(pl.col("severity").replace_strict(order, return_dtype=pl.Int8).alias("_o"))
+        .sort(["_o", "entity", "category", "source_ref", "target_ref", "column"], nulls_last=True)
+        .select(DISCREPANCY_COLUMNS)
+    )
 
 
 def final_ledger(exp: Expected, recon: Reconciliation, disc: pl.DataFrame) -> pl.DataFrame:
     """One row per legacy record with its final disposition."""
     led = exp.ledger.with_row_index("_row")
-    person_of = pl.concat([df.select("source_ref", "person_ref") for k, df in exp.staged.items()
-                           if k in ("pas/patient", "pcs/patients")]).filter(pl.col("person_ref").is_not_null()
-                                                                          ).unique("source_ref", keep="first")
+    person_of = (
+        pl.concat(
+            [
+                df.select("source_ref", "person_ref")
+                for k, df in exp.staged.items()
+                if k in ("pas/patient", "pcs/patients")
+            ]
+        )
+        .filter(pl.col("person_ref").is_not_null())
+        .unique("source_ref", keep="first")
+    )
     pstatus = recon.status.filter(pl.col("entity") == "person").select(
-        pl.col("source_ref").alias("person_ref"), pl.col("status").alias("_pstatus"))
-    touched = set(disc.filter(pl.col("severity") != "info" ).filter(
-        ~pl.col("check").str.contains(".source.", literal=True) & pl.col("source_ref").is_not_null()
-    )["source_ref"].to_list())
+        pl.col("source_ref").alias("person_ref"), pl.col("status").alias("_pstatus")
+    )
+    touched = set(
+        disc.filter(pl.col("severity") != "info")
+        .filter(~pl.col("check").str.contains(".source.", literal=True) & pl.col("source_ref").is_not_null())[
+            "source_ref"
+        ]
+        .to_list()
+    )
     others = recon.status.filter(pl.col("entity") != "person").with_columns(
-        pl.int_range(pl.len()).over("source_ref", "entity").alias("_k"))
+        pl.int_range(pl.len()).over("source_ref", "entity").alias("_k")
+    )
     led = led.with_columns(pl.int_range(pl.len()).over("source_ref", "entity").alias("_k"))
-    led = (led.join(person_of, on="source_ref", how="left")
-           .join(pstatus, on="person_ref", how="left")
-           .join(others.select("source_ref", "entity", "_k", pl.col("status").alias("_ostatus")),
-                 on=["source_ref", "entity", "_k"], how="left"))
+    led = (
+        led.join(person_of, on="source_ref", how="left")
+        .join(pstatus, on="person_ref", how="left")
+        .join(
+            others.select("source_ref", "entity", "_k", pl.col("status").alias("_ostatus")),
+            on=["source_ref", "entity", "_k"],
+            how="left",
+        )
+    )
     st = pl.when(pl.col("entity") == "person").then(pl.col("_pstatus")).otherwise(pl.col("_ostatus"))
-    st = pl.when((st == "migrated") & pl.col("source_ref").is_in(list(touched))).then(
-        pl.lit("migrated_with_differences")).otherwise(st)
-    final = pl.when(pl.col("disposition") == "expected").then(st.fill_null("missing_in_target")).otherwise(
-        pl.col("disposition"))
-    reason = (pl.when(pl.col("disposition") != "expected").then(pl.col("reason"))
-              .when(final == "missing_in_target").then(pl.lit("not found in the target"))
-              .when(final == "migrated_with_differences").then(pl.lit("found in the target; see its discrepancies"))
-              .otherwise(pl.lit("found in the target, all compared values equal")))
+    st = (
+        pl.when((st == "migrated") & pl.col("source_ref").is_in(list(touched)))
+        .then(pl.lit("migrated_with_differences"))
+        .otherwise(st)
+    )
+    final = (
+        pl.when(pl.col("disposition") == "expected")
+        .then(st.fill_null("missing_in_target"))
+        .otherwise(pl.col("disposition"))
+    )
+    reason = (
+        pl.when(pl.col("disposition") != "expected")
+        .then(pl.col("reason"))
+        .when(final == "missing_in_target")
+        .then(pl.lit("not found in the target"))
+        .when(final == "migrated_with_differences")
+        .then(pl.lit("found in the target; see its discrepancies"))
+        .otherwise(pl.lit("found in the target, all compared values equal"))
+    )
     return led.with_columns(final.alias("disposition"), reason.alias("reason")).sort("_row").select(LEDGER_COLUMNS)
 
 
@@ -254,37 +395,71 @@ class RunSummary:
         return d
 
 
-def summarise(trial_load: str, exp: Expected, recon: Reconciliation, target: dict[str, pl.DataFrame],
-              ledger: pl.DataFrame, disc: pl.DataFrame, records_read: int, files: pl.DataFrame) -> RunSummary:
+def summarise(
+    trial_load: str,
+    exp: Expected,
+    recon: Reconciliation,
+    target: dict[str, pl.DataFrame],
+    ledger: pl.DataFrame,
+    disc: pl.DataFrame,
+    records_read: int,
+    files: pl.DataFrame,
+) -> RunSummary:
     """Per entity and category counts, the default gate (no error), and the ledger balance."""
     entities = []
     counts = {r["entity"]: r for r in recon.counts.iter_rows(named=True)}
-    names = ["person", "person_alias", "encounter", "encntr_alias", "diagnosis", "procedure", "orders", "allergy",
-             "labresult"]
+    names = [
+        "person",
+        "person_alias",
+        "encounter",
+        "encntr_alias",
+        "diagnosis",
+        "procedure",
+        "orders",
+        "allergy",
+        "labresult",
+    ]
     rej = ledger.filter(pl.col("disposition") == "rejected").with_columns(
-        pl.when(pl.col("reason").str.starts_with("parent rejected")).then(pl.lit("parent_rejected"))
-        .otherwise(pl.col("reason").str.split(":").list.first()).alias("_cat"))
+        pl.when(pl.col("reason").str.starts_with("parent rejected"))
+        .then(pl.lit("parent_rejected"))
+        .otherwise(pl.col("reason").str.split(":").list.first())
+        .alias("_cat")
+    )
     for e in names:
         le = ledger.filter(pl.col("entity") == e)
         c = counts.get(e, {})
-        d = lambda s: le.filter(pl.col("disposition") == s).height  # noqa: E731
+        by_disp = dict(le.group_by("disposition").len().iter_rows())
+
+        def d(state: str, _counts: dict = by_disp) -> int:
+            return _counts.get(state, 0)
+
         ent_disc = disc.filter(pl.col("entity") == e)
-        entities.append(EntitySummary(
-            entity=e, records_read=le.height,
-            records_read_by_system=dict(le.group_by("source_system").len().sort("source_system").iter_rows()),
-            out_of_scope=d("out_of_scope"), rejected=d("rejected"),
-            rejected_by_category=dict(rej.filter(pl.col("entity") == e).group_by("_cat").len().sort("_cat")
-                                      .iter_rows()),
-            merged=d("merged"),
-            expected_in_target=exp.tables[e].height if e in exp.tables else 0,
-            found_in_target=target[e].height if e in target else 0,
-            matched=c.get("matched", 0) if e in counts else (
-                exp.tables[e].height - ent_disc.filter(pl.col("category") == "missing_in_target").height
-                if e in exp.tables else 0),
-            missing=c.get("missing", ent_disc.filter(pl.col("category") == "missing_in_target").height),
-            unexpected=c.get("unexpected", ent_disc.filter(pl.col("category") == "unexpected_in_target").height),
-            with_differences=d("migrated_with_differences"), migrated=d("migrated"),
-        ))
+        entities.append(
+            EntitySummary(
+                entity=e,
+                records_read=le.height,
+                records_read_by_system=dict(le.group_by("source_system").len().sort("source_system").iter_rows()),
+                out_of_scope=d("out_of_scope"),
+                rejected=d("rejected"),
+                rejected_by_category=dict(
+                    rej.filter(pl.col("entity") == e).group_by("_cat").len().sort("_cat").iter_rows()
+                ),
+                merged=d("merged"),
+                expected_in_target=exp.tables[e].height if e in exp.tables else 0,
+                found_in_target=target[e].height if e in target else 0,
+                matched=c.get("matched", 0)
+                if e in counts
+                else (
+                    exp.tables[e].height - ent_disc.filter(pl.col("category") == "missing_in_target").height
+                    if e in exp.tables
+                    else 0
+                ),
+                missing=c.get("missing", ent_disc.filter(pl.col("category") == "missing_in_target").height),
+                unexpected=c.get("unexpected", ent_disc.filter(pl.col("category") == "unexpected_in_target").height),
+                with_differences=d("migrated_with_differences"),
+                migrated=d("migrated"),
+            )
+        )
     by_cat = {}
     for r in disc.group_by("category", "severity").len().sort("category", "severity").iter_rows(named=True):
         by_cat.setdefault(r["category"], {})[r["severity"]] = r["len"]
@@ -292,22 +467,39 @@ def summarise(trial_load: str, exp: Expected, recon: Reconciliation, target: dic
     for cat in CATEGORIES:
         n = disc.filter((pl.col("category") == cat) & (pl.col("severity") == "error")).height
         gates.append({"gate": cat, "errors": n, "max_errors": 0, "passed": n == 0})
-    balanced = (ledger.height == records_read and ledger["disposition"].is_in(DISPOSITIONS).all()
-                and ledger["source_ref"].null_count() == 0)
-    return RunSummary(trial_load=trial_load, entities=entities, by_category=by_cat, gates=gates,
-                      gate_passed=all(g["passed"] for g in gates), ledger_balanced=bool(balanced),
-                      records_read=records_read, ledger_rows=ledger.height, files=files.to_dicts())
+    balanced = (
+        ledger.height == records_read
+        and ledger["disposition"].is_in(DISPOSITIONS).all()
+        and ledger["source_ref"].null_count() == 0
+    )
+    return RunSummary(
+        trial_load=trial_load,
+        entities=entities,
+        by_category=by_cat,
+        gates=gates,
+        gate_passed=all(g["passed"] for g in gates),
+        ledger_balanced=bool(balanced),
+        records_read=records_read,
+        ledger_rows=ledger.height,
+        files=files.to_dicts(),
+    )
 
 
 def apply_baseline(disc: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
-    """Mark findings ``new`` or ``persisting`` against an earlier report; add ``resolved`` rows for
-    what disappeared (as they were, with status resolved)."""
+    """Mark findings ``new`` or ``persisting`` against an earlier report.
+
+    What disappeared is added back as ``resolved`` rows, as it was in the earlier report.
+    """
     prev = previous.filter(pl.col("status") != "resolved")
     prev_ids = set(prev["discrepancy_id"].to_list())
     now = disc.with_columns(
-        pl.when(pl.col("discrepancy_id").is_in(list(prev_ids))).then(pl.lit("persisting")).otherwise(pl.lit("new"))
-        .alias("status"))
+        pl.when(pl.col("discrepancy_id").is_in(list(prev_ids)))
+        .then(pl.lit("persisting"))
+        .otherwise(pl.lit("new"))
+        .alias("status")
+    )
     trial = disc["trial_load"][0] if disc.height else (prev["trial_load"][0] if prev.height else "")
     gone = prev.filter(~pl.col("discrepancy_id").is_in(disc["discrepancy_id"].to_list())).with_columns(
-        pl.lit("resolved").alias("status"), pl.lit(trial).alias("trial_load"))
+        pl.lit("resolved").alias("status"), pl.lit(trial).alias("trial_load")
+    )
     return pl.concat([now, gone.select(DISCREPANCY_COLUMNS)], how="vertical_relaxed")

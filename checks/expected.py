@@ -41,20 +41,67 @@ LEDGER_SCHEMA = {
     "reason": pl.String,
 }
 TABLE_COLUMNS: dict[str, list[str]] = {
-    "person": ["person_ref", "identity", "name_last", "name_first", "sex_cd", "birth_dt_tm", "deceased_dt_tm",
-               "confid_level_cd", "postal_code", "municipality_code", "contributor_system_cd"],
-    "person_alias": ["person_ref", "source_ref", "person_alias_type_cd", "alias_pool_cd", "alias",
-                     "contributor_system_cd"],
-    "encounter": ["source_ref", "person_ref", "encntr_type_cd", "loc_nurse_unit_cd", "reg_dt_tm", "disch_dt_tm",
-                  "contributor_system_cd"],
+    "person": [
+        "person_ref",
+        "identity",
+        "name_last",
+        "name_first",
+        "sex_cd",
+        "birth_dt_tm",
+        "deceased_dt_tm",
+        "confid_level_cd",
+        "postal_code",
+        "municipality_code",
+        "contributor_system_cd",
+    ],
+    "person_alias": [
+        "person_ref",
+        "source_ref",
+        "person_alias_type_cd",
+        "alias_pool_cd",
+        "alias",
+        "contributor_system_cd",
+    ],
+    "encounter": [
+        "source_ref",
+        "person_ref",
+        "encntr_type_cd",
+        "loc_nurse_unit_cd",
+        "reg_dt_tm",
+        "disch_dt_tm",
+        "contributor_system_cd",
+    ],
     "encntr_alias": ["source_ref", "encntr_alias_type_cd", "alias", "contributor_system_cd"],
-    "diagnosis": ["source_ref", "person_ref", "encounter_ref", "nomenclature_id", "diag_type_cd", "diag_dt_tm",
-                  "contributor_system_cd"],
+    "diagnosis": [
+        "source_ref",
+        "person_ref",
+        "encounter_ref",
+        "nomenclature_id",
+        "diag_type_cd",
+        "diag_dt_tm",
+        "contributor_system_cd",
+    ],
     "procedure": ["source_ref", "encounter_ref", "nomenclature_id", "proc_dt_tm", "contributor_system_cd"],
-    "orders": ["source_ref", "person_ref", "atc_nomenclature_id", "order_mnemonic", "simplified_display_line",
-               "orig_order_dt_tm", "discontinue_dt_tm", "order_status_cd", "contributor_system_cd"],
-    "allergy": ["source_ref", "person_ref", "substance_nom_id", "substance_ftdesc", "severity_cd", "onset_dt_tm",
-                "contributor_system_cd"],
+    "orders": [
+        "source_ref",
+        "person_ref",
+        "atc_nomenclature_id",
+        "order_mnemonic",
+        "simplified_display_line",
+        "orig_order_dt_tm",
+        "discontinue_dt_tm",
+        "order_status_cd",
+        "contributor_system_cd",
+    ],
+    "allergy": [
+        "source_ref",
+        "person_ref",
+        "substance_nom_id",
+        "substance_ftdesc",
+        "severity_cd",
+        "onset_dt_tm",
+        "contributor_system_cd",
+    ],
 }
 SEVERITY = {"duplicate": "warning", "implausible": "warning"}
 
@@ -212,20 +259,31 @@ def _dispose(df: pl.DataFrame, src: SourceMap) -> pl.DataFrame:
         .then(pl.lit(None, dtype=pl.String))
         .otherwise(pl.col("_block_cat"))
     )
-    fcol = pl.when(finding == "orphan").then(pl.lit(src.parent.column if has_parent else None)).otherwise(
-        pl.col("_block_col")
+    fcol = (
+        pl.when(finding == "orphan")
+        .then(pl.lit(src.parent.column if has_parent else None))
+        .otherwise(pl.col("_block_col"))
     )
-    fmsg = pl.when(finding == "orphan").then(
-        pl.lit(f"orphan: the parent record ({pdesc}) it refers to is not in the extract")
-    ).otherwise(pl.col("_block_msg"))
+    fmsg = (
+        pl.when(finding == "orphan")
+        .then(pl.lit(f"orphan: the parent record ({pdesc}) it refers to is not in the extract"))
+        .otherwise(pl.col("_block_msg"))
+    )
     return df.with_columns(
-        disp.alias("disposition"), reason.alias("reason"), finding.alias("_finding"), fcol.alias("_fcol"),
+        disp.alias("disposition"),
+        reason.alias("reason"),
+        finding.alias("_finding"),
+        fcol.alias("_fcol"),
         fmsg.alias("_fmsg"),
     )
 
 
 def _stage_kind(
-    extract_frames: dict[str, pl.DataFrame], src: SourceMap, table: str, m: Mappings, as_of: dt.date,
+    extract_frames: dict[str, pl.DataFrame],
+    src: SourceMap,
+    table: str,
+    m: Mappings,
+    as_of: dt.date,
     parents: dict[str, pl.DataFrame],
 ) -> pl.DataFrame:
     df = extract_frames[src.records]
@@ -244,8 +302,9 @@ def _merge_persons(staged: list[pl.DataFrame], src_by_sys: dict[str, SourceMap])
         frames.append(
             df.with_columns(
                 pl.lit(SYSTEM_RANK.get(sysname, 9)).alias("_sys_rank"),
-                (pl.col("_key").cast(pl.Int64, strict=False) if order == "numeric" else pl.lit(None, dtype=pl.Int64))
-                .alias("_key_num"),
+                (
+                    pl.col("_key").cast(pl.Int64, strict=False) if order == "numeric" else pl.lit(None, dtype=pl.Int64)
+                ).alias("_key_num"),
             )
         )
     cols = sorted(set.intersection(*[set(f.columns) for f in frames]))
@@ -295,11 +354,15 @@ def _person_table(persons: pl.DataFrame) -> pl.DataFrame:
         pl.col("sex_cd").filter(pl.col("sex_cd") != "UNKNOWN").first().fill_null("UNKNOWN").alias("sex_cd"),
         pl.col("id_birth").first().cast(_TS).alias("birth_dt_tm"),
         first("deceased_dt_tm"),
-        pl.when(pl.col("_protected").any()).then(pl.lit("PROTECTED")).otherwise(pl.lit("ROUTINE"))
+        pl.when(pl.col("_protected").any())
+        .then(pl.lit("PROTECTED"))
+        .otherwise(pl.lit("ROUTINE"))
         .alias("confid_level_cd"),
         first("postal_code"),
         first("municipality_code"),
-        pl.when((pl.col("source_system") == "pas").any()).then(pl.lit("PAS")).otherwise(pl.lit("PCS"))
+        pl.when((pl.col("source_system") == "pas").any())
+        .then(pl.lit("PAS"))
+        .otherwise(pl.lit("PCS"))
         .alias("contributor_system_cd"),
         pl.col("id_kind").first().alias("_id_kind"),
     )
@@ -335,11 +398,15 @@ def _fold_repeated_keys(df: pl.DataFrame) -> pl.DataFrame:
     )
     acc = acc.with_columns(
         pl.when(pl.col("_pos") > 0).then(pl.lit("merged")).otherwise(pl.col("disposition")).alias("disposition"),
-        pl.when(pl.col("_pos") > 0).then(pl.lit("merged into the first row of ") + pl.col("source_ref"))
-        .otherwise(pl.col("reason")).alias("reason"),
+        pl.when(pl.col("_pos") > 0)
+        .then(pl.lit("merged into the first row of ") + pl.col("source_ref"))
+        .otherwise(pl.col("reason"))
+        .alias("reason"),
         pl.when(pl.col("_n") > 1).then(pl.lit("duplicate")).otherwise(pl.col("_finding")).alias("_finding"),
-        pl.when(pl.col("_n") > 1).then(pl.lit("the same record id occurs more than once; the first row loads"))
-        .otherwise(pl.col("_fmsg")).alias("_fmsg"),
+        pl.when(pl.col("_n") > 1)
+        .then(pl.lit("the same record id occurs more than once; the first row loads"))
+        .otherwise(pl.col("_fmsg"))
+        .alias("_fmsg"),
     ).drop("_pos", "_n")
     return pl.concat([acc, df.filter(pl.col("disposition") != "expected")], how="vertical_relaxed").sort("_line")
 
@@ -352,51 +419,88 @@ def _implausible_persons(persons: pl.DataFrame, rules: list[str], as_of: dt.date
     acc = persons.filter(pl.col("disposition").is_in(["expected", "merged"]))
     out = []
     if "deceased_in_future" in rules:
-        out.append(acc.filter(pl.col("deceased_dt_tm").dt.date() > as_of).select(
-            "source_ref", "source_system", "entity", pl.lit("deceased_dt_tm").alias("column"),
-            pl.lit("date of death lies in the future").alias("message")))
+        out.append(
+            acc.filter(pl.col("deceased_dt_tm").dt.date() > as_of).select(
+                "source_ref",
+                "source_system",
+                "entity",
+                pl.lit("deceased_dt_tm").alias("column"),
+                pl.lit("date of death lies in the future").alias("message"),
+            )
+        )
     if "sex_contradicts_identity" in rules:
-        out.append(acc.filter(
-            pl.col("sex_cd").is_in(["MALE", "FEMALE"]) & pl.col("id_sex").is_not_null()
-            & (pl.col("sex_cd") != pl.col("id_sex"))
-        ).select("source_ref", "source_system", "entity", pl.lit("sex_cd").alias("column"),
-                 pl.lit("recorded sex contradicts the sex digit of the identity number; loaded as recorded")
-                 .alias("message")))
+        out.append(
+            acc.filter(
+                pl.col("sex_cd").is_in(["MALE", "FEMALE"])
+                & pl.col("id_sex").is_not_null()
+                & (pl.col("sex_cd") != pl.col("id_sex"))
+            ).select(
+                "source_ref",
+                "source_system",
+                "entity",
+                pl.lit("sex_cd").alias("column"),
+                pl.lit("recorded sex contradicts the sex digit of the identity number; loaded as recorded").alias(
+                    "message"
+                ),
+            )
+        )
     return pl.concat(out) if out else pl.DataFrame()
 
 
 def _implausible_encounters(enc: pl.DataFrame, person: pl.DataFrame, rules: list[str]) -> pl.DataFrame:
     acc = enc.filter(pl.col("disposition") == "expected").join(
         person.select("person_ref", pl.col("birth_dt_tm").alias("_birth"), pl.col("deceased_dt_tm").alias("_death")),
-        on="person_ref", how="left",
+        on="person_ref",
+        how="left",
     )
     base = ["source_ref", "source_system", "entity"]
     out = []
     if "end_before_start" in rules:
-        out.append(acc.filter(pl.col("disch_dt_tm") < pl.col("reg_dt_tm")).select(
-            *base, pl.lit("disch_dt_tm").alias("column"), pl.lit("the contact ends before it starts").alias("message")))
+        out.append(
+            acc.filter(pl.col("disch_dt_tm") < pl.col("reg_dt_tm")).select(
+                *base,
+                pl.lit("disch_dt_tm").alias("column"),
+                pl.lit("the contact ends before it starts").alias("message"),
+            )
+        )
     if "start_before_birth" in rules:
-        out.append(acc.filter(_local_date(pl.col("reg_dt_tm")) < pl.col("_birth").dt.date()).select(
-            *base, pl.lit("reg_dt_tm").alias("column"),
-            pl.lit("the contact starts before the patient's birth date").alias("message")))
+        out.append(
+            acc.filter(_local_date(pl.col("reg_dt_tm")) < pl.col("_birth").dt.date()).select(
+                *base,
+                pl.lit("reg_dt_tm").alias("column"),
+                pl.lit("the contact starts before the patient's birth date").alias("message"),
+            )
+        )
     if "start_after_death" in rules:
-        out.append(acc.filter(
-            _local_date(pl.col("reg_dt_tm")) > pl.col("_death").dt.date() + pl.duration(days=30)
-        ).select(*base, pl.lit("reg_dt_tm").alias("column"),
-                 pl.lit("the contact starts more than 30 days after the patient's date of death").alias("message")))
+        out.append(
+            acc.filter(_local_date(pl.col("reg_dt_tm")) > pl.col("_death").dt.date() + pl.duration(days=30)).select(
+                *base,
+                pl.lit("reg_dt_tm").alias("column"),
+                pl.lit("the contact starts more than 30 days after the patient's date of death").alias("message"),
+            )
+        )
     if "nonexistent_local_time" in rules and "_nonexistent" in acc.columns:
         ne = acc.filter(pl.col("_nonexistent").list.len() > 0).explode("_nonexistent")
-        out.append(ne.select(
-            *base, pl.col("_nonexistent").alias("column"),
-            pl.lit("local time does not exist (skipped hour when summer time starts); loaded one hour later")
-            .alias("message")))
+        out.append(
+            ne.select(
+                *base,
+                pl.col("_nonexistent").alias("column"),
+                pl.lit("local time does not exist (skipped hour when summer time starts); loaded one hour later").alias(
+                    "message"
+                ),
+            )
+        )
     return pl.concat(out) if out else pl.DataFrame()
 
 
 def _findings_of(df: pl.DataFrame) -> pl.DataFrame:
     return df.filter(pl.col("_finding").is_not_null()).select(
         pl.col("_finding").alias("category"),
-        "entity", "source_system", "source_ref", pl.col("_fcol").alias("column"), pl.col("_fmsg").alias("message"),
+        "entity",
+        "source_system",
+        "source_ref",
+        pl.col("_fcol").alias("column"),
+        pl.col("_fmsg").alias("message"),
     )
 
 
@@ -426,8 +530,9 @@ def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
         for s in tm.sources:
             df = _stage_kind(frames, s, t, m, as_of, staged)
             if t == "encounter":
-                df = df.with_columns(pl.col("_parent_person_ref").alias("person_ref"),
-                                     pl.col("source_ref").alias("encounter_ref"))
+                df = df.with_columns(
+                    pl.col("_parent_person_ref").alias("person_ref"), pl.col("source_ref").alias("encounter_ref")
+                )
                 df = _fold_repeated_keys(df)
             else:
                 df = df.with_columns(pl.col("_parent_person_ref").alias("person_ref"))
@@ -435,8 +540,10 @@ def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
                     df = df.with_columns(pl.col("_parent_encounter_ref").alias("encounter_ref"))
             staged[s.records] = df
             parts.append(df)
-        allt = pl.concat([p.select([c for c in TABLE_COLUMNS[t] if c in p.columns] + ["disposition"])
-                          for p in parts], how="diagonal_relaxed")
+        allt = pl.concat(
+            [p.select([c for c in TABLE_COLUMNS[t] if c in p.columns] + ["disposition"]) for p in parts],
+            how="diagonal_relaxed",
+        )
         tables[t] = allt.filter(pl.col("disposition") == "expected").select(TABLE_COLUMNS[t])
         if t == "encounter":
             enc_all = pl.concat(parts, how="diagonal_relaxed")
@@ -445,8 +552,10 @@ def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
     tables["person_alias"] = _person_alias_table(persons, person)
     enc = tables["encounter"]
     tables["encntr_alias"] = enc.select(
-        "source_ref", pl.lit("VISITID").alias("encntr_alias_type_cd"),
-        pl.col("source_ref").str.split(":").list.last().alias("alias"), "contributor_system_cd",
+        "source_ref",
+        pl.lit("VISITID").alias("encntr_alias_type_cd"),
+        pl.col("source_ref").str.split(":").list.last().alias("alias"),
+        "contributor_system_cd",
     )
     tables["person"] = person.select(TABLE_COLUMNS["person"])
     del ref_by_record
@@ -458,12 +567,17 @@ def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
         df = _scope(frames[records], records, m)
         staged[records] = df.with_columns(
             pl.lit(records.split("/")[0]).alias("source_system"),
-            pl.lit(FILE_ENTITY.get(records + (".csv" if records.startswith("pas") else ".jsonl"), "labresult"))
-            .alias("entity"),
-            pl.when(pl.col("_scope").is_not_null()).then(pl.lit("out_of_scope")).otherwise(pl.lit("rejected"))
+            pl.lit(FILE_ENTITY.get(records + (".csv" if records.startswith("pas") else ".jsonl"), "labresult")).alias(
+                "entity"
+            ),
+            pl.when(pl.col("_scope").is_not_null())
+            .then(pl.lit("out_of_scope"))
+            .otherwise(pl.lit("rejected"))
             .alias("disposition"),
-            pl.when(pl.col("_scope").is_not_null()).then(pl.lit("out of scope: ") + pl.col("_scope"))
-            .otherwise(pl.lit("no target table for these records")).alias("reason"),
+            pl.when(pl.col("_scope").is_not_null())
+            .then(pl.lit("out of scope: ") + pl.col("_scope"))
+            .otherwise(pl.lit("no target table for these records"))
+            .alias("reason"),
             pl.when(pl.col("_scope").is_null()).then(pl.lit("unmapped_code")).otherwise(None).alias("_finding"),
             pl.lit(None, dtype=pl.String).alias("_fcol"),
             pl.lit("no target table is mapped for these records").alias("_fmsg"),
@@ -472,17 +586,36 @@ def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
     unp = extract.unparseable
     ledger = pl.concat(
         [df.select(list(LEDGER_SCHEMA)) for df in staged.values()]
-        + [unp.select("source_ref", "source_system", "entity", pl.lit("rejected").alias("disposition"),
-                      (pl.lit("unparseable: ") + pl.col("reason")).alias("reason"))],
+        + [
+            unp.select(
+                "source_ref",
+                "source_system",
+                "entity",
+                pl.lit("rejected").alias("disposition"),
+                (pl.lit("unparseable: ") + pl.col("reason")).alias("reason"),
+            )
+        ],
         how="vertical_relaxed",
     )
     findings = pl.concat(
         [_findings_of(df) for df in staged.values()]
-        + [w.select("source_ref", "source_system", "entity", "column", "message").with_columns(
-            pl.lit("implausible").alias("category")) for w in warnings if w.height]
-        + [unp.select(pl.lit("unparseable").alias("category"), "entity", "source_system", "source_ref",
-                      pl.lit(None, dtype=pl.String).alias("column"),
-                      (pl.lit("line cannot be read: ") + pl.col("reason")).alias("message"))],
+        + [
+            w.select("source_ref", "source_system", "entity", "column", "message").with_columns(
+                pl.lit("implausible").alias("category")
+            )
+            for w in warnings
+            if w.height
+        ]
+        + [
+            unp.select(
+                pl.lit("unparseable").alias("category"),
+                "entity",
+                "source_system",
+                "source_ref",
+                pl.lit(None, dtype=pl.String).alias("column"),
+                (pl.lit("line cannot be read: ") + pl.col("reason")).alias("message"),
+            )
+        ],
         how="diagonal_relaxed",
     ).with_columns(pl.col("category").replace_strict(SEVERITY, default="error").alias("severity"))
     findings = findings.select(list(FINDING_SCHEMA))

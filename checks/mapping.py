@@ -232,13 +232,23 @@ def load_mappings(root: Path) -> Mappings:
     }
     code_value = _read_csv(
         root / "reference" / "code_value.csv",
-        {"code_value": pl.Int64, "code_set": pl.Int64, "cdf_meaning": pl.String, "display": pl.String,
-         "active_ind": pl.Int64},
+        {
+            "code_value": pl.Int64,
+            "code_set": pl.Int64,
+            "cdf_meaning": pl.String,
+            "display": pl.String,
+            "active_ind": pl.Int64,
+        },
     )
     nomenclature = _read_csv(
         root / "reference" / "nomenclature.csv",
-        {"nomenclature_id": pl.Int64, "source_vocabulary_cd": pl.Int64, "source_identifier": pl.String,
-         "source_string": pl.String, "active_ind": pl.Int64},
+        {
+            "nomenclature_id": pl.Int64,
+            "source_vocabulary_cd": pl.Int64,
+            "source_identifier": pl.String,
+            "source_string": pl.String,
+            "active_ind": pl.Int64,
+        },
     )
     scope = _load_yaml_model(root / "scope.yaml", Scope)
     m = Mappings(root, tables, code_maps, code_value, nomenclature, scope)
@@ -251,10 +261,19 @@ def _cross_check(m: Mappings) -> None:
     for t, tm in m.tables.items():
         path = m.root / f"{t}.yaml"
         for s in tm.sources:
-            cols = set(m.source_columns(s.records)) | {"identity_type", "identity_value", "name_family",
-                                                      "name_given", "postal_code", "municipality",
-                                                      "substance_atc", "substance_text", "visit_id",
-                                                      "code", "primary"}
+            cols = set(m.source_columns(s.records)) | {
+                "identity_type",
+                "identity_value",
+                "name_family",
+                "name_given",
+                "postal_code",
+                "municipality",
+                "substance_atc",
+                "substance_text",
+                "visit_id",
+                "code",
+                "primary",
+            }
             for name, c in [*s.columns.items(), *([("protected", s.protected)] if s.protected else [])]:
                 if c.source is not None and c.source not in cols:
                     raise MigcheckError(f"{path}: column {name}: {s.records} has no field {c.source!r}")
@@ -263,7 +282,8 @@ def _cross_check(m: Mappings) -> None:
                         raise MigcheckError(f"{path}: column {name}: no code map mappings/code_maps/{c.code_map}.csv")
                     if c.code_set is not None:
                         unknown = [
-                            v for v in m.code_maps[c.code_map]["target_cdf_meaning"].to_list()
+                            v
+                            for v in m.code_maps[c.code_map]["target_cdf_meaning"].to_list()
                             if (c.code_set, v) not in meanings
                         ]
                         if unknown:

@@ -68,8 +68,11 @@ def _first_garbled_pair(expected: str) -> str:
 
 
 def nature(column: str, expected: object, actual: object) -> str:
-    """What kind of difference this is, in a phrase a data steward understands (no values of a
-    person in it, except the generic garbled-letter example)."""
+    """What kind of difference this is, in a phrase a data steward understands.
+
+    No value of a person appears in it; the only characters shown are the generic garbled-letter
+    example (``Ã¶ for ö``).
+    """
     if actual is None and expected is not None:
         return "value lost (empty in the target)"
     if expected is None and actual is not None:
@@ -82,7 +85,8 @@ def nature(column: str, expected: object, actual: object) -> str:
             return f"date moved by {days:+d} day{'s' if abs(days) != 1 else ''}"
         if secs % 3600 == 0:
             hours = int(secs // 3600)
-            return f"time shifted by {hours:+d} hour{'s' if abs(hours) != 1 else ''} (time zone or summer time handled wrongly)"
+            plural = "s" if abs(hours) != 1 else ""
+            return f"time shifted by {hours:+d} hour{plural} (time zone or summer time handled wrongly)"
         return "time differs"
     if isinstance(expected, str) and isinstance(actual, str):
         if mojibake(expected) == actual:

@@ -43,7 +43,9 @@ class Reconciliation:
     """Findings, the status of every expected row, and the target_ref → source_ref links."""
 
     findings: pl.DataFrame  # RECON_SCHEMA
-    status: pl.DataFrame  # entity, source_ref, person_ref, status (migrated/migrated_with_differences/missing_in_target)
+    status: (
+        pl.DataFrame
+    )  # entity, source_ref, person_ref, status (migrated/migrated_with_differences/missing_in_target)
     links: pl.DataFrame  # target_ref, source_ref, entity
     counts: pl.DataFrame  # entity, expected, found, matched, missing, unexpected, with_differences
 
@@ -53,8 +55,11 @@ def _sys_of(ref: pl.Expr) -> pl.Expr:
 
 
 def logical_target(target: dict[str, pl.DataFrame], m: Mappings) -> dict[str, pl.DataFrame]:
-    """Target frames with codes as meanings (null where not an active code of the set), an
-    ``_id`` and an ``_invalid`` list naming the columns whose code was not valid."""
+    """Target frames with codes as meanings, an ``_id`` and an ``_invalid`` list.
+
+    A code that is not an active value of its set becomes null and its column is named in
+    ``_invalid``.
+    """
     cv = m.code_value
     by_set: dict[int, dict[int, str]] = {}
     for r in cv.filter(pl.col("active_ind") == 1).iter_rows(named=True):
@@ -86,16 +91,28 @@ def logical_target(target: dict[str, pl.DataFrame], m: Mappings) -> dict[str, pl
     return out
 
 
-def _finding(df: pl.DataFrame, check: str, category: str, entity: str, message: pl.Expr | str,
-             source_ref: pl.Expr | None = None, target_ref: pl.Expr | None = None) -> pl.DataFrame:
+def _finding(
+    df: pl.DataFrame,
+    check: str,
+    category: str,
+    entity: str,
+    message: pl.Expr | str,
+    source_ref: pl.Expr | None = None,
+    target_ref: pl.Expr | None = None,
+) -> pl.DataFrame:
     src = source_ref if source_ref is not None else pl.lit(None, dtype=pl.String)
     tgt = target_ref if target_ref is not None else pl.lit(None, dtype=pl.String)
     msg = pl.lit(message) if isinstance(message, str) else message
     return df.select(
-        pl.lit(check).alias("check"), pl.lit(category).alias("category"), pl.lit(entity).alias("entity"),
+        pl.lit(check).alias("check"),
+        pl.lit(category).alias("category"),
+        pl.lit(entity).alias("entity"),
         pl.when(src.is_not_null()).then(_sys_of(src)).otherwise(None).alias("source_system"),
-        src.alias("source_ref"), tgt.alias("target_ref"), pl.lit(None, dtype=pl.String).alias("column"),
-        pl.lit(None, dtype=pl.String).alias("expected"), pl.lit(None, dtype=pl.String).alias("actual"),
+        src.alias("source_ref"),
+        tgt.alias("target_ref"),
+        pl.lit(None, dtype=pl.String).alias("column"),
+        pl.lit(None, dtype=pl.String).alias("expected"),
+        pl.lit(None, dtype=pl.String).alias("actual"),
         msg.alias("message"),
     )
 
@@ -113,27 +130,54 @@ def _compare(matched: pl.DataFrame, table: str, columns: list[str], check: str) 
         for r in diff.select("source_ref", "_target_ref", col, a).iter_rows():
             ref, tref, e, v = r
             tcol = TARGET_COLUMN.get(col, col)
-            rows.append({
-                "check": check, "category": "value_mismatch", "entity": table, "source_system": ref.split(":")[0],
-                "source_ref": ref, "target_ref": tref, "column": tcol,
-                "expected": mask(table, tcol, e), "actual": mask(table, tcol, v),
-                "message": f"{tcol} differs: {nature(col, e, v)}",
-            })
+            rows.append(
+                {
+                    "check": check,
+                    "category": "value_mismatch",
+                    "entity": table,
+                    "source_system": ref.split(":")[0],
+                    "source_ref": ref,
+                    "target_ref": tref,
+                    "column": tcol,
+                    "expected": mask(table, tcol, e),
+                    "actual": mask(table, tcol, v),
+                    "message": f"{tcol} differs: {nature(col, e, v)}",
+                }
+            )
     return pl.DataFrame(rows, schema=RECON_SCHEMA)
 
 
 def _confidentiality(matched: pl.DataFrame) -> pl.DataFrame:
-    bad = matched.filter((pl.col("confid_level_cd") == "PROTECTED") & pl.col("confid_level_cd__act").ne_missing(
-        "PROTECTED") & ~pl.col("_invalid").list.contains("confid_level_cd"))
-    f = _finding(bad, "person.reconcile.confidentiality", "confidentiality", "person",
-                 "protected identity exposed: the person is protected in the source but not marked PROTECTED "
-                 "in the target", pl.col("source_ref"), pl.col("_target_ref"))
+    bad = matched.filter(
+        (pl.col("confid_level_cd") == "PROTECTED")
+        & pl.col("confid_level_cd__act").ne_missing("PROTECTED")
+        & ~pl.col("_invalid").list.contains("confid_level_cd")
+    )
+    f = _finding(
+        bad,
+        "person.reconcile.confidentiality",
+        "confidentiality",
+        "person",
+        "protected identity exposed: the person is protected in the source but not marked PROTECTED in the target",
+        pl.col("source_ref"),
+        pl.col("_target_ref"),
+    )
     over = matched.filter((pl.col("confid_level_cd") == "ROUTINE") & (pl.col("confid_level_cd__act") == "PROTECTED"))
-    g = _finding(over, "person.reconcile.value", "value_mismatch", "person",
-                 "confid_level_cd differs: marked PROTECTED in the target, no source record is protected",
-                 pl.col("source_ref"), pl.col("_target_ref"))
-    return pl.concat([f.with_columns(pl.lit("confid_level_cd").alias("column")),
-                      g.with_columns(pl.lit("confid_level_cd").alias("column"))])
+    g = _finding(
+        over,
+        "person.reconcile.value",
+        "value_mismatch",
+        "person",
+        "confid_level_cd differs: marked PROTECTED in the target, no source record is protected",
+        pl.col("source_ref"),
+        pl.col("_target_ref"),
+    )
+    return pl.concat(
+        [
+            f.with_columns(pl.lit("confid_level_cd").alias("column")),
+            g.with_columns(pl.lit("confid_level_cd").alias("column")),
+        ]
+    )
 
 
 def _suffix_actual(df: pl.DataFrame, keep: list[str]) -> pl.DataFrame:
@@ -144,42 +188,73 @@ def _match_persons(exp: Expected, tgt: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """person_ref ↔ person_id (one to one)."""
     aliases = tgt["person_alias"]
     ident = aliases.filter(pl.col("person_alias_type_cd").is_in(IDENTITY_TYPES)).select(
-        pl.col("alias"), "person_id", pl.col("_id").alias("_aid"))
+        pl.col("alias"), "person_id", pl.col("_id").alias("_aid")
+    )
     ep = exp.tables["person"].select("person_ref", "identity")
-    m1 = ep.join(ident, left_on="identity", right_on="alias", how="inner").sort("_aid").unique(
-        "person_ref", keep="first").select("person_ref", "person_id")
+    m1 = (
+        ep.join(ident, left_on="identity", right_on="alias", how="inner")
+        .sort("_aid")
+        .unique("person_ref", keep="first")
+        .select("person_ref", "person_id")
+    )
     mrn_t = aliases.filter(pl.col("person_alias_type_cd") == "MRN").select("alias_pool_cd", "alias", "person_id")
-    mrn_e = exp.tables["person_alias"].filter(pl.col("person_alias_type_cd") == "MRN").select(
-        "person_ref", "alias_pool_cd", "alias")
-    m2 = (mrn_e.join(m1.select("person_ref"), on="person_ref", how="anti")
-          .join(mrn_t, on=["alias_pool_cd", "alias"], how="inner")
-          .group_by("person_ref", "person_id").len().sort(["person_ref", "len", "person_id"], descending=[False, True, False])
-          .unique("person_ref", keep="first").select("person_ref", "person_id"))
+    mrn_e = (
+        exp.tables["person_alias"]
+        .filter(pl.col("person_alias_type_cd") == "MRN")
+        .select("person_ref", "alias_pool_cd", "alias")
+    )
+    m2 = (
+        mrn_e.join(m1.select("person_ref"), on="person_ref", how="anti")
+        .join(mrn_t, on=["alias_pool_cd", "alias"], how="inner")
+        .group_by("person_ref", "person_id")
+        .len()
+        .sort(["person_ref", "len", "person_id"], descending=[False, True, False])
+        .unique("person_ref", keep="first")
+        .select("person_ref", "person_id")
+    )
     both = pl.concat([m1, m2]).sort("person_ref")
     # a target person claimed twice: the first claim wins
     return both.unique("person_id", keep="first", maintain_order=True)
 
 
-def _match_encounters(exp: Expected, tgt: dict[str, pl.DataFrame], pmap: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _match_encounters(
+    exp: Expected, tgt: dict[str, pl.DataFrame], pmap: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(source_ref ↔ encntr_id, encounters matched on content because their alias is missing)."""
-    ea = tgt["encntr_alias"].filter(pl.col("encntr_alias_type_cd") == "VISITID").with_columns(
-        pl.when(pl.col("contributor_system_cd") == "PAS").then(pl.lit("pas:kontakt:") + pl.col("alias"))
-        .when(pl.col("contributor_system_cd") == "PCS").then(pl.lit("pcs:visit:") + pl.col("alias"))
-        .otherwise(None).alias("source_ref"))
+    ea = (
+        tgt["encntr_alias"]
+        .filter(pl.col("encntr_alias_type_cd") == "VISITID")
+        .with_columns(
+            pl.when(pl.col("contributor_system_cd") == "PAS")
+            .then(pl.lit("pas:kontakt:") + pl.col("alias"))
+            .when(pl.col("contributor_system_cd") == "PCS")
+            .then(pl.lit("pcs:visit:") + pl.col("alias"))
+            .otherwise(None)
+            .alias("source_ref")
+        )
+    )
     ee = exp.tables["encounter"]
     te = tgt["encounter"]
-    by_alias = (ee.select("source_ref").join(ea.select("source_ref", "encntr_id", pl.col("_id").alias("_aid")),
-                                             on="source_ref")
-                .join(te.select(pl.col("_id").alias("encntr_id")), on="encntr_id", how="semi")
-                .sort("_aid").unique("source_ref", keep="first").unique("encntr_id", keep="first")
-                .select("source_ref", "encntr_id"))
+    by_alias = (
+        ee.select("source_ref")
+        .join(ea.select("source_ref", "encntr_id", pl.col("_id").alias("_aid")), on="source_ref")
+        .join(te.select(pl.col("_id").alias("encntr_id")), on="encntr_id", how="semi")
+        .sort("_aid")
+        .unique("source_ref", keep="first")
+        .unique("encntr_id", keep="first")
+        .select("source_ref", "encntr_id")
+    )
     unaliased = te.join(tgt["encntr_alias"].select("encntr_id"), left_on="_id", right_on="encntr_id", how="anti")
     key = ["person_ref", "encntr_type_cd", "loc_nurse_unit_cd", "reg_dt_tm"]
     cand = unaliased.join(pmap.rename({"person_id": "_pid"}), left_on="person_id", right_on="_pid", how="inner")
     rest = ee.join(by_alias, on="source_ref", how="anti")
-    by_content = (rest.select("source_ref", *key).join(cand.select(*key, pl.col("_id").alias("encntr_id")), on=key)
-                  .unique("source_ref", keep="first").unique("encntr_id", keep="first")
-                  .select("source_ref", "encntr_id"))
+    by_content = (
+        rest.select("source_ref", *key)
+        .join(cand.select(*key, pl.col("_id").alias("encntr_id")), on=key)
+        .unique("source_ref", keep="first")
+        .unique("encntr_id", keep="first")
+        .select("source_ref", "encntr_id")
+    )
     return pl.concat([by_alias, by_content]), by_content
 
 
@@ -189,7 +264,6 @@ def reconcile(exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings) -> Recon
     ``tgt`` is the output of ``logical_target``.
     """
     finds: list[pl.DataFrame] = []
-    status: list[pl.DataFrame] = []
     links: list[pl.DataFrame] = []
     counts: list[dict] = []
 
@@ -197,18 +271,36 @@ def reconcile(exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings) -> Recon
     pmap = _match_persons(exp, tgt)
     ep = exp.tables["person"]
     tp = tgt["person"]
-    pm = ep.join(pmap, on="person_ref", how="inner").join(
-        _suffix_actual(tp, ["person_id", "_id", "_invalid"]).drop("_id"), on="person_id", how="inner"
-    ).with_columns((pl.lit("person:") + pl.col("person_id").cast(pl.String)).alias("_target_ref"),
-                   pl.col("person_ref").alias("source_ref"))
+    pm = (
+        ep.join(pmap, on="person_ref", how="inner")
+        .join(_suffix_actual(tp, ["person_id", "_id", "_invalid"]).drop("_id"), on="person_id", how="inner")
+        .with_columns(
+            (pl.lit("person:") + pl.col("person_id").cast(pl.String)).alias("_target_ref"),
+            pl.col("person_ref").alias("source_ref"),
+        )
+    )
     p_missing = ep.join(pmap, on="person_ref", how="anti")
     p_unexp = tp.join(pmap, left_on="_id", right_on="person_id", how="anti")
-    finds.append(_finding(p_missing, "person.reconcile.missing", "missing_in_target", "person",
-                          "person not found in the target (no identity or MRN alias leads to it)",
-                          pl.col("person_ref")))
-    finds.append(_finding(p_unexp, "person.reconcile.unexpected", "unexpected_in_target", "person",
-                          "person in the target that no legacy record accounts for",
-                          target_ref=pl.lit("person:") + pl.col("_id").cast(pl.String)))
+    finds.append(
+        _finding(
+            p_missing,
+            "person.reconcile.missing",
+            "missing_in_target",
+            "person",
+            "person not found in the target (no identity or MRN alias leads to it)",
+            pl.col("person_ref"),
+        )
+    )
+    finds.append(
+        _finding(
+            p_unexp,
+            "person.reconcile.unexpected",
+            "unexpected_in_target",
+            "person",
+            "person in the target that no legacy record accounts for",
+            target_ref=pl.lit("person:") + pl.col("_id").cast(pl.String),
+        )
+    )
     pcols = [c for c in TABLE_COLUMNS["person"] if c not in ("person_ref", "identity")]
     pvals = pl.concat([_compare(pm, "person", pcols, "person.reconcile.value"), _confidentiality(pm)])
     finds.append(pvals)
@@ -217,57 +309,119 @@ def reconcile(exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings) -> Recon
 
     # person_alias: MRN aliases (identity aliases are the target checks' concern)
     ta = tgt["person_alias"].join(pid_to_ref, left_on="person_id", right_on="_pid", how="left")
-    links.append(ta.filter(pl.col("person_ref").is_not_null()).select(
-        (pl.lit("person_alias:") + pl.col("_id").cast(pl.String)).alias("target_ref"),
-        pl.col("person_ref").alias("source_ref"), pl.lit("person_alias").alias("entity")))
+    links.append(
+        ta.filter(pl.col("person_ref").is_not_null()).select(
+            (pl.lit("person_alias:") + pl.col("_id").cast(pl.String)).alias("target_ref"),
+            pl.col("person_ref").alias("source_ref"),
+            pl.lit("person_alias").alias("entity"),
+        )
+    )
     mrn_key = ["person_ref", "alias_pool_cd", "alias"]
     emrn = exp.tables["person_alias"].filter(pl.col("person_alias_type_cd") == "MRN")
     tmrn = ta.filter(pl.col("person_alias_type_cd") == "MRN")
     mrn_missing = emrn.join(tmrn.select(mrn_key), on=mrn_key, how="anti").join(pmap, on="person_ref", how="semi")
-    finds.append(_finding(mrn_missing, "person_alias.reconcile.missing", "missing_in_target", "person_alias",
-                          "the record's MRN alias (legacy patient id) is missing on its person", pl.col("source_ref"))
-                 .with_columns(pl.lit("alias").alias("column")))
+    finds.append(
+        _finding(
+            mrn_missing,
+            "person_alias.reconcile.missing",
+            "missing_in_target",
+            "person_alias",
+            "the record's MRN alias (legacy patient id) is missing on its person",
+            pl.col("source_ref"),
+        ).with_columns(pl.lit("alias").alias("column"))
+    )
     mrn_unexp = tmrn.filter(pl.col("person_ref").is_not_null()).join(emrn.select(mrn_key), on=mrn_key, how="anti")
-    finds.append(_finding(mrn_unexp, "person_alias.reconcile.unexpected", "unexpected_in_target", "person_alias",
-                          "an MRN alias in the target that no legacy record accounts for",
-                          target_ref=pl.lit("person_alias:") + pl.col("_id").cast(pl.String)))
+    finds.append(
+        _finding(
+            mrn_unexp,
+            "person_alias.reconcile.unexpected",
+            "unexpected_in_target",
+            "person_alias",
+            "an MRN alias in the target that no legacy record accounts for",
+            target_ref=pl.lit("person_alias:") + pl.col("_id").cast(pl.String),
+        )
+    )
 
     # -- encounters ------------------------------------------------------------------------
     emap, by_content = _match_encounters(exp, tgt, pmap)
     ee = exp.tables["encounter"]
     te = tgt["encounter"].join(pid_to_ref, left_on="person_id", right_on="_pid", how="left")
-    em = ee.join(emap, on="source_ref", how="inner").join(
-        _suffix_actual(te, ["encntr_id", "_id", "_invalid"]).drop("encntr_id"), left_on="encntr_id",
-        right_on="_id", how="inner",
-    ).with_columns((pl.lit("encounter:") + pl.col("encntr_id").cast(pl.String)).alias("_target_ref"))
+    em = (
+        ee.join(emap, on="source_ref", how="inner")
+        .join(
+            _suffix_actual(te, ["encntr_id", "_id", "_invalid"]).drop("encntr_id"),
+            left_on="encntr_id",
+            right_on="_id",
+            how="inner",
+        )
+        .with_columns((pl.lit("encounter:") + pl.col("encntr_id").cast(pl.String)).alias("_target_ref"))
+    )
     e_missing = ee.join(emap, on="source_ref", how="anti")
-    finds.append(_finding(e_missing.join(pmap, on="person_ref", how="semi"), "encounter.reconcile.missing",
-                          "missing_in_target", "encounter", "encounter not found in the target",
-                          pl.col("source_ref")))
+    finds.append(
+        _finding(
+            e_missing.join(pmap, on="person_ref", how="semi"),
+            "encounter.reconcile.missing",
+            "missing_in_target",
+            "encounter",
+            "encounter not found in the target",
+            pl.col("source_ref"),
+        )
+    )
     e_unexp = te.join(emap, left_on="_id", right_on="encntr_id", how="anti")
-    alias_of = tgt["encntr_alias"].with_columns(
-        pl.when(pl.col("contributor_system_cd") == "PAS").then(pl.lit("pas:kontakt:") + pl.col("alias"))
-        .when(pl.col("contributor_system_cd") == "PCS").then(pl.lit("pcs:visit:") + pl.col("alias"))
-        .otherwise(None).alias("_legacy")).select("encntr_id", "_legacy").unique("encntr_id")
-    known = exp.ledger.select(pl.col("source_ref").alias("_legacy"), pl.col("reason").alias("_why"),
-                              pl.col("disposition").alias("_disp")).unique("_legacy")
+    alias_of = (
+        tgt["encntr_alias"]
+        .with_columns(
+            pl.when(pl.col("contributor_system_cd") == "PAS")
+            .then(pl.lit("pas:kontakt:") + pl.col("alias"))
+            .when(pl.col("contributor_system_cd") == "PCS")
+            .then(pl.lit("pcs:visit:") + pl.col("alias"))
+            .otherwise(None)
+            .alias("_legacy")
+        )
+        .select("encntr_id", "_legacy")
+        .unique("encntr_id")
+    )
+    known = exp.ledger.select(
+        pl.col("source_ref").alias("_legacy"), pl.col("reason").alias("_why"), pl.col("disposition").alias("_disp")
+    ).unique("_legacy")
     e_unexp = e_unexp.join(alias_of, left_on="_id", right_on="encntr_id", how="left").join(
-        known, on="_legacy", how="left")
-    finds.append(_finding(
-        e_unexp, "encounter.reconcile.unexpected", "unexpected_in_target", "encounter",
-        pl.when(pl.col("_disp").is_not_null())
-        .then(pl.lit("encounter loaded although its legacy record is ") + pl.col("_disp").str.replace("_", " ")
-              + pl.lit(" (") + pl.col("_why") + pl.lit(")"))
-        .otherwise(pl.lit("encounter in the target that no legacy record accounts for")),
-        pl.when(pl.col("_disp").is_not_null()).then(pl.col("_legacy")).otherwise(None),
-        pl.lit("encounter:") + pl.col("_id").cast(pl.String)))
+        known, on="_legacy", how="left"
+    )
+    finds.append(
+        _finding(
+            e_unexp,
+            "encounter.reconcile.unexpected",
+            "unexpected_in_target",
+            "encounter",
+            pl.when(pl.col("_disp").is_not_null())
+            .then(
+                pl.lit("encounter loaded although its legacy record is ")
+                + pl.col("_disp").str.replace("_", " ")
+                + pl.lit(" (")
+                + pl.col("_why")
+                + pl.lit(")")
+            )
+            .otherwise(pl.lit("encounter in the target that no legacy record accounts for")),
+            pl.when(pl.col("_disp").is_not_null()).then(pl.col("_legacy")).otherwise(None),
+            pl.lit("encounter:") + pl.col("_id").cast(pl.String),
+        )
+    )
     ecols = [c for c in TABLE_COLUMNS["encounter"] if c != "source_ref"]
     finds.append(_compare(em, "encounter", ecols, "encounter.reconcile.value"))
-    finds.append(_finding(by_content.join(em.select("source_ref", "_target_ref"), on="source_ref"),
-                          "encntr_alias.reconcile.missing", "missing_in_target", "encntr_alias",
-                          "encounter loaded without its VISITID alias (found by its content)",
-                          pl.col("source_ref"), pl.col("_target_ref")).with_columns(pl.lit("alias").alias("column")))
-    links.append(em.select(pl.col("_target_ref").alias("target_ref"), "source_ref", pl.lit("encounter").alias("entity")))
+    finds.append(
+        _finding(
+            by_content.join(em.select("source_ref", "_target_ref"), on="source_ref"),
+            "encntr_alias.reconcile.missing",
+            "missing_in_target",
+            "encntr_alias",
+            "encounter loaded without its VISITID alias (found by its content)",
+            pl.col("source_ref"),
+            pl.col("_target_ref"),
+        ).with_columns(pl.lit("alias").alias("column"))
+    )
+    links.append(
+        em.select(pl.col("_target_ref").alias("target_ref"), "source_ref", pl.lit("encounter").alias("entity"))
+    )
     eid_to_ref = emap.rename({"source_ref": "encounter_ref", "encntr_id": "_eid"})
 
     # -- children (multisets on content) ---------------------------------------------------
@@ -291,34 +445,74 @@ def reconcile(exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings) -> Recon
         et = et.with_columns(pl.int_range(pl.len()).over(key, order_by="source_ref").alias("_rank"))
         tt = tt.with_columns(pl.int_range(pl.len()).over(key, order_by="_id").alias("_rank"))
         keyr = [*key, "_rank"]
-        tsel = _suffix_actual(tt.select([c for c in TABLE_COLUMNS[t] if c in tt.columns and c != "source_ref"]
-                                        + ["_id", "_invalid", "_rank"]), [*keyr, "_id", "_invalid"])
+        tsel = _suffix_actual(
+            tt.select(
+                [c for c in TABLE_COLUMNS[t] if c in tt.columns and c != "source_ref"] + ["_id", "_invalid", "_rank"]
+            ),
+            [*keyr, "_id", "_invalid"],
+        )
         cm = et.join(tsel, on=keyr, how="inner", nulls_equal=True).with_columns(
-            (pl.lit(f"{t}:") + pl.col("_id").cast(pl.String)).alias("_target_ref"))
+            (pl.lit(f"{t}:") + pl.col("_id").cast(pl.String)).alias("_target_ref")
+        )
         c_missing = et.join(tsel.select(keyr), on=keyr, how="anti", nulls_equal=True)
         parent_present = _parent_present(c_missing, t, emap, pmap)
-        finds.append(_finding(c_missing.filter(parent_present), f"{t}.reconcile.missing", "missing_in_target", t,
-                              f"{t} row not found in the target (matched on {', '.join(key)})", pl.col("source_ref")))
+        finds.append(
+            _finding(
+                c_missing.filter(parent_present),
+                f"{t}.reconcile.missing",
+                "missing_in_target",
+                t,
+                f"{t} row not found in the target (matched on {', '.join(key)})",
+                pl.col("source_ref"),
+            )
+        )
         c_unexp = tt.join(et.select(keyr), on=keyr, how="anti", nulls_equal=True)
         parent_matched = pl.lit(True)
         if "encounter_ref" in key:
             parent_matched = parent_matched & pl.col("encounter_ref").is_not_null()
         if "person_ref" in key:
             parent_matched = parent_matched & pl.col("person_ref").is_not_null()
-        finds.append(_finding(c_unexp.filter(parent_matched), f"{t}.reconcile.unexpected", "unexpected_in_target", t,
-                              f"{t} row in the target that no legacy record accounts for (or loaded twice)",
-                              target_ref=pl.lit(f"{t}:") + pl.col("_id").cast(pl.String)))
+        finds.append(
+            _finding(
+                c_unexp.filter(parent_matched),
+                f"{t}.reconcile.unexpected",
+                "unexpected_in_target",
+                t,
+                f"{t} row in the target that no legacy record accounts for (or loaded twice)",
+                target_ref=pl.lit(f"{t}:") + pl.col("_id").cast(pl.String),
+            )
+        )
         vcols = [c for c in TABLE_COLUMNS[t] if c not in (*key, "source_ref") and f"{c}__act" in cm.columns]
         finds.append(_compare(cm, t, vcols, f"{t}.reconcile.value"))
         links.append(cm.select(pl.col("_target_ref").alias("target_ref"), "source_ref", pl.lit(t).alias("entity")))
         child_status.append((t, et, cm, c_missing))
-        counts.append({"entity": t, "expected": et.height, "found": tgt[t].height, "matched": cm.height,
-                       "missing": c_missing.height, "unexpected": c_unexp.height})
+        counts.append(
+            {
+                "entity": t,
+                "expected": et.height,
+                "found": tgt[t].height,
+                "matched": cm.height,
+                "missing": c_missing.height,
+                "unexpected": c_unexp.height,
+            }
+        )
     counts = [
-        {"entity": "person", "expected": ep.height, "found": tp.height, "matched": pm.height,
-         "missing": p_missing.height, "unexpected": p_unexp.height},
-        {"entity": "encounter", "expected": ee.height, "found": te.height, "matched": em.height,
-         "missing": e_missing.height, "unexpected": e_unexp.height},
+        {
+            "entity": "person",
+            "expected": ep.height,
+            "found": tp.height,
+            "matched": pm.height,
+            "missing": p_missing.height,
+            "unexpected": p_unexp.height,
+        },
+        {
+            "entity": "encounter",
+            "expected": ee.height,
+            "found": te.height,
+            "matched": em.height,
+            "missing": e_missing.height,
+            "unexpected": e_unexp.height,
+        },
         *counts,
     ]
     findings = pl.concat([f.select(list(RECON_SCHEMA)) for f in finds], how="vertical_relaxed")
@@ -327,24 +521,41 @@ def reconcile(exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings) -> Recon
     differing = set(findings.filter(pl.col("source_ref").is_not_null())["source_ref"].to_list())
     st = [
         ep.select("person_ref", pl.lit("person").alias("entity")).with_columns(
-            pl.when(pl.col("person_ref").is_in(p_missing["person_ref"].to_list())).then(pl.lit("missing_in_target"))
-            .otherwise(pl.lit("migrated")).alias("status"), pl.col("person_ref").alias("source_ref")),
+            pl.when(pl.col("person_ref").is_in(p_missing["person_ref"].to_list()))
+            .then(pl.lit("missing_in_target"))
+            .otherwise(pl.lit("migrated"))
+            .alias("status"),
+            pl.col("person_ref").alias("source_ref"),
+        ),
         ee.select("source_ref", "person_ref", pl.lit("encounter").alias("entity")).with_columns(
-            pl.when(pl.col("source_ref").is_in(e_missing["source_ref"].to_list())).then(pl.lit("missing_in_target"))
-            .otherwise(pl.lit("migrated")).alias("status")),
+            pl.when(pl.col("source_ref").is_in(e_missing["source_ref"].to_list()))
+            .then(pl.lit("missing_in_target"))
+            .otherwise(pl.lit("migrated"))
+            .alias("status")
+        ),
     ]
-    for t, et, cm, c_missing in child_status:
+    for t, _et, cm, c_missing in child_status:
         matched = cm.select("source_ref", "_rank").with_columns(pl.lit("migrated").alias("status"))
         miss = c_missing.select("source_ref", "_rank").with_columns(pl.lit("missing_in_target").alias("status"))
-        st.append(pl.concat([matched, miss]).select("source_ref", pl.lit(None, dtype=pl.String).alias("person_ref"),
-                                                   pl.lit(t).alias("entity"), "status"))
-    status_df = pl.concat([s.select("entity", "source_ref", "person_ref", "status") for s in st],
-                          how="vertical_relaxed").with_columns(
+        st.append(
+            pl.concat([matched, miss]).select(
+                "source_ref", pl.lit(None, dtype=pl.String).alias("person_ref"), pl.lit(t).alias("entity"), "status"
+            )
+        )
+    status_df = pl.concat(
+        [s.select("entity", "source_ref", "person_ref", "status") for s in st], how="vertical_relaxed"
+    ).with_columns(
         pl.when((pl.col("status") == "migrated") & pl.col("source_ref").is_in(list(differing)))
-        .then(pl.lit("migrated_with_differences")).otherwise(pl.col("status")).alias("status"))
+        .then(pl.lit("migrated_with_differences"))
+        .otherwise(pl.col("status"))
+        .alias("status")
+    )
     cdf = pl.DataFrame(counts)
-    wd = findings.filter(pl.col("category").is_in(["value_mismatch", "confidentiality"])).group_by("entity").agg(
-        pl.col("source_ref").n_unique().alias("with_differences"))
+    wd = (
+        findings.filter(pl.col("category").is_in(["value_mismatch", "confidentiality"]))
+        .group_by("entity")
+        .agg(pl.col("source_ref").n_unique().alias("with_differences"))
+    )
     cdf = cdf.join(wd, on="entity", how="left").with_columns(pl.col("with_differences").fill_null(0))
     return Reconciliation(findings=findings, status=status_df, links=links_df, counts=cdf)
 

@@ -58,23 +58,35 @@ class PcsVisit(pa.DataFrameModel):
 
 #: records → (schema, {source column: (target column, what is wrong, in steward words)})
 SCHEMAS: dict[str, tuple[type[pa.DataFrameModel], dict[str, tuple[str, str]]]] = {
-    "pas/patient": (PasPatient, {
-        "PATID": ("alias", "patient id is not a whole number"),
-        "POSTNR": ("postal_code", "postal code is not five digits (NNN NN)"),
-        "KOMMUN": ("municipality_code", "municipality code is not four digits"),
-        "SKYDD": ("confid_level_cd", "protection mark is neither J nor N (treated as protected)"),
-    }),
-    "pas/kontakt": (PasKontakt, {
-        "KONTAKTID": ("alias", "contact id is not a whole number"),
-        "STATUS": ("active_ind", "record status is neither A nor M (treated as active)"),
-    }),
-    "pcs/patients": (PcsPatient, {
-        "postal_code": ("postal_code", "postal code is not five digits (NNN NN)"),
-        "municipality": ("municipality_code", "municipality code is not four digits"),
-    }),
-    "pcs/visits": (PcsVisit, {
-        "status": ("active_ind", "visit status is not signed, draft or deleted (treated as signed)"),
-    }),
+    "pas/patient": (
+        PasPatient,
+        {
+            "PATID": ("alias", "patient id is not a whole number"),
+            "POSTNR": ("postal_code", "postal code is not five digits (NNN NN)"),
+            "KOMMUN": ("municipality_code", "municipality code is not four digits"),
+            "SKYDD": ("confid_level_cd", "protection mark is neither J nor N (treated as protected)"),
+        },
+    ),
+    "pas/kontakt": (
+        PasKontakt,
+        {
+            "KONTAKTID": ("alias", "contact id is not a whole number"),
+            "STATUS": ("active_ind", "record status is neither A nor M (treated as active)"),
+        },
+    ),
+    "pcs/patients": (
+        PcsPatient,
+        {
+            "postal_code": ("postal_code", "postal code is not five digits (NNN NN)"),
+            "municipality": ("municipality_code", "municipality code is not four digits"),
+        },
+    ),
+    "pcs/visits": (
+        PcsVisit,
+        {
+            "status": ("active_ind", "visit status is not signed, draft or deleted (treated as signed)"),
+        },
+    ),
 }
 ENTITY = {"pas/patient": "person", "pas/kontakt": "encounter", "pcs/patients": "person", "pcs/visits": "encounter"}
 
@@ -87,7 +99,8 @@ def schema_failures(records: str, df: pl.DataFrame) -> pl.DataFrame:
     except pa.errors.SchemaErrors as e:
         fc = e.failure_cases
         return fc.filter(pl.col("index").is_not_null()).select(
-            pl.col("index").cast(pl.Int64).alias("_pos"), pl.col("column").cast(pl.String))
+            pl.col("index").cast(pl.Int64).alias("_pos"), pl.col("column").cast(pl.String)
+        )
     return pl.DataFrame(schema={"_pos": pl.Int64, "column": pl.String})
 
 
@@ -103,17 +116,27 @@ def schema_findings(frames: dict[str, pl.DataFrame], ledger: pl.DataFrame) -> pl
         hits = fails.join(df.select("_pos", "source_ref"), on="_pos").join(loaded, on="source_ref", how="semi")
         text = {k: v[1] for k, v in cols.items()}
         target = {k: v[0] for k, v in cols.items()}
-        out.append(hits.select(
-            pl.lit("implausible").alias("category"),
-            pl.lit(ENTITY[records]).alias("entity"),
-            pl.lit(records.split("/")[0]).alias("source_system"),
-            "source_ref",
-            pl.col("column").replace_strict(target, default=None).alias("column"),
-            pl.col("column").replace_strict(text, default="field has an unexpected form").alias("message"),
-            pl.lit(f"{ENTITY[records]}.source.schema").alias("check"),
-        ))
+        out.append(
+            hits.select(
+                pl.lit("implausible").alias("category"),
+                pl.lit(ENTITY[records]).alias("entity"),
+                pl.lit(records.split("/")[0]).alias("source_system"),
+                "source_ref",
+                pl.col("column").replace_strict(target, default=None).alias("column"),
+                pl.col("column").replace_strict(text, default="field has an unexpected form").alias("message"),
+                pl.lit(f"{ENTITY[records]}.source.schema").alias("check"),
+            )
+        )
     if not out:
-        return pl.DataFrame(schema={"category": pl.String, "entity": pl.String, "source_system": pl.String,
-                                    "source_ref": pl.String, "column": pl.String, "message": pl.String,
-                                    "check": pl.String})
+        return pl.DataFrame(
+            schema={
+                "category": pl.String,
+                "entity": pl.String,
+                "source_system": pl.String,
+                "source_ref": pl.String,
+                "column": pl.String,
+                "message": pl.String,
+                "check": pl.String,
+            }
+        )
     return pl.concat(out).unique(maintain_order=True)

@@ -107,9 +107,7 @@ def _active_codes(code_value: pl.DataFrame, code_set: int) -> tuple[int, ...]:
 
 
 def _code_of(code_value: pl.DataFrame, code_set: int, meaning: str) -> int:
-    hit = code_value.filter((pl.col("code_set") == code_set) & (pl.col("cdf_meaning") == meaning))[
-        "code_value"
-    ]
+    hit = code_value.filter((pl.col("code_set") == code_set) & (pl.col("cdf_meaning") == meaning))["code_value"]
     if hit.len() != 1:
         raise MigcheckError(
             f"mappings/reference/code_value.csv: expected one code value {meaning!r} in code set {code_set}, "
@@ -118,17 +116,13 @@ def _code_of(code_value: pl.DataFrame, code_set: int, meaning: str) -> int:
     return int(hit[0])
 
 
-def _active_nomenclature(
-    code_value: pl.DataFrame, nomenclature: pl.DataFrame, vocabulary: str
-) -> tuple[int, ...]:
+def _active_nomenclature(code_value: pl.DataFrame, nomenclature: pl.DataFrame, vocabulary: str) -> tuple[int, ...]:
     vocab_cd = _code_of(code_value, VOCABULARY_CODE_SET, vocabulary)
     ids = nomenclature.filter((pl.col("source_vocabulary_cd") == vocab_cd) & (pl.col("active_ind") == 1))[
         "nomenclature_id"
     ]
     if ids.len() == 0:
-        raise MigcheckError(
-            f"mappings/reference/nomenclature.csv: no active nomenclature row of {vocabulary}"
-        )
+        raise MigcheckError(f"mappings/reference/nomenclature.csv: no active nomenclature row of {vocabulary}")
     return tuple(sorted(int(v) for v in ids))
 
 
@@ -151,9 +145,7 @@ def _identity_missing_query(identity_types: tuple[int, ...], dialect: sa.engine.
     stmt = (
         sa.select(b.c.person_id.label("row_id"))
         .select_from(
-            b.outerjoin(
-                a, sa.and_(a.c.person_id == b.c.person_id, a.c.person_alias_type_cd.in_(identity_types))
-            )
+            b.outerjoin(a, sa.and_(a.c.person_id == b.c.person_id, a.c.person_alias_type_cd.in_(identity_types)))
         )
         .where(a.c.person_alias_id.is_(None))
     )
@@ -192,9 +184,7 @@ def _allergy_substance_query(dialect: sa.engine.Dialect) -> str:
     return _gx_query(stmt, dialect, aliased=False)
 
 
-def build_target_checks(
-    code_value: pl.DataFrame, nomenclature: pl.DataFrame, dialect_name: str
-) -> list[TargetCheck]:
+def build_target_checks(code_value: pl.DataFrame, nomenclature: pl.DataFrame, dialect_name: str) -> list[TargetCheck]:
     """Every target check, in table order (``DATA_TABLES``), for a target of ``dialect_name``."""
     dialect = _dialect(dialect_name)
     identity_types = tuple(sorted(_code_of(code_value, ALIAS_TYPE_CODE_SET, m) for m in IDENTITY_ALIAS_TYPES))

@@ -7,7 +7,7 @@ vocabulary every nomenclature reference must be of; both drive the simulator and
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, SmallInteger, String, Table, DateTime
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, SmallInteger, String, Table
 
 metadata = MetaData()
 
@@ -31,52 +31,109 @@ def _opt(name: str, type_) -> Column:
 TS = DateTime(timezone=False)
 
 code_value = _t(
-    "code_value", _id("code_value"), _req("code_set", Integer), _req("cdf_meaning", String(12)),
-    _req("display", String(40)), _req("active_ind", SmallInteger),
+    "code_value",
+    _id("code_value"),
+    _req("code_set", Integer),
+    _req("cdf_meaning", String(12)),
+    _req("display", String(40)),
+    _req("active_ind", SmallInteger),
 )
 nomenclature = _t(
-    "nomenclature", _id("nomenclature_id"), _req("source_vocabulary_cd", BigInteger),
-    _req("source_identifier", String(20)), _req("source_string", String(255)), _req("active_ind", SmallInteger),
+    "nomenclature",
+    _id("nomenclature_id"),
+    _req("source_vocabulary_cd", BigInteger),
+    _req("source_identifier", String(20)),
+    _req("source_string", String(255)),
+    _req("active_ind", SmallInteger),
 )
 person = _t(
-    "person", _id("person_id"), _req("name_last", String(100)), _req("name_first", String(100)),
-    _req("sex_cd", BigInteger), _req("birth_dt_tm", TS), _opt("deceased_dt_tm", TS),
-    _req("confid_level_cd", BigInteger), _opt("postal_code", String(10)), _opt("municipality_code", String(4)),
-    _req("contributor_system_cd", BigInteger), _req("active_ind", SmallInteger), _req("updt_dt_tm", TS),
+    "person",
+    _id("person_id"),
+    _req("name_last", String(100)),
+    _req("name_first", String(100)),
+    _req("sex_cd", BigInteger),
+    _req("birth_dt_tm", TS),
+    _opt("deceased_dt_tm", TS),
+    _req("confid_level_cd", BigInteger),
+    _opt("postal_code", String(10)),
+    _opt("municipality_code", String(4)),
+    _req("contributor_system_cd", BigInteger),
+    _req("active_ind", SmallInteger),
+    _req("updt_dt_tm", TS),
 )
 person_alias = _t(
-    "person_alias", _id("person_alias_id"), _req("person_id", BigInteger), _req("person_alias_type_cd", BigInteger),
-    _opt("alias_pool_cd", BigInteger), _req("alias", String(20)), _req("contributor_system_cd", BigInteger),
+    "person_alias",
+    _id("person_alias_id"),
+    _req("person_id", BigInteger),
+    _req("person_alias_type_cd", BigInteger),
+    _opt("alias_pool_cd", BigInteger),
+    _req("alias", String(20)),
+    _req("contributor_system_cd", BigInteger),
     _req("active_ind", SmallInteger),
 )
 encounter = _t(
-    "encounter", _id("encntr_id"), _req("person_id", BigInteger), _req("encntr_type_cd", BigInteger),
-    _req("loc_nurse_unit_cd", BigInteger), _req("reg_dt_tm", TS), _opt("disch_dt_tm", TS),
-    _req("contributor_system_cd", BigInteger), _req("active_ind", SmallInteger),
+    "encounter",
+    _id("encntr_id"),
+    _req("person_id", BigInteger),
+    _req("encntr_type_cd", BigInteger),
+    _req("loc_nurse_unit_cd", BigInteger),
+    _req("reg_dt_tm", TS),
+    _opt("disch_dt_tm", TS),
+    _req("contributor_system_cd", BigInteger),
+    _req("active_ind", SmallInteger),
 )
 encntr_alias = _t(
-    "encntr_alias", _id("encntr_alias_id"), _req("encntr_id", BigInteger), _req("encntr_alias_type_cd", BigInteger),
-    _req("alias", String(40)), _req("contributor_system_cd", BigInteger), _req("active_ind", SmallInteger),
+    "encntr_alias",
+    _id("encntr_alias_id"),
+    _req("encntr_id", BigInteger),
+    _req("encntr_alias_type_cd", BigInteger),
+    _req("alias", String(40)),
+    _req("contributor_system_cd", BigInteger),
+    _req("active_ind", SmallInteger),
 )
 diagnosis = _t(
-    "diagnosis", _id("diagnosis_id"), _req("person_id", BigInteger), _req("encntr_id", BigInteger),
-    _req("nomenclature_id", BigInteger), _req("diag_type_cd", BigInteger), _req("diag_dt_tm", TS),
-    _req("contributor_system_cd", BigInteger), _req("active_ind", SmallInteger),
+    "diagnosis",
+    _id("diagnosis_id"),
+    _req("person_id", BigInteger),
+    _req("encntr_id", BigInteger),
+    _req("nomenclature_id", BigInteger),
+    _req("diag_type_cd", BigInteger),
+    _req("diag_dt_tm", TS),
+    _req("contributor_system_cd", BigInteger),
+    _req("active_ind", SmallInteger),
 )
 procedure = _t(
-    "procedure", _id("procedure_id"), _req("encntr_id", BigInteger), _req("nomenclature_id", BigInteger),
-    _req("proc_dt_tm", TS), _req("contributor_system_cd", BigInteger), _req("active_ind", SmallInteger),
+    "procedure",
+    _id("procedure_id"),
+    _req("encntr_id", BigInteger),
+    _req("nomenclature_id", BigInteger),
+    _req("proc_dt_tm", TS),
+    _req("contributor_system_cd", BigInteger),
+    _req("active_ind", SmallInteger),
 )
 allergy = _t(
-    "allergy", _id("allergy_id"), _req("person_id", BigInteger), _opt("substance_nom_id", BigInteger),
-    _opt("substance_ftdesc", String(255)), _req("severity_cd", BigInteger), _opt("onset_dt_tm", TS),
-    _req("contributor_system_cd", BigInteger), _req("active_ind", SmallInteger),
+    "allergy",
+    _id("allergy_id"),
+    _req("person_id", BigInteger),
+    _opt("substance_nom_id", BigInteger),
+    _opt("substance_ftdesc", String(255)),
+    _req("severity_cd", BigInteger),
+    _opt("onset_dt_tm", TS),
+    _req("contributor_system_cd", BigInteger),
+    _req("active_ind", SmallInteger),
 )
 orders = _t(
-    "orders", _id("order_id"), _req("person_id", BigInteger), _req("atc_nomenclature_id", BigInteger),
-    _req("order_mnemonic", String(100)), _opt("simplified_display_line", String(255)),
-    _req("orig_order_dt_tm", TS), _opt("discontinue_dt_tm", TS), _req("order_status_cd", BigInteger),
-    _req("contributor_system_cd", BigInteger), _req("active_ind", SmallInteger),
+    "orders",
+    _id("order_id"),
+    _req("person_id", BigInteger),
+    _req("atc_nomenclature_id", BigInteger),
+    _req("order_mnemonic", String(100)),
+    _opt("simplified_display_line", String(255)),
+    _req("orig_order_dt_tm", TS),
+    _opt("discontinue_dt_tm", TS),
+    _req("order_status_cd", BigInteger),
+    _req("contributor_system_cd", BigInteger),
+    _req("active_ind", SmallInteger),
 )
 
 REFERENCE_TABLES = ["code_value", "nomenclature"]

@@ -40,9 +40,11 @@ class ColumnExprs:
 def normalise_icd10se(e: pl.Expr) -> pl.Expr:
     """Upper case, no spaces, dot after the third character when missing (``j189`` → ``J18.9``)."""
     u = e.str.to_uppercase().str.replace_all(r"\s+", "")
-    return pl.when(~u.str.contains(".", literal=True) & (u.str.len_chars() > 3)).then(
-        u.str.slice(0, 3) + "." + u.str.slice(3)
-    ).otherwise(u)
+    return (
+        pl.when(~u.str.contains(".", literal=True) & (u.str.len_chars() > 3))
+        .then(u.str.slice(0, 3) + "." + u.str.slice(3))
+        .otherwise(u)
+    )
 
 
 def upper_nospace(e: pl.Expr) -> pl.Expr:
@@ -51,8 +53,11 @@ def upper_nospace(e: pl.Expr) -> pl.Expr:
 
 
 def local_to_utc(parsed: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """Stockholm wall time → naive UTC; the earlier instant when ambiguous; a skipped time is
-    moved forward one hour. Returns (utc, nonexistent)."""
+    """Stockholm wall time → naive UTC, and whether the time did not exist.
+
+    An ambiguous time (the repeated October hour) takes the earlier instant; a skipped time (the
+    March gap) is moved forward one hour.
+    """
     loc = parsed.dt.replace_time_zone(TZ, ambiguous="earliest", non_existent="null")
     nonexistent = parsed.is_not_null() & loc.is_null()
     shifted = (parsed + pl.duration(hours=1)).dt.replace_time_zone(TZ, ambiguous="earliest", non_existent="null")

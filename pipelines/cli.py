@@ -77,8 +77,10 @@ def _cmd_generate(a: argparse.Namespace) -> int:
 
     r = generate(a.out, patients=a.patients, seed=a.seed, defects=a.defects)
     total = sum(r.records.values())
-    print(f"wrote {total} legacy records in {len(r.records)} files to {r.out_dir}; {r.defects} defects listed in "
-          f"{r.out_dir / 'defects.csv'}")
+    print(
+        f"wrote {total} legacy records in {len(r.records)} files to {r.out_dir}; {r.defects} defects listed in "
+        f"{r.out_dir / 'defects.csv'}"
+    )
     return 0
 
 
@@ -101,8 +103,9 @@ def _cmd_validate(a: argparse.Namespace) -> int:
 
 def _print_verdict(r) -> None:
     verdict = "PASSED" if r.exit_code == 0 else "FAILED"
-    print(f"{verdict}: {r.errors} errors, {r.warnings} warnings; ledger balanced: {r.ledger_balanced}; "
-          f"report in {r.out}")
+    print(
+        f"{verdict}: {r.errors} errors, {r.warnings} warnings; ledger balanced: {r.ledger_balanced}; report in {r.out}"
+    )
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
@@ -131,8 +134,7 @@ def _ensure_dir(path: Path, setting: str) -> None:
         raise MigcheckError(f"{setting} {path}: cannot create folder ({e.strerror})") from e
 
 
-COMMANDS = {"generate": _cmd_generate, "trial-load": _cmd_trial_load, "validate": _cmd_validate,
-            "demo": _cmd_demo}
+COMMANDS = {"generate": _cmd_generate, "trial-load": _cmd_trial_load, "validate": _cmd_validate, "demo": _cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the one place that turns surprises into a line
         if os.environ.get("MIGCHECK_DEBUG"):
             raise
-        print(f"migcheck: internal error ({type(e).__name__}); rerun with MIGCHECK_DEBUG=1 for details",
-              file=sys.stderr)
+        print(
+            f"migcheck: internal error ({type(e).__name__}); rerun with MIGCHECK_DEBUG=1 for details", file=sys.stderr
+        )
         code = 2
     return code
 

@@ -123,9 +123,7 @@ def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, st
         return empty, _bad("pas", fname, bad_lines, bad_reasons), "empty"
     s = pl.DataFrame({"t": body, "_line": body_n}, schema={"t": pl.String, "_line": pl.Int64})
     quoted = s.filter(pl.col("t").str.contains('"', literal=True))
-    plain = s.filter(~pl.col("t").str.contains('"', literal=True)).with_columns(
-        pl.col("t").str.split(";").alias("f")
-    )
+    plain = s.filter(~pl.col("t").str.contains('"', literal=True)).with_columns(pl.col("t").str.split(";").alias("f"))
     if quoted.height:
         rows = [next(csv.reader([t], delimiter=";", quotechar='"', strict=False)) for t in quoted["t"]]
         quoted = quoted.with_columns(pl.Series("f", rows, dtype=pl.List(pl.String)))
@@ -149,8 +147,10 @@ def _ndjson(lines: list[bytes], schema: dict) -> pl.DataFrame:
 def _parse_json_lines(
     lines: list[bytes], numbers: list[int], schema: dict
 ) -> tuple[list[pl.DataFrame], list[int], list[str]]:
-    """Parse JSON lines with polars; when a file holds bad lines, find them first (JSON syntax,
-    then wrong value types by bisection) so that every good line is still read."""
+    """Parse JSON lines with polars, keeping every good line when some are bad.
+
+    Bad lines are found first by JSON syntax, then (wrong value types) by bisection.
+    """
     bad_n: list[int] = []
     bad_r: list[str] = []
     try:
@@ -218,11 +218,7 @@ def _flatten_pcs(name: str, df: pl.DataFrame) -> dict[str, pl.DataFrame]:
             "deceased",
             "protected",
             pl.col("address").struct.field("postalCode").str.strip_chars().replace("", None).alias("postal_code"),
-            pl.col("address")
-            .struct.field("municipality")
-            .str.strip_chars()
-            .replace("", None)
-            .alias("municipality"),
+            pl.col("address").struct.field("municipality").str.strip_chars().replace("", None).alias("municipality"),
             "_line",
         )
         return {"pcs/patients": out}

@@ -66,9 +66,7 @@ class TargetCheckRun:
     """What the target checks found."""
 
     failures: pl.DataFrame  # check_id, table, column, category, entity, target_ref ("{ref_table}:{row_id}")
-    results: (
-        pl.DataFrame
-    )  # check_id, table, column, category, success (bool), unexpected_count (int), description
+    results: pl.DataFrame  # check_id, table, column, category, success (bool), unexpected_count (int), description
     data_docs: Path | None  # index.html of the Data Docs site, when written
 
 
@@ -87,9 +85,7 @@ def _target_url(engine_or_url: Engine | URL | str, setting: str) -> URL:
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
-        raise MigcheckError(
-            f"{setting} {safe_url(url)}: the target checks need a database file, not an in-memory one"
-        )
+        raise MigcheckError(f"{setting} {safe_url(url)}: the target checks need a database file, not an in-memory one")
     return url
 
 
@@ -157,9 +153,7 @@ def _expectation(gxe, check: TargetCheck):
     if check.kind == "not_null":
         return gxe.ExpectColumnValuesToNotBeNull(column=check.column, **common)
     if check.kind == "in_set":
-        return gxe.ExpectColumnValuesToBeInSet(
-            column=check.column, value_set=list(check.value_set or ()), **common
-        )
+        return gxe.ExpectColumnValuesToBeInSet(column=check.column, value_set=list(check.value_set or ()), **common)
     if check.kind == "unexpected_rows":
         return gxe.UnexpectedRowsExpectation(unexpected_rows_query=check.query, **common)
     raise ValueError(f"{check.check_id}: unknown kind {check.kind!r}")
@@ -198,9 +192,7 @@ def _ids(check: TargetCheck, result: dict, engine: Engine) -> tuple[int, list[in
             ids = _all_ids(engine, result["unexpected_index_query"])
     ids = sorted({int(i) for i in ids})
     if len(ids) != count:
-        raise MigcheckError(
-            f"target check {check.check_id}: {count} rows failed but {len(ids)} ids came back"
-        )
+        raise MigcheckError(f"target check {check.check_id}: {count} rows failed but {len(ids)} ids came back")
     return count, ids
 
 
@@ -227,9 +219,7 @@ def run_target_checks(
         missing = sorted(set(by_table) - table_names(engine))
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            raise MigcheckError(
-                f"{setting} {shown}: table {missing[0]}{more} not found (is this a trial-load target?)"
-            )
+            raise MigcheckError(f"{setting} {shown}: table {missing[0]}{more} not found (is this a trial-load target?)")
         if data_docs_dir is not None:
             data_docs_dir = Path(data_docs_dir).resolve()
             try:
@@ -240,9 +230,7 @@ def run_target_checks(
         try:
             return _frames(results, {c.check_id: c for c in checks}, engine, data_docs_dir, setting)
         except SQLAlchemyError as e:
-            raise MigcheckError(
-                f"{setting} {shown}: could not read the failing rows ({_one_line(e, url)})"
-            ) from e
+            raise MigcheckError(f"{setting} {shown}: could not read the failing rows ({_one_line(e, url)})") from e
     finally:
         engine.dispose()
 
@@ -256,9 +244,7 @@ def _run_gx(
         import great_expectations as gx
         import great_expectations.expectations as gxe
     except Exception as e:  # noqa: BLE001 - a broken install shows as several exception types
-        raise MigcheckError(
-            f"great_expectations cannot be imported ({_one_line(e, url)}): reinstall migcheck"
-        ) from e
+        raise MigcheckError(f"great_expectations cannot be imported ({_one_line(e, url)}): reinstall migcheck") from e
 
     step = "set up the GX context"
     try:
@@ -325,14 +311,10 @@ def _frames(
             error = _raised(r.exception_info)
             if error is not None:
                 line = error.strip().splitlines()[0] if error.strip() else "unknown error"
-                raise MigcheckError(
-                    f"{setting} {shown}: target check {check.check_id} failed to run ({line[:200]})"
-                )
+                raise MigcheckError(f"{setting} {shown}: target check {check.check_id} failed to run ({line[:200]})")
             count, ids = _ids(check, r.result or {}, engine)
             if bool(r.success) != (count == 0):
-                raise MigcheckError(
-                    f"target check {check.check_id}: GX verdict disagrees with {count} failing rows"
-                )
+                raise MigcheckError(f"target check {check.check_id}: GX verdict disagrees with {count} failing rows")
             results.append(
                 dict(
                     check_id=check.check_id,

@@ -46,8 +46,10 @@ def connect(url: str, setting: str = "--target") -> Engine:
         with engine.connect() as c:
             c.execute(sa.text("SELECT 1"))
     except (NoSuchModuleError, ModuleNotFoundError) as e:
-        raise MigcheckError(f"{setting} {safe_url(u)}: unsupported database driver {u.drivername!r} "
-                            "(use sqlite:/// or postgresql+psycopg://)") from e
+        raise MigcheckError(
+            f"{setting} {safe_url(u)}: unsupported database driver {u.drivername!r} "
+            "(use sqlite:/// or postgresql+psycopg://)"
+        ) from e
     except (OperationalError, SQLAlchemyError, OSError) as e:
         first = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(getattr(e, "orig", e)).strip() else ""
         raise MigcheckError(f"{setting} {safe_url(u)}: cannot connect ({first[:160]})") from e
@@ -97,8 +99,9 @@ def load_reference(engine: Engine, mappings_root: Path) -> None:
     for t in REFERENCE_TABLES:
         df = pl.read_csv(mappings_root / "reference" / f"{t}.csv", infer_schema_length=0)
         df = df.with_columns(
-            pl.col(c).cast(pl.Int64) for c in df.columns if c not in ("cdf_meaning", "display", "source_identifier",
-                                                                       "source_string")
+            pl.col(c).cast(pl.Int64)
+            for c in df.columns
+            if c not in ("cdf_meaning", "display", "source_identifier", "source_string")
         )
         write_frame(engine, t, df)
 

@@ -127,5 +127,6 @@ def read_target(engine: Engine) -> dict[str, pl.DataFrame]:
     try:
         return {t: read_table(engine, t) for t in tables}
     except sa.exc.SQLAlchemyError as e:
-        raise MigcheckError(f"--target: reading the target failed ({str(getattr(e, 'orig', e)).splitlines()[0][:160]})"
-                            ) from e
+        raise MigcheckError(
+            f"--target: reading the target failed ({str(getattr(e, 'orig', e)).splitlines()[0][:160]})"
+        ) from e

@@ -63,22 +63,49 @@ def _file_findings(files: pl.DataFrame) -> pl.DataFrame:
     rows = []
     for r in files.filter(pl.col("status") != "ok").iter_rows(named=True):
         sysname = r["file"].split("/")[0]
-        rows.append({
-            "check": f"{FILE_ENTITY[r['file']]}.extract.file", "category": "row_count",
-            "entity": FILE_ENTITY[r["file"]], "source_system": sysname, "source_ref": None, "target_ref": None,
-            "column": None, "expected": None, "actual": "0",
-            "message": f"{r['file']} is {r['status']}: 0 records read from it",
-            "_info": r["status"] == "empty",
-        })
-    return pl.DataFrame(rows, schema={"check": pl.String, "category": pl.String, "entity": pl.String,
-                                      "source_system": pl.String, "source_ref": pl.String,
-                                      "target_ref": pl.String, "column": pl.String, "expected": pl.String,
-                                      "actual": pl.String, "message": pl.String, "_info": pl.Boolean})
+        rows.append(
+            {
+                "check": f"{FILE_ENTITY[r['file']]}.extract.file",
+                "category": "row_count",
+                "entity": FILE_ENTITY[r["file"]],
+                "source_system": sysname,
+                "source_ref": None,
+                "target_ref": None,
+                "column": None,
+                "expected": None,
+                "actual": "0",
+                "message": f"{r['file']} is {r['status']}: 0 records read from it",
+                "_info": r["status"] == "empty",
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "check": pl.String,
+            "category": pl.String,
+            "entity": pl.String,
+            "source_system": pl.String,
+            "source_ref": pl.String,
+            "target_ref": pl.String,
+            "column": pl.String,
+            "expected": pl.String,
+            "actual": pl.String,
+            "message": pl.String,
+            "_info": pl.Boolean,
+        },
+    )
 
 
-def run_validation(source: Path, target_url: str, trial_load: str, out: Path, baseline: Path | None = None,
-                   mappings_root: Path | None = None, as_of: dt.date | None = None,
-                   target_checks: bool = True) -> ValidationResult:
+def run_validation(
+    source: Path,
+    target_url: str,
+    trial_load: str,
+    out: Path,
+    baseline: Path | None = None,
+    mappings_root: Path | None = None,
+    as_of: dt.date | None = None,
+    target_checks: bool = True,
+) -> ValidationResult:
     """Validate one trial load and write its report to ``out``."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -103,8 +130,13 @@ def run_validation(source: Path, target_url: str, trial_load: str, out: Path, ba
     tgt = logical_target(raw_target, m)
     recon = reconcile(exp, tgt, m)
     lap("reconcile")
-    parts = [source_findings(exp), schema_findings(extract.frames, exp.ledger), _file_findings(extract.files),
-             row_count_findings(exp, tgt), recon.findings]
+    parts = [
+        source_findings(exp),
+        schema_findings(extract.frames, exp.ledger),
+        _file_findings(extract.files),
+        row_count_findings(exp, tgt),
+        recon.findings,
+    ]
     gx_docs = None
     if target_checks:
         from checks.target_checks import build_target_checks
@@ -153,8 +185,9 @@ def _write_outputs(out: Path, disc: pl.DataFrame, ledger: pl.DataFrame, summary:
         disc.write_parquet(tmp / "discrepancies.parquet")
         disc.write_csv(tmp / "discrepancies.csv")
         ledger.write_parquet(tmp / "ledger.parquet")
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str),
-                                          encoding="utf-8")
+        (tmp / "summary.json").write_text(
+            json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
+        )
         if gx_docs is not None:
             docs_dir, _run = gx_docs
             if docs_dir.exists():

@@ -7,15 +7,15 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("MIGCHECK_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=300
+    )
 
 
 def assert_one_line_exit_2(r: subprocess.CompletedProcess, *words: str) -> None:
@@ -51,15 +51,22 @@ def test_unwritable_output_folder(tmp_path):
 def test_missing_extract_directory(tmp_path):
     assert_one_line_exit_2(
         run("trial-load", "--source", str(tmp_path / "nope"), "--target", f"sqlite:///{tmp_path}/t.db"),
-        "--source", "nope")
+        "--source",
+        "nope",
+    )
 
 
 def test_unreachable_database_hides_password(sample_extract, tmp_path):
     import shutil
 
     shutil.copytree(sample_extract, tmp_path / "x")
-    r = run("trial-load", "--source", str(tmp_path / "x"), "--target",
-            "postgresql+psycopg://migcheck:s3cret@127.0.0.1:1/none")
+    r = run(
+        "trial-load",
+        "--source",
+        str(tmp_path / "x"),
+        "--target",
+        "postgresql+psycopg://migcheck:s3cret@127.0.0.1:1/none",
+    )
     assert_one_line_exit_2(r, "--target", "cannot connect")
     assert "s3cret" not in r.stderr and "***" in r.stderr
 

@@ -370,9 +370,7 @@ def _reference_findings(root: Path) -> Counter:
         if codes["map_pcs_unit"][unit] not in MAPS.active_locations:
             add("invalid_code", ref)
             continue
-        encounter_warnings(
-            ref, _t(pcs_ok[pid]["identity"]["value"]), t0.astimezone(STHLM).replace(tzinfo=None), t0, t1
-        )
+        encounter_warnings(ref, _t(pcs_ok[pid]["identity"]["value"]), t0.astimezone(STHLM).replace(tzinfo=None), t0, t1)
         for el in o.get("diagnoses") or []:
             code = _t(el.get("code"))
             dref = f"pcs:diagnosis:{vid}:{code}"
@@ -502,9 +500,7 @@ def test_clean_timestamps_are_right_for_stockholm(clean_extract: Path) -> None:
         u for u, m in MAPS.codes["map_pas_unit"].items() if m in MAPS.active_locations
     }
     assert {r["STATUS"] for r in kontakt} == {"A", "M"}
-    ambiguous = [
-        t for t in stamps if t and t.month == 10 and t.hour == 2 and t.weekday() == 6 and t.day >= 25
-    ]
+    ambiguous = [t for t in stamps if t and t.month == 10 and t.hour == 2 and t.weekday() == 6 and t.day >= 25]
     assert ambiguous, "a few contacts in the repeated October hour"
     offsets = Counter()
     for name, cols in (("visits.jsonl", ("start", "end")), ("labresults.jsonl", ("taken",))):
@@ -527,8 +523,7 @@ def test_clean_timestamps_are_right_for_stockholm(clean_extract: Path) -> None:
     per_contact = Counter(r["KONTAKTID"] for r in diag)
     assert max(per_contact.values()) == 3
     assert all(
-        sum(1 for r in diag if r["KONTAKTID"] == k and r["DIAGNOSTYP"] == "H") == 1
-        for k in list(per_contact)[:50]
+        sum(1 for r in diag if r["KONTAKTID"] == k and r["DIAGNOSTYP"] == "H") == 1 for k in list(per_contact)[:50]
     )
 
 
@@ -592,9 +587,7 @@ def test_descriptions_hold_no_personal_data(default_extract: Path) -> None:
     pas = _read_pas(default_extract, "patient.csv")[0]
     pcs = _read_pcs(default_extract, "patients.jsonl")[0]
     words = {w for r in pas for c in ("ENAMN", "FNAMN") for w in re.split(r"[ -]", r[c]) if w}
-    words |= {
-        w for o in pcs for w in re.split(r"[ -]", _t(o["name"]["family"]) + " " + _t(o["name"]["given"])) if w
-    }
+    words |= {w for o in pcs for w in re.split(r"[ -]", _t(o["name"]["family"]) + " " + _t(o["name"]["given"])) if w}
     for r in _read_defects(default_extract):
         d = r["description"]
         assert not re.search(r"\d{5,}", d), d  # no identity number or postal code

@@ -93,8 +93,7 @@ def _multiset_diff(what: str, columns: list[str], expected: Counter, actual: Cou
 
     return "\n".join(
         [
-            f"{what}: {sum(only_exp.values())} row(s) only in expected, "
-            f"{sum(only_act.values())} only in actual",
+            f"{what}: {sum(only_exp.values())} row(s) only in expected, {sum(only_act.values())} only in actual",
             "columns: " + " | ".join(columns),
             "only in expected (golden):",
             *fmt(only_exp),

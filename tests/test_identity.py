@@ -42,7 +42,11 @@ identity_text = st.one_of(
         lambda y, m, d, n, sam: (lambda body: body + str(luhn_digit(body[2:])))(
             f"{y:04d}{m:02d}{d + (60 if sam else 0):02d}{n:03d}"
         ),
-        st.integers(1900, 2030), st.integers(1, 12), st.integers(1, 31), st.integers(0, 999), st.booleans(),
+        st.integers(1900, 2030),
+        st.integers(1, 12),
+        st.integers(1, 31),
+        st.integers(0, 999),
+        st.booleans(),
     ),
 )
 

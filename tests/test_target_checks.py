@@ -98,15 +98,11 @@ def pg_target(extract, tmp_path_factory):
         for s in schemas:
             c.execute(sa.text(f'CREATE SCHEMA "{s}"'))
     urls = [
-        sa.make_url(PG_URL)
-        .update_query_dict({"options": f"-csearch_path={s}"})
-        .render_as_string(hide_password=False)
+        sa.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={s}"}).render_as_string(hide_password=False)
         for s in schemas
     ]
     try:
-        yield _load_and_check(
-            extract, tmp_path_factory.mktemp("pg_target"), urls[0], urls[1], "postgresql", None
-        )
+        yield _load_and_check(extract, tmp_path_factory.mktemp("pg_target"), urls[0], urls[1], "postgresql", None)
     finally:
         with eng.begin() as c:
             for s in schemas:
@@ -141,14 +137,9 @@ def test_checks_are_declared_from_the_schema():
     checks = build_target_checks(m.code_value, m.nomenclature, "sqlite")
     ids = {c.check_id for c in checks}
     not_null = {
-        (t, c.name)
-        for t in DATA_TABLES
-        for c in metadata.tables[t].columns
-        if not c.nullable and not c.primary_key
+        (t, c.name) for t in DATA_TABLES for c in metadata.tables[t].columns if not c.nullable and not c.primary_key
     }
-    assert {f"{t}.target.not_null.{c}" for t, c in not_null} == {
-        c.check_id for c in checks if c.kind == "not_null"
-    }
+    assert {f"{t}.target.not_null.{c}" for t, c in not_null} == {c.check_id for c in checks if c.kind == "not_null"}
     assert {f"{t}.target.code.{c}" for t, c in CODE_SETS} <= ids
     assert {f"{t}.target.nomenclature.{c}" for t, c in NOMENCLATURE} <= ids
     assert {f"{t}.target.orphan.{c}" for t, c in REFERENCES} <= ids
@@ -159,9 +150,7 @@ def test_checks_are_declared_from_the_schema():
     } <= ids
     cv = m.code_value
     sex = next(c for c in checks if c.check_id == "person.target.code.sex_cd")
-    assert set(sex.value_set) == set(
-        cv.filter((pl.col("code_set") == 57) & (pl.col("active_ind") == 1))["code_value"]
-    )
+    assert set(sex.value_set) == set(cv.filter((pl.col("code_set") == 57) & (pl.col("active_ind") == 1))["code_value"])
     unit = next(c for c in checks if c.check_id == "encounter.target.code.loc_nurse_unit_cd")
     inactive = cv.filter((pl.col("code_set") == 220) & (pl.col("active_ind") == 0))["code_value"].to_list()
     assert inactive and not set(inactive) & set(unit.value_set)
@@ -173,9 +162,7 @@ def test_checks_are_declared_from_the_schema():
 
 
 def test_neither_module_imports_great_expectations():
-    code = (
-        "import sys, checks.target_checks, pipelines.gx_checks; sys.exit('great_expectations' in sys.modules)"
-    )
+    code = "import sys, checks.target_checks, pipelines.gx_checks; sys.exit('great_expectations' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
@@ -192,9 +179,7 @@ def test_clean_load_passes_every_check(target):
 def test_faulted_load_findings_match_the_ground_truth(target):
     truth = target.truth.filter(
         pl.struct("category", "entity").map_elements(
-            lambda r: (
-                (r["category"], None) in TARGET_FINDABLE or (r["category"], r["entity"]) in TARGET_FINDABLE
-            ),
+            lambda r: (r["category"], None) in TARGET_FINDABLE or (r["category"], r["entity"]) in TARGET_FINDABLE,
             return_dtype=pl.Boolean,
         )
     )
@@ -204,9 +189,7 @@ def test_faulted_load_findings_match_the_ground_truth(target):
     assert got == want
     # results agree with failures
     per_check = target.faulted.failures.group_by("check_id").len()
-    res = target.faulted.results.join(per_check, on="check_id", how="left").with_columns(
-        pl.col("len").fill_null(0)
-    )
+    res = target.faulted.results.join(per_check, on="check_id", how="left").with_columns(pl.col("len").fill_null(0))
     assert (res["unexpected_count"] == res["len"]).all()
     assert (res["success"] == (res["len"] == 0)).all()
 
@@ -242,9 +225,7 @@ def test_failing_ids_agree_with_plain_sql(target):
         )
         != []
     )
-    identity = (
-        "(select code_value from code_value where code_set = 4 and cdf_meaning in ('PNR', 'SAMNR', 'RESNR'))"
-    )
+    identity = "(select code_value from code_value where code_set = 4 and cdf_meaning in ('PNR', 'SAMNR', 'RESNR'))"
     assert (
         _refs(run, "person_alias.target.identity_missing")
         == _rows(
@@ -285,10 +266,7 @@ def test_every_failing_row_comes_back_beyond_gx_limits(sqlite_target, tmp_path):
         sa.Table(
             t.name,
             relaxed,
-            *(
-                sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=not c.primary_key)
-                for c in t.columns
-            ),
+            *(sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=not c.primary_key) for c in t.columns),
         )
     eng = sa.create_engine(f"sqlite:///{db}")
     relaxed.create_all(eng)

@@ -9,11 +9,11 @@ import sys
 import polars as pl
 import pytest
 import sqlalchemy as sa
+from conftest import MAPPINGS, REPO
 
 from checks.expected import compute_expected
 from checks.mapping import load_mappings
 from checks.target_schema import CODE_SETS, DATA_TABLES
-from conftest import MAPPINGS, REPO
 from pipelines.extract import read_extract
 from pipelines.synth.trial_load import simulate_trial_load
 
@@ -44,14 +44,19 @@ def test_clean_load_into_sqlite_writes_every_expected_row(extract_copy, tmp_path
     # protected persons keep their mark, timestamps are stored as text YYYY-MM-DD HH:MM:SS
     eng = sa.create_engine(f"sqlite:///{db}")
     with eng.connect() as c:
-        prot = c.execute(sa.text("select count(*) from person p join code_value c on c.code_value = p.confid_level_cd "
-                                 "where c.cdf_meaning = 'PROTECTED'")).scalar_one()
+        prot = c.execute(
+            sa.text(
+                "select count(*) from person p join code_value c on c.code_value = p.confid_level_cd "
+                "where c.cdf_meaning = 'PROTECTED'"
+            )
+        ).scalar_one()
         ts = c.execute(sa.text("select reg_dt_tm from encounter limit 1")).scalar_one()
     assert prot == exp.tables["person"].filter(pl.col("confid_level_cd") == "PROTECTED").height > 0
     assert len(ts) == 19 and ts[10] == " "
     if SPEC_TOOL.exists():
-        res = subprocess.run([sys.executable, SPEC_TOOL, "--extract", extract_copy, "--target-db", db],
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            [sys.executable, SPEC_TOOL, "--extract", extract_copy, "--target-db", db], capture_output=True, text=True
+        )
         assert res.returncode == 0, res.stdout
 
 
@@ -67,14 +72,27 @@ def test_load_into_postgresql_matches_sqlite(extract_copy, tmp_path, pg_url):
     with eng.connect() as c:
         assert c.execute(sa.text("select count(*) from code_value")).scalar_one() == 53
         assert c.execute(sa.text("select count(*) from nomenclature")).scalar_one() == 88
-        t = c.execute(sa.text("select data_type from information_schema.columns where table_name = 'encounter' "
-                              "and column_name = 'reg_dt_tm' and table_schema = current_schema()")).scalar_one()
+        t = c.execute(
+            sa.text(
+                "select data_type from information_schema.columns where table_name = 'encounter' "
+                "and column_name = 'reg_dt_tm' and table_schema = current_schema()"
+            )
+        ).scalar_one()
     eng.dispose()
     assert t == "timestamp without time zone"
 
 
-LOAD_CATEGORIES = {"missing_in_target", "unexpected_in_target", "value_mismatch", "orphan", "invalid_code",
-                   "confidentiality", "mandatory_missing", "duplicate", "row_count"}
+LOAD_CATEGORIES = {
+    "missing_in_target",
+    "unexpected_in_target",
+    "value_mismatch",
+    "orphan",
+    "invalid_code",
+    "confidentiality",
+    "mandatory_missing",
+    "duplicate",
+    "row_count",
+}
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +120,16 @@ def test_fault_truth_covers_every_kind_and_entity(faulted):
 
 def _row(eng, ref: str) -> dict | None:
     table, rid = ref.split(":")
-    pk = {"person": "person_id", "person_alias": "person_alias_id", "encounter": "encntr_id",
-          "encntr_alias": "encntr_alias_id", "diagnosis": "diagnosis_id", "procedure": "procedure_id",
-          "orders": "order_id", "allergy": "allergy_id"}[table]
+    pk = {
+        "person": "person_id",
+        "person_alias": "person_alias_id",
+        "encounter": "encntr_id",
+        "encntr_alias": "encntr_alias_id",
+        "diagnosis": "diagnosis_id",
+        "procedure": "procedure_id",
+        "orders": "order_id",
+        "allergy": "allergy_id",
+    }[table]
     with eng.connect() as c:
         r = c.execute(sa.text(f'select * from "{table}" where {pk} = :i'), {"i": int(rid)}).mappings().first()
     return dict(r) if r else None
@@ -132,8 +157,10 @@ def test_every_listed_fault_is_really_in_the_target(faulted):
         elif cat == "invalid_code":
             assert (CODE_SETS[(ent, f["column"])], row[f["column"]]) not in active, f
         elif cat == "confidentiality":
-            assert exp.tables["person"].filter(pl.col("person_ref") == f["source_ref"])["confid_level_cd"].item() \
+            assert (
+                exp.tables["person"].filter(pl.col("person_ref") == f["source_ref"])["confid_level_cd"].item()
                 == "PROTECTED"
+            )
             assert cv.filter(pl.col("code_value") == row["confid_level_cd"])["cdf_meaning"].item() == "ROUTINE"
         elif cat == "mandatory_missing":
             pid = int(f["target_ref"].split(":")[1])
@@ -146,8 +173,10 @@ def test_every_listed_fault_is_really_in_the_target(faulted):
         elif cat == "missing_in_target" and ent in ("encounter", "encntr_alias"):
             assert f["source_ref"].split(":")[-1] not in enc_alias, f
         elif cat == "value_mismatch" and f["column"] in ("name_last", "name_first"):
-            assert row[f["column"]] != exp.tables["person"].filter(pl.col("person_ref") == f["source_ref"])[
-                f["column"]].item()
+            assert (
+                row[f["column"]]
+                != exp.tables["person"].filter(pl.col("person_ref") == f["source_ref"])[f["column"]].item()
+            )
 
 
 def test_faults_are_deterministic_by_seed(tmp_path, extract_copy):

@@ -38,22 +38,49 @@ def test_recall_per_category_and_no_false_alarms(faulted_run):
     truth = read_truth(extract)
     disc = pl.read_parquet(out / "discrepancies.parquet")
     s = score(truth, disc)
-    assert set(s.recall) >= {"invalid_identifier", "mandatory_missing", "unmapped_code", "invalid_code", "duplicate",
-                             "orphan", "implausible", "unparseable", "missing_in_target", "unexpected_in_target",
-                             "value_mismatch", "confidentiality", "row_count"}
+    assert set(s.recall) >= {
+        "invalid_identifier",
+        "mandatory_missing",
+        "unmapped_code",
+        "invalid_code",
+        "duplicate",
+        "orphan",
+        "implausible",
+        "unparseable",
+        "missing_in_target",
+        "unexpected_in_target",
+        "value_mismatch",
+        "confidentiality",
+        "row_count",
+    }
     low = {c: r for c, r in s.recall.items() if r < 0.99}
     assert not low, (low, s.missed.head(20))
-    assert s.false_alarms.height == 0, s.false_alarms.select("check", "category", "source_ref", "target_ref",
-                                                             "message").head(20)
+    assert s.false_alarms.height == 0, s.false_alarms.select(
+        "check", "category", "source_ref", "target_ref", "message"
+    ).head(20)
     assert result.exit_code == 1 and result.ledger_balanced
 
 
 def test_report_contract_columns_and_ledger(faulted_run):
     extract, _, out, _ = faulted_run
     disc = pl.read_parquet(out / "discrepancies.parquet")
-    assert disc.columns == ["discrepancy_id", "trial_load", "check", "category", "severity", "entity", "source_system",
-                            "source_ref", "target_ref", "column", "expected", "actual", "message", "suggested_action",
-                            "status"]
+    assert disc.columns == [
+        "discrepancy_id",
+        "trial_load",
+        "check",
+        "category",
+        "severity",
+        "entity",
+        "source_system",
+        "source_ref",
+        "target_ref",
+        "column",
+        "expected",
+        "actual",
+        "message",
+        "suggested_action",
+        "status",
+    ]
     assert disc["message"].null_count() == 0 and disc["suggested_action"].null_count() == 0
     assert disc["discrepancy_id"].n_unique() == disc.height
     csv = pl.read_csv(out / "discrepancies.csv", infer_schema_length=0)
@@ -75,18 +102,31 @@ def test_report_contract_columns_and_ledger(faulted_run):
             except (json.JSONDecodeError, AttributeError):
                 pass
     assert ledger.height == n == summary["records_read"]
-    assert set(ledger["disposition"]) <= {"migrated", "migrated_with_differences", "missing_in_target", "rejected",
-                                          "merged", "out_of_scope"}
+    assert set(ledger["disposition"]) <= {
+        "migrated",
+        "migrated_with_differences",
+        "missing_in_target",
+        "rejected",
+        "merged",
+        "out_of_scope",
+    }
     # every missing record in the report is missing in the ledger
-    missing = disc.filter(pl.col("category") == "missing_in_target", pl.col("entity").is_in(
-        ["person", "encounter", "diagnosis", "procedure", "orders", "allergy"]))["source_ref"]
+    missing = disc.filter(
+        pl.col("category") == "missing_in_target",
+        pl.col("entity").is_in(["person", "encounter", "diagnosis", "procedure", "orders", "allergy"]),
+    )["source_ref"]
     led_missing = set(ledger.filter(pl.col("disposition") == "missing_in_target")["source_ref"])
     assert set(missing) <= led_missing
 
 
 def _personal_values(extract: Path) -> tuple[set[str], set[str], set[str]]:
-    pas = pl.read_csv(extract / "pas" / "patient.csv", separator=";", encoding="cp1252", infer_schema_length=0,
-                      truncate_ragged_lines=True)
+    pas = pl.read_csv(
+        extract / "pas" / "patient.csv",
+        separator=";",
+        encoding="cp1252",
+        infer_schema_length=0,
+        truncate_ragged_lines=True,
+    )
     ids = {v.strip() for v in pas["PNR"].drop_nulls() if len(v.strip()) >= 10}
     names = set()
     for col in ("ENAMN", "FNAMN"):
@@ -131,8 +171,11 @@ def test_no_personal_data_in_any_output(faulted_run):
     assert not [i for i in ids if i in text], "identity number in the report"
     assert not (names & tokens), sorted(names & tokens)[:10]
     disc = pl.read_parquet(out / "discrepancies.parquet")
-    shown = " ".join(disc.select(pl.concat_str(["expected", "actual", "message"], separator=" ", ignore_nulls=True))
-                     .to_series().to_list())
+    shown = " ".join(
+        disc.select(pl.concat_str(["expected", "actual", "message"], separator=" ", ignore_nulls=True))
+        .to_series()
+        .to_list()
+    )
     assert not [p for p in postal if re.search(rf"\b{p}\b", shown)], "postal code in the report"
 
 
@@ -169,8 +212,12 @@ def test_baseline_marks_persisting_new_and_resolved(faulted_run, clean_run, tmp_
     run_validation(c_extract, f"sqlite:///{c_db}", "TL-clean", resolved, baseline=out)
     r = pl.read_parquet(resolved / "discrepancies.parquet")
     prev = pl.read_parquet(out / "discrepancies.parquet")
-    assert r.filter(pl.col("status") == "resolved").height == prev.filter(
-        ~pl.col("discrepancy_id").is_in(r.filter(pl.col("status") != "resolved")["discrepancy_id"].to_list())).height
+    assert (
+        r.filter(pl.col("status") == "resolved").height
+        == prev.filter(
+            ~pl.col("discrepancy_id").is_in(r.filter(pl.col("status") != "resolved")["discrepancy_id"].to_list())
+        ).height
+    )
 
 
 @pytest.mark.postgres
@@ -184,7 +231,9 @@ def test_postgresql_target_gives_the_same_findings(tmp_path, pg_url, sample_extr
     da = pl.read_parquet(tmp_path / "pg" / "discrepancies.parquet")
     db_ = pl.read_parquet(tmp_path / "lite" / "discrepancies.parquet")
     assert da.height > 0 and da.equals(db_)
-    assert pl.read_parquet(tmp_path / "pg" / "ledger.parquet").equals(pl.read_parquet(tmp_path / "lite" / "ledger.parquet"))
+    assert pl.read_parquet(tmp_path / "pg" / "ledger.parquet").equals(
+        pl.read_parquet(tmp_path / "lite" / "ledger.parquet")
+    )
     assert a.exit_code == b.exit_code == 1
 
 
@@ -215,6 +264,8 @@ def test_extra_columns_in_the_target_are_ignored(tmp_path, sample_extract):
     eng.dispose()
     r = run_validation(extract, f"sqlite:///{db}", "TL", tmp_path / "out")
     disc = pl.read_parquet(tmp_path / "out" / "discrepancies.parquet")
-    assert disc.filter(~pl.col("check").str.contains(".source.", literal=True)
-                       & (pl.col("severity") != "info")).height == 0
+    assert (
+        disc.filter(~pl.col("check").str.contains(".source.", literal=True) & (pl.col("severity") != "info")).height
+        == 0
+    )
     assert r.ledger_balanced

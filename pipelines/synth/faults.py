@@ -39,17 +39,33 @@ class _Faults:
         n_persons = rows["person"].height
         self.n = max(2, n_persons // 700)
         pr = rows["person_alias"]
-        self.sources_per_person = pr.filter(pl.col("person_alias_type_cd") == self.codes[(4, "MRN")]).group_by(
-            "person_ref").len()
+        self.sources_per_person = (
+            pr.filter(pl.col("person_alias_type_cd") == self.codes[(4, "MRN")]).group_by("person_ref").len()
+        )
 
     # -- helpers -----------------------------------------------------------------------------
-    def add(self, category: str, entity: str, source_ref: str = "", target_ref: str = "", column: str = "",
-            description: str = "") -> None:
-        self.truth.append(dict(category=category, entity=entity, source_ref=source_ref or "",
-                               target_ref=target_ref or "", column=column or "", description=description))
+    def add(
+        self,
+        category: str,
+        entity: str,
+        source_ref: str = "",
+        target_ref: str = "",
+        column: str = "",
+        description: str = "",
+    ) -> None:
+        self.truth.append(
+            dict(
+                category=category,
+                entity=entity,
+                source_ref=source_ref or "",
+                target_ref=target_ref or "",
+                column=column or "",
+                description=description,
+            )
+        )
 
     def pick(self, df: pl.DataFrame, k: int | None = None, person_col: str = "person_ref") -> list[dict]:
-        """k random rows whose person is not yet used; marks their persons used."""
+        """K random rows whose person is not yet used; marks their persons used."""
         k = self.n if k is None else k
         cand = df.filter(~pl.col(person_col).is_in(list(self.used))) if self.used else df
         if cand.height == 0:
@@ -120,12 +136,24 @@ class _Faults:
         ident = self.rows["person_alias"].filter(pl.col("person_alias_type_cd") != mrn)
         for a in self.pick(ident):
             self.drop("person_alias", pl.col("person_alias_id") == a["person_alias_id"])
-            self.add("mandatory_missing", "person_alias", a["person_ref"], f"person:{a['person_id']}", "alias",
-                     "identity alias not loaded")
+            self.add(
+                "mandatory_missing",
+                "person_alias",
+                a["person_ref"],
+                f"person:{a['person_id']}",
+                "alias",
+                "identity alias not loaded",
+            )
         for e in self.pick(self.rows["encounter"]):
             self.drop("encntr_alias", pl.col("encntr_id") == e["encntr_id"])
-            self.add("missing_in_target", "encntr_alias", e["_ref"], f"encounter:{e['encntr_id']}", "alias",
-                     "encounter loaded without its alias")
+            self.add(
+                "missing_in_target",
+                "encntr_alias",
+                e["_ref"],
+                f"encounter:{e['encntr_id']}",
+                "alias",
+                "encounter loaded without its alias",
+            )
 
     def _new_pnr(self) -> str:
         taken = set(self.exp.tables["person"]["identity"].to_list())
@@ -143,18 +171,29 @@ class _Faults:
             new = {**p, "_ref": None, "person_ref": None}
             pid = self.append("person", new)
             alias_row = {c: None for c in self.rows["person_alias"].columns}
-            alias_row.update(person_id=pid, person_alias_type_cd=pcodes["PNR"], alias=self._new_pnr(),
-                             contributor_system_cd=p["contributor_system_cd"], active_ind=1)
+            alias_row.update(
+                person_id=pid,
+                person_alias_type_cd=pcodes["PNR"],
+                alias=self._new_pnr(),
+                contributor_system_cd=p["contributor_system_cd"],
+                active_ind=1,
+            )
             self.append("person_alias", alias_row)
             self.add("unexpected_in_target", "person", "", f"person:{pid}", "", "a person with no legacy record")
         for e in self.pick(self.rows["encounter"]):
             eid = self.append("encounter", {**e, "_ref": None})
             alias_row = {c: None for c in self.rows["encntr_alias"].columns}
-            alias_row.update(encntr_id=eid, encntr_alias_type_cd=self.codes[(319, "VISITID")],
-                             alias=f"{9_000_000 + eid}", contributor_system_cd=e["contributor_system_cd"], active_ind=1)
+            alias_row.update(
+                encntr_id=eid,
+                encntr_alias_type_cd=self.codes[(319, "VISITID")],
+                alias=f"{9_000_000 + eid}",
+                contributor_system_cd=e["contributor_system_cd"],
+                active_ind=1,
+            )
             self.append("encntr_alias", alias_row)
-            self.add("unexpected_in_target", "encounter", "", f"encounter:{eid}", "",
-                     "an encounter with no legacy record")
+            self.add(
+                "unexpected_in_target", "encounter", "", f"encounter:{eid}", "", "an encounter with no legacy record"
+            )
         self._out_of_scope_loaded()
         for t in _CHILD_TABLES:
             for r in self.pick(self.unique_children(t)):
@@ -164,26 +203,63 @@ class _Faults:
     def _out_of_scope_loaded(self) -> None:
         """Voided contacts / draft visits loaded as if active."""
         staged = [df for k, df in self.exp.staged.items() if k in ("pas/kontakt", "pcs/visits")]
-        oos = pl.concat([d.select("source_ref", "_key", "source_system", "_parent_person_ref", "_scope",
-                                  "encntr_type_cd", "loc_nurse_unit_cd", "reg_dt_tm", "disch_dt_tm",
-                                  "contributor_system_cd", "_block_cat") for d in staged], how="vertical_relaxed")
-        oos = oos.filter(pl.col("_scope").is_not_null() & pl.col("_parent_person_ref").is_not_null()
-                         & pl.col("_block_cat").is_null() & pl.col("reg_dt_tm").is_not_null())
+        oos = pl.concat(
+            [
+                d.select(
+                    "source_ref",
+                    "_key",
+                    "source_system",
+                    "_parent_person_ref",
+                    "_scope",
+                    "encntr_type_cd",
+                    "loc_nurse_unit_cd",
+                    "reg_dt_tm",
+                    "disch_dt_tm",
+                    "contributor_system_cd",
+                    "_block_cat",
+                )
+                for d in staged
+            ],
+            how="vertical_relaxed",
+        )
+        oos = oos.filter(
+            pl.col("_scope").is_not_null()
+            & pl.col("_parent_person_ref").is_not_null()
+            & pl.col("_block_cat").is_null()
+            & pl.col("reg_dt_tm").is_not_null()
+        )
         pid = self.rows["person"].select(pl.col("person_ref").alias("_parent_person_ref"), "person_id")
         oos = oos.join(pid, on="_parent_person_ref").rename({"_parent_person_ref": "person_ref"})
         for r in self.pick(oos):
             row = {c: None for c in self.rows["encounter"].columns}
-            row.update(person_id=r["person_id"], encntr_type_cd=self.codes[(71, r["encntr_type_cd"])],
-                       loc_nurse_unit_cd=self.codes[(220, r["loc_nurse_unit_cd"])], reg_dt_tm=r["reg_dt_tm"],
-                       disch_dt_tm=r["disch_dt_tm"], contributor_system_cd=self.codes[(89, r["contributor_system_cd"])],
-                       active_ind=1, person_ref=r["person_ref"])
+            row.update(
+                person_id=r["person_id"],
+                encntr_type_cd=self.codes[(71, r["encntr_type_cd"])],
+                loc_nurse_unit_cd=self.codes[(220, r["loc_nurse_unit_cd"])],
+                reg_dt_tm=r["reg_dt_tm"],
+                disch_dt_tm=r["disch_dt_tm"],
+                contributor_system_cd=self.codes[(89, r["contributor_system_cd"])],
+                active_ind=1,
+                person_ref=r["person_ref"],
+            )
             eid = self.append("encounter", row)
             alias_row = {c: None for c in self.rows["encntr_alias"].columns}
-            alias_row.update(encntr_id=eid, encntr_alias_type_cd=self.codes[(319, "VISITID")], alias=r["_key"],
-                             contributor_system_cd=row["contributor_system_cd"], active_ind=1)
+            alias_row.update(
+                encntr_id=eid,
+                encntr_alias_type_cd=self.codes[(319, "VISITID")],
+                alias=r["_key"],
+                contributor_system_cd=row["contributor_system_cd"],
+                active_ind=1,
+            )
             self.append("encntr_alias", alias_row)
-            self.add("unexpected_in_target", "encounter", r["source_ref"], f"encounter:{eid}", "",
-                     "out-of-scope record (voided contact / draft or deleted visit) loaded")
+            self.add(
+                "unexpected_in_target",
+                "encounter",
+                r["source_ref"],
+                f"encounter:{eid}",
+                "",
+                "out-of-scope record (voided contact / draft or deleted visit) loaded",
+            )
 
     def value_faults(self) -> None:
         persons = self.rows["person"].filter(pl.col("person_ref").is_not_null())
@@ -191,49 +267,100 @@ class _Faults:
         for p in self.pick(accented):
             bad = p["name_last"].encode("utf-8").decode("cp1252", errors="replace")
             self.update("person", p["person_id"], name_last=bad)
-            self.add("value_mismatch", "person", p["person_ref"], f"person:{p['person_id']}", "name_last",
-                     "family name garbled: UTF-8 read as Windows-1252")
+            self.add(
+                "value_mismatch",
+                "person",
+                p["person_ref"],
+                f"person:{p['person_id']}",
+                "name_last",
+                "family name garbled: UTF-8 read as Windows-1252",
+            )
         accented_first = persons.filter(pl.col("name_first").str.contains("[åäöÅÄÖéü]"))
         for p in self.pick(accented_first, max(1, self.n // 2)):
             bad = p["name_first"].encode("utf-8").decode("cp1252", errors="replace")
             self.update("person", p["person_id"], name_first=bad)
-            self.add("value_mismatch", "person", p["person_ref"], f"person:{p['person_id']}", "name_first",
-                     "given name garbled: UTF-8 read as Windows-1252")
+            self.add(
+                "value_mismatch",
+                "person",
+                p["person_ref"],
+                f"person:{p['person_id']}",
+                "name_first",
+                "given name garbled: UTF-8 read as Windows-1252",
+            )
         long_names = persons.filter(pl.col("name_last").str.len_chars() >= 7)
         for p in self.pick(long_names):
             self.update("person", p["person_id"], name_last=p["name_last"][:5])
-            self.add("value_mismatch", "person", p["person_ref"], f"person:{p['person_id']}", "name_last",
-                     "family name truncated")
+            self.add(
+                "value_mismatch",
+                "person",
+                p["person_ref"],
+                f"person:{p['person_id']}",
+                "name_last",
+                "family name truncated",
+            )
         doses = self.rows["orders"].filter(pl.col("simplified_display_line").str.len_chars() >= 8)
         for o in self.pick(self.unique_children("orders").join(doses.select("order_id"), on="order_id")):
             self.update("orders", o["order_id"], simplified_display_line=o["simplified_display_line"][:6])
-            self.add("value_mismatch", "orders", o["_ref"], f"orders:{o['order_id']}", "simplified_display_line",
-                     "dose text truncated")
+            self.add(
+                "value_mismatch",
+                "orders",
+                o["_ref"],
+                f"orders:{o['order_id']}",
+                "simplified_display_line",
+                "dose text truncated",
+            )
         for e in self.pick(self.rows["encounter"].filter(pl.col("_ref").is_not_null())):
             shift = self.rng.choice([-1, 1])
             self.update("encounter", e["encntr_id"], reg_dt_tm=e["reg_dt_tm"] + shift * _HOUR)
-            self.add("value_mismatch", "encounter", e["_ref"], f"encounter:{e['encntr_id']}", "reg_dt_tm",
-                     f"start time shifted {shift:+d} hour")
+            self.add(
+                "value_mismatch",
+                "encounter",
+                e["_ref"],
+                f"encounter:{e['encntr_id']}",
+                "reg_dt_tm",
+                f"start time shifted {shift:+d} hour",
+            )
         for d in self.pick(self.unique_children("diagnosis")):
             self.update("diagnosis", d["diagnosis_id"], diag_dt_tm=d["diag_dt_tm"] + _HOUR)
-            self.add("value_mismatch", "diagnosis", d["_ref"], f"diagnosis:{d['diagnosis_id']}", "diag_dt_tm",
-                     "diagnosis time shifted +1 hour")
+            self.add(
+                "value_mismatch",
+                "diagnosis",
+                d["_ref"],
+                f"diagnosis:{d['diagnosis_id']}",
+                "diag_dt_tm",
+                "diagnosis time shifted +1 hour",
+            )
         self._swap_codes()
 
     def _swap_codes(self) -> None:
         c = self.codes
         swaps = [
-            ("encounter", "encntr_type_cd", {c[(71, "INPATIENT")]: c[(71, "OUTPATIENT")],
-                                             c[(71, "OUTPATIENT")]: c[(71, "INPATIENT")],
-                                             c[(71, "PCVISIT")]: c[(71, "PCPHONE")],
-                                             c[(71, "PCPHONE")]: c[(71, "PCVISIT")]}),
-            ("encounter", "loc_nurse_unit_cd", {c[(220, "SAS_MED1")]: c[(220, "SAS_MED2")],
-                                                c[(220, "SAS_MED2")]: c[(220, "SAS_MED1")],
-                                                c[(220, "VC_BORAS")]: c[(220, "VC_NORRBY")],
-                                                c[(220, "VC_NORRBY")]: c[(220, "VC_BORAS")]}),
+            (
+                "encounter",
+                "encntr_type_cd",
+                {
+                    c[(71, "INPATIENT")]: c[(71, "OUTPATIENT")],
+                    c[(71, "OUTPATIENT")]: c[(71, "INPATIENT")],
+                    c[(71, "PCVISIT")]: c[(71, "PCPHONE")],
+                    c[(71, "PCPHONE")]: c[(71, "PCVISIT")],
+                },
+            ),
+            (
+                "encounter",
+                "loc_nurse_unit_cd",
+                {
+                    c[(220, "SAS_MED1")]: c[(220, "SAS_MED2")],
+                    c[(220, "SAS_MED2")]: c[(220, "SAS_MED1")],
+                    c[(220, "VC_BORAS")]: c[(220, "VC_NORRBY")],
+                    c[(220, "VC_NORRBY")]: c[(220, "VC_BORAS")],
+                },
+            ),
             ("person", "sex_cd", {c[(57, "MALE")]: c[(57, "FEMALE")], c[(57, "FEMALE")]: c[(57, "MALE")]}),
-            ("allergy", "severity_cd", {c[(12022, "MILD")]: c[(12022, "SEVERE")],
-                                        c[(12022, "SEVERE")]: c[(12022, "MILD")]}),
+            (
+                "allergy",
+                "severity_cd",
+                {c[(12022, "MILD")]: c[(12022, "SEVERE")], c[(12022, "SEVERE")]: c[(12022, "MILD")]},
+            ),
         ]
         for table, col, mapping in swaps:
             df = self.rows[table].filter(pl.col(col).is_in(list(mapping)) & pl.col("_ref").is_not_null())
@@ -247,8 +374,12 @@ class _Faults:
     def reference_faults(self) -> None:
         c = self.codes
         # children pointing at parents that do not exist: extra rows, so nothing else goes missing
-        for t, col in (("diagnosis", "encntr_id"), ("procedure", "encntr_id"), ("orders", "person_id"),
-                       ("allergy", "person_id")):
+        for t, col in (
+            ("diagnosis", "encntr_id"),
+            ("procedure", "encntr_id"),
+            ("orders", "person_id"),
+            ("allergy", "person_id"),
+        ):
             ghost_parent = 90_000_000
             for r in self.pick(self.unique_children(t), max(1, self.n // 2)):
                 rid = self.append(t, {**r, col: ghost_parent + r[PRIMARY_KEY[t]], "_ref": None})
@@ -274,13 +405,25 @@ class _Faults:
         prot = self.rows["person"].filter(pl.col("confid_level_cd") == c[(87, "PROTECTED")])
         for p in self.pick(prot):
             self.update("person", p["person_id"], confid_level_cd=c[(87, "ROUTINE")])
-            self.add("confidentiality", "person", p["person_ref"], f"person:{p['person_id']}", "confid_level_cd",
-                     "protected identity loaded as ROUTINE")
+            self.add(
+                "confidentiality",
+                "person",
+                p["person_ref"],
+                f"person:{p['person_id']}",
+                "confid_level_cd",
+                "protected identity loaded as ROUTINE",
+            )
         ident = self.rows["person_alias"].filter(pl.col("person_alias_type_cd") != c[(4, "MRN")])
         for a in self.pick(ident, max(1, self.n // 2)):
             aid = self.append("person_alias", {**a, "_ref": None})
-            self.add("duplicate", "person_alias", a["person_ref"], f"person_alias:{aid}", "alias",
-                     "identity alias loaded twice on one person")
+            self.add(
+                "duplicate",
+                "person_alias",
+                a["person_ref"],
+                f"person_alias:{aid}",
+                "alias",
+                "identity alias loaded twice on one person",
+            )
 
     def row_counts(self, before: dict[str, pl.DataFrame]) -> None:
         sys = {self.codes[(89, "PAS")]: "pas", self.codes[(89, "PCS")]: "pcs"}
@@ -290,14 +433,14 @@ class _Faults:
             j = a.join(b, on="contributor_system_cd", how="full", coalesce=True).fill_null(0)
             for r in j.filter(pl.col("len") != pl.col("len_right")).sort("contributor_system_cd").iter_rows(named=True):
                 s = sys.get(r["contributor_system_cd"], "?")
-                self.add("row_count", t, "", "", "",
-                         f"{s.upper()} {t} rows: {r['len']} expected, {r['len_right']} loaded")
+                self.add(
+                    "row_count", t, "", "", "", f"{s.upper()} {t} rows: {r['len']} expected, {r['len_right']} loaded"
+                )
 
 
-
-
-def inject_faults(rows: dict[str, pl.DataFrame], exp: Expected, m: Mappings, seed: int
-                  ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+def inject_faults(
+    rows: dict[str, pl.DataFrame], exp: Expected, m: Mappings, seed: int
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     """Faulted copies of the target rows and the ground truth of every fault."""
     f = _Faults(rows, exp, m, seed)
     f.missing_rows()

@@ -161,18 +161,14 @@ class _Reference:
             unit_rows[name] = rows
             maps[name] = {r["source_code"] for r in rows}
         pas_units = tuple(
-            r["source_code"]
-            for r in unit_rows["map_pas_unit"]
-            if active.get(("220", r["target_cdf_meaning"]), False)
+            r["source_code"] for r in unit_rows["map_pas_unit"] if active.get(("220", r["target_cdf_meaning"]), False)
         )
         pas_inactive = tuple(
             r["source_code"]
             for r in unit_rows["map_pas_unit"]
             if ("220", r["target_cdf_meaning"]) in active and not active[("220", r["target_cdf_meaning"])]
         )
-        pcs_rows = [
-            r for r in unit_rows["map_pcs_unit"] if active.get(("220", r["target_cdf_meaning"]), False)
-        ]
+        pcs_rows = [r for r in unit_rows["map_pcs_unit"] if active.get(("220", r["target_cdf_meaning"]), False)]
         for need, what in (
             (icd, "ICD-10-SE codes"),
             (kva, "KVÅ codes"),
@@ -205,9 +201,7 @@ class _Reference:
         else:
             out = tuple(c for c in candidates if c not in self.maps[kind])
         if not out:
-            raise MigcheckError(
-                f"every candidate unmapped code for {kind} is mapped: cannot inject the defect"
-            )
+            raise MigcheckError(f"every candidate unmapped code for {kind} is mapped: cannot inject the defect")
         return out
 
 
@@ -768,9 +762,7 @@ class _Generator:
         f1 = r.integers(0, len(fam), n)
         f2 = (f1 + r.integers(1, len(fam), n)) % len(fam)
         double = r.random(n) < 0.07
-        self.family = np.where(double, np.char.add(np.char.add(fam[f1], "-"), fam[f2]), fam[f1]).astype(
-            object
-        )
+        self.family = np.where(double, np.char.add(np.char.add(fam[f1], "-"), fam[f2]), fam[f1]).astype(object)
         fem, mal = np.array(V.FEMALE_GIVEN), np.array(V.MALE_GIVEN)
         g1 = np.where(self.male, mal[r.integers(0, len(mal), n)], fem[r.integers(0, len(fem), n)])
         g2 = np.where(self.male, mal[r.integers(0, len(mal), n)], fem[r.integers(0, len(fem), n)])
@@ -792,9 +784,7 @@ class _Generator:
         units = self.ref.pcs_units
         home = []
         for m, q in zip(self.kommun, pre, strict=True):
-            opts = [
-                self.ref.pcs_unit_meaning[x] for x in _HOME_UNIT.get(m, ()) if x in self.ref.pcs_unit_meaning
-            ]
+            opts = [self.ref.pcs_unit_meaning[x] for x in _HOME_UNIT.get(m, ()) if x in self.ref.pcs_unit_meaning]
             home.append(opts[q % len(opts)] if opts else units[q % len(units)])
         self.home_unit = np.array(home, dtype=object)
 
@@ -901,8 +891,7 @@ class _Generator:
                 "ENAMN": self.family[p]
                 if u_sp[k, 1] > 0.02
                 else (" " + self.family[p] if u_sp[k, 1] < 0.01 else self.family[p] + "  "),
-                "FNAMN": (self.given[p] if seq == 0 else self.first_given[p])
-                + (" " if u_sp[k, 2] < 0.01 else ""),
+                "FNAMN": (self.given[p] if seq == 0 else self.first_given[p]) + (" " if u_sp[k, 2] < 0.01 else ""),
                 "KON": self.kon[p],
                 "AVLIDEN": _date_str(self.death[p]) if self.dead[p] else "",
                 "SKYDD": "J" if self.protected[p] else ("N" if u_sk[k] < 0.7 else ""),
@@ -953,12 +942,9 @@ class _Generator:
                 "id_type": _KIND_NAME[self.kind[p]],
                 "id_value": self.ident[p],
                 "family": self.family[p],
-                "given": (self.given[p] if seq == 0 else self.first_given[p])
-                + (" " if u[k, 0] < 0.01 else ""),
+                "given": (self.given[p] if seq == 0 else self.first_given[p]) + (" " if u[k, 0] < 0.01 else ""),
                 "sex": self.pcs_sex[p],
-                "deceased": _date_str(self.death[p])
-                if self.dead[p] and (not both or u[k, 1] < 0.85)
-                else None,
+                "deceased": _date_str(self.death[p]) if self.dead[p] and (not both or u[k, 1] < 0.85) else None,
                 "protected": bool(self.protected[p]),
                 "postalCode": None if u[k, 2] < (0.10 if both else 0.03) else self.postal[p],
                 "municipality": None if u[k, 3] < 0.02 else self.kommun[p],
@@ -1097,9 +1083,7 @@ class _Generator:
         day = lo + (r.random(n) * (hi - lo + 1)).astype(np.int64)
         vtype = r.choice(4, n, p=_VISIT_TYPE_P)
         units = np.array(self.ref.pcs_units)
-        unit = np.where(
-            r.random(n) < 0.85, self.home_unit[person].astype(str), units[r.integers(0, len(units), n)]
-        )
+        unit = np.where(r.random(n) < 0.85, self.home_unit[person].astype(str), units[r.integers(0, len(units), n)])
         start = _skip_gap(day * 1440 + 480 + r.integers(0, 106, n) * 5)
         end = _skip_gap(start + r.integers(2, 13, n) * 5)
         has_end = r.random(n) >= 0.05
@@ -1244,9 +1228,7 @@ class _Generator:
         """(record key, person) of a random clean patient of ``system``: not dedicated, not a duplicate."""
         pools = self.__dict__.setdefault("_pools", {})
         if (system, kinds) not in pools:
-            rec_person, rec_seq = (
-                (self.pr_person, self.pr_seq) if system == "pas" else (self.cr_person, self.cr_seq)
-            )
+            rec_person, rec_seq = (self.pr_person, self.pr_seq) if system == "pas" else (self.cr_person, self.cr_seq)
             ok = ~self.reserved[rec_person] & (rec_seq == 0) & np.isin(self.kind[rec_person], kinds)
             pools[(system, kinds)] = np.flatnonzero(ok)
         pool = pools[(system, kinds)]
@@ -1399,9 +1381,7 @@ class _Generator:
             "_pk": rec,
             "_ghost": ghost,
             "type": _VISIT_TYPES[int(r.choice(4, p=_VISIT_TYPE_P))],
-            "unitHsaId": self.home_unit[person]
-            if person is not None
-            else str(self._pick(self.ref.pcs_units)),
+            "unitHsaId": self.home_unit[person] if person is not None else str(self._pick(self.ref.pcs_units)),
             "start": _pcs_ts(start),
             "end": _pcs_ts(end) if end not in (None, False) else None,
             "status": "signed",
@@ -1499,9 +1479,7 @@ class _Generator:
             over["id"] = self._fresh(body + str(luhn_digit(body[2:])))
             note = f" (year {year})"
         elif name == "ii_pcs_type_mismatch":
-            declared = ("pnr", "samnr", "resnr", "pnr")[
-                i % 4
-            ]  # the host's kind is (samnr, pnr, pnr, resnr)[i % 4]
+            declared = ("pnr", "samnr", "resnr", "pnr")[i % 4]  # the host's kind is (samnr, pnr, pnr, resnr)[i % 4]
             assert declared != _KIND_NAME[self.kind[p]]
             over["id_type"] = declared
             note = f" (type {declared}, value a {_KIND_NAME[self.kind[p]]})"
@@ -1509,9 +1487,7 @@ class _Generator:
             letter, g = ident[8], int(ident[9:11])
             bad = {"M": g - 1 if g > 7 else g + 1, "K": g + 1, "X": (12, 90, 5)[i % 3]}[letter]
             body = f"{ident[:8]}{letter}{bad:02d}"
-            over["id"] = self._fresh(
-                body + str(luhn_digit(body[2:8] + str(RESNR_LETTER_DIGIT[letter]) + body[9:]))
-            )
+            over["id"] = self._fresh(body + str(luhn_digit(body[2:8] + str(RESNR_LETTER_DIGIT[letter]) + body[9:])))
         elif name == "ii_bad_form":
             form = i % 4
             bad = (ident[2:], ident[:8] + "-" + ident[8:], ident[:11], ident[:8] + "A" + ident[9:])[form]
@@ -1548,9 +1524,7 @@ class _Generator:
             over["sex"] = "2" if self.male[p] else "1"
         elif name in ("up_pas_patient", "up_pcs_patient"):
             over["_break"] = (
-                ("missing1", "missing3", "missing5")[i % 3]
-                if pas
-                else ("truncate", "comma", "single", "quote")[i % 4]
+                ("missing1", "missing3", "missing5")[i % 3] if pas else ("truncate", "comma", "single", "quote")[i % 4]
             )
         if "id" in over:
             value = over.pop("id")
@@ -1591,20 +1565,12 @@ class _Generator:
                 "mm_kontakt_typ": {"KONTAKTTYP": ""},
             }.get(name, {})
             if name == "uc_pas_enhet":
-                over = {
-                    "ENHET": str(
-                        self._pick(self.ref.unmapped("map_pas_unit", ("MED9", "KIR9", "ONK2", "AVD7")))
-                    )
-                }
+                over = {"ENHET": str(self._pick(self.ref.unmapped("map_pas_unit", ("MED9", "KIR9", "ONK2", "AVD7"))))}
             elif name == "uc_kontakttyp":
-                over = {
-                    "KONTAKTTYP": str(self._pick(self.ref.unmapped("pas_contact_type", ("XX", "HEM", "TEL"))))
-                }
+                over = {"KONTAKTTYP": str(self._pick(self.ref.unmapped("pas_contact_type", ("XX", "HEM", "TEL"))))}
             elif name == "ic_inactive_unit":
                 if not self.ref.pas_units_inactive:
-                    raise MigcheckError(
-                        "no PAS unit maps to an inactive location: cannot inject invalid_code"
-                    )
+                    raise MigcheckError("no PAS unit maps to an inactive location: cannot inject invalid_code")
                 over = {"ENHET": str(self._pick(self.ref.pas_units_inactive))}
             d(v, "kontakt", self._add_contact(rec, person, children=i % 2 == 0, over=over))
         elif name.startswith("mm_visit") or name in ("uc_pcs_unit", "uc_visit_type"):
@@ -1630,9 +1596,7 @@ class _Generator:
                     )
                 }
             elif name == "uc_visit_type":
-                over = {
-                    "type": str(self._pick(self.ref.unmapped("pcs_visit_type", ("chat", "email", "letter"))))
-                }
+                over = {"type": str(self._pick(self.ref.unmapped("pcs_visit_type", ("chat", "email", "letter"))))}
             d(v, "visits", self._add_visit(rec, person, n_dx=(2, 0)[i % 2], over=over))
         elif name == "mm_diagnos_kod":
             d(v, "diagnos", self._add_diag_on_clean_contact(DIAGNOSKOD=("", " ")[i % 2]))
@@ -1870,17 +1834,13 @@ class _Generator:
         return ids, self.rng.permutation(ghosts)
 
     @staticmethod
-    def _with_parent(
-        df: pl.DataFrame, parent_ids: pl.DataFrame, ghost_ids: list[str], col: str
-    ) -> pl.DataFrame:
+    def _with_parent(df: pl.DataFrame, parent_ids: pl.DataFrame, ghost_ids: list[str], col: str) -> pl.DataFrame:
         """Add the parent's external id as ``col`` (ghost id for orphans, empty for an empty parent id)."""
         ghosts = pl.DataFrame(
             {"_ghost": np.arange(len(ghost_ids), dtype=np.int64), "_gid": ghost_ids},
             schema={"_ghost": pl.Int64, "_gid": pl.String},
         )
-        df = df.join(
-            parent_ids.rename({"_k": "_pk", "_id": "_pid"}), on="_pk", how="left", maintain_order="left"
-        )
+        df = df.join(parent_ids.rename({"_k": "_pk", "_id": "_pid"}), on="_pk", how="left", maintain_order="left")
         df = df.join(ghosts, on="_ghost", how="left", maintain_order="left")
         return df.with_columns(
             pl.when(pl.col("_ghost") == -2)
@@ -1956,9 +1916,7 @@ class _Generator:
                 .alias("_dx")
             )
         )
-        visits = pcs["visits"].join(
-            elements.rename({"_pk": "_k"}), on="_k", how="left", maintain_order="left"
-        )
+        visits = pcs["visits"].join(elements.rename({"_pk": "_k"}), on="_k", how="left", maintain_order="left")
         files["pcs/visits.jsonl"] = self._jsonl(visits, self._visit_json())
         files["pcs/medications.jsonl"] = self._jsonl(pcs["medications"], self._med_json())
         files["pcs/allergies.jsonl"] = self._jsonl(pcs["allergies"], self._allergy_json())
@@ -1998,9 +1956,7 @@ class _Generator:
 
     def _pas_file(self, fname: str, df: pl.DataFrame) -> tuple[bytes, int]:
         header = PAS_HEADERS[fname]
-        lines = df.select(
-            pl.concat_str([_csv_field(pl.col(c)) for c in header], separator=";").alias("l"), "_break"
-        )
+        lines = df.select(pl.concat_str([_csv_field(pl.col(c)) for c in header], separator=";").alias("l"), "_break")
         text = lines["l"].to_list()
         for pos in lines.with_row_index("_pos").filter(pl.col("_break").is_not_null()).iter_rows(named=True):
             text[pos["_pos"]] = self._break_csv(text[pos["_pos"]], pos["_break"])
@@ -2054,9 +2010,7 @@ class _Generator:
 
     def _med_json(self) -> pl.Expr:
         c = pl.col
-        return self._obj(
-            *[(k, _js(c(k))) for k in ("id", "patientId", "atc", "name", "dose", "start", "end")]
-        )
+        return self._obj(*[(k, _js(c(k))) for k in ("id", "patientId", "atc", "name", "dose", "start", "end")])
 
     def _allergy_json(self) -> pl.Expr:
         c = pl.col

@@ -25,22 +25,30 @@ class Score:
 
 def read_truth(extract: Path) -> pl.DataFrame:
     """defects.csv and load_faults.csv together (empty text as empty string)."""
-    parts = [pl.read_csv(p, infer_schema_length=0) for p in (extract / "defects.csv", extract / "load_faults.csv")
-             if p.exists()]
+    parts = [
+        pl.read_csv(p, infer_schema_length=0)
+        for p in (extract / "defects.csv", extract / "load_faults.csv")
+        if p.exists()
+    ]
     return pl.concat(parts).fill_null("") if parts else pl.DataFrame()
 
 
 def _anchor(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(
-        pl.when(pl.col("category") == "row_count").then(pl.lit("count:") + pl.col("entity"))
-        .when(pl.col("source_ref") != "").then(pl.col("source_ref"))
-        .otherwise(pl.col("target_ref")).alias("_anchor"))
+        pl.when(pl.col("category") == "row_count")
+        .then(pl.lit("count:") + pl.col("entity"))
+        .when(pl.col("source_ref") != "")
+        .then(pl.col("source_ref"))
+        .otherwise(pl.col("target_ref"))
+        .alias("_anchor")
+    )
 
 
 def score(truth: pl.DataFrame, disc: pl.DataFrame) -> Score:
     """Recall per category of ``truth`` in ``disc``, and ``disc``'s false alarms."""
-    d = disc.with_columns(pl.col("source_ref").fill_null(""), pl.col("target_ref").fill_null(""),
-                          pl.col("entity").fill_null(""))
+    d = disc.with_columns(
+        pl.col("source_ref").fill_null(""), pl.col("target_ref").fill_null(""), pl.col("entity").fill_null("")
+    )
     # a discrepancy naming both refs can satisfy a defect by either
     d_src = _anchor(d)
     d_tgt = d.filter(pl.col("target_ref") != "").with_columns(pl.col("target_ref").alias("_anchor"))
@@ -52,10 +60,12 @@ def score(truth: pl.DataFrame, disc: pl.DataFrame) -> Score:
         n = t.filter(pl.col("category") == cat).height
         m = missed.filter(pl.col("category") == cat).height
         recall[cat] = (n - m) / n if n else 1.0
-    truth_keys = pl.concat([
-        t.select("category", "_anchor"),
-        t.filter(pl.col("target_ref") != "").select("category", pl.col("target_ref").alias("_anchor")),
-    ]).unique()
+    truth_keys = pl.concat(
+        [
+            t.select("category", "_anchor"),
+            t.filter(pl.col("target_ref") != "").select("category", pl.col("target_ref").alias("_anchor")),
+        ]
+    ).unique()
     alarms = d.filter(pl.col("severity").is_in(["error", "warning"]))
     a_src = _anchor(alarms).with_row_index("_i")
     hit_src = a_src.join(truth_keys, on=["category", "_anchor"], how="semi")["_i"]

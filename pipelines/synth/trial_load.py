@@ -42,7 +42,9 @@ def _code_ids(m: Mappings) -> dict[int, dict[str, int]]:
 
 
 def _nomenclature_ids(m: Mappings) -> dict[str, int]:
-    vocab = {r["code_value"]: r["cdf_meaning"] for r in m.code_value.filter(pl.col("code_set") == 400).iter_rows(named=True)}
+    vocab = {
+        r["code_value"]: r["cdf_meaning"] for r in m.code_value.filter(pl.col("code_set") == 400).iter_rows(named=True)
+    }
     return {
         f"{vocab[r['source_vocabulary_cd']]}:{r['source_identifier']}": r["nomenclature_id"]
         for r in m.nomenclature.iter_rows(named=True)
@@ -65,8 +67,10 @@ def assign_ids(exp: Expected, m: Mappings, load_time: dt.datetime) -> dict[str, 
         return df.with_columns(exprs)
 
     def with_id(table: str, df: pl.DataFrame, sort: list[str]) -> pl.DataFrame:
-        return df.sort(sort, nulls_last=True).with_row_index(PRIMARY_KEY[table], offset=1).with_columns(
-            pl.col(PRIMARY_KEY[table]).cast(pl.Int64)
+        return (
+            df.sort(sort, nulls_last=True)
+            .with_row_index(PRIMARY_KEY[table], offset=1)
+            .with_columns(pl.col(PRIMARY_KEY[table]).cast(pl.Int64))
         )
 
     t = exp.tables
@@ -75,21 +79,33 @@ def assign_ids(exp: Expected, m: Mappings, load_time: dt.datetime) -> dict[str, 
     enc = with_id("encounter", t["encounter"], ["source_ref"]).join(pid, on="person_ref", how="left")
     eid = enc.select(pl.col("source_ref").alias("encounter_ref"), "encntr_id")
     out = {
-        "person": person.with_columns(pl.lit(load_time).cast(_TS).alias("updt_dt_tm"), pl.col("person_ref").alias("_ref")),
+        "person": person.with_columns(
+            pl.lit(load_time).cast(_TS).alias("updt_dt_tm"), pl.col("person_ref").alias("_ref")
+        ),
         "person_alias": with_id("person_alias", t["person_alias"], ["person_ref", "person_alias_type_cd", "source_ref"])
-        .join(pid, on="person_ref", how="left").with_columns(pl.col("source_ref").alias("_ref")),
+        .join(pid, on="person_ref", how="left")
+        .with_columns(pl.col("source_ref").alias("_ref")),
         "encounter": enc.with_columns(pl.col("source_ref").alias("_ref")),
         "encntr_alias": with_id("encntr_alias", t["encntr_alias"], ["source_ref"])
         .join(eid.rename({"encounter_ref": "source_ref"}), on="source_ref", how="left")
         .with_columns(pl.col("source_ref").alias("_ref")),
-        "diagnosis": with_id("diagnosis", t["diagnosis"], ["source_ref"]).join(pid, on="person_ref", how="left")
-        .join(eid, on="encounter_ref", how="left").with_columns(pl.col("source_ref").alias("_ref")),
-        "procedure": with_id("procedure", t["procedure"], ["source_ref"]).join(eid, on="encounter_ref", how="left")
-        .join(t["encounter"].select(pl.col("source_ref").alias("encounter_ref"), "person_ref"), on="encounter_ref",
-              how="left").with_columns(pl.col("source_ref").alias("_ref")),
-        "orders": with_id("orders", t["orders"], ["source_ref"]).join(pid, on="person_ref", how="left")
+        "diagnosis": with_id("diagnosis", t["diagnosis"], ["source_ref"])
+        .join(pid, on="person_ref", how="left")
+        .join(eid, on="encounter_ref", how="left")
         .with_columns(pl.col("source_ref").alias("_ref")),
-        "allergy": with_id("allergy", t["allergy"], ["source_ref"]).join(pid, on="person_ref", how="left")
+        "procedure": with_id("procedure", t["procedure"], ["source_ref"])
+        .join(eid, on="encounter_ref", how="left")
+        .join(
+            t["encounter"].select(pl.col("source_ref").alias("encounter_ref"), "person_ref"),
+            on="encounter_ref",
+            how="left",
+        )
+        .with_columns(pl.col("source_ref").alias("_ref")),
+        "orders": with_id("orders", t["orders"], ["source_ref"])
+        .join(pid, on="person_ref", how="left")
+        .with_columns(pl.col("source_ref").alias("_ref")),
+        "allergy": with_id("allergy", t["allergy"], ["source_ref"])
+        .join(pid, on="person_ref", how="left")
         .with_columns(pl.col("source_ref").alias("_ref")),
     }
     out = {k: coded(k, v).with_columns(pl.lit(1, dtype=pl.Int16).alias("active_ind")) for k, v in out.items()}
@@ -102,7 +118,11 @@ def target_rows(rows: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
 
 
 def simulate_trial_load(
-    source: Path, target_url: str, faults: str = "none", seed: int = 1, mappings_root: Path | None = None,
+    source: Path,
+    target_url: str,
+    faults: str = "none",
+    seed: int = 1,
+    mappings_root: Path | None = None,
     as_of: dt.date | None = None,
 ) -> TrialLoadResult:
     """Create the target, load the extract by the rules, inject faults, write ``load_faults.csv``."""

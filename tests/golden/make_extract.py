@@ -246,9 +246,7 @@ def main() -> None:
     for name, entries in PCS.items():
         path = ROOT / "pcs" / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = "".join(
-            (e if isinstance(e, str) else json.dumps(e, ensure_ascii=False)) + "\n" for e in entries
-        )
+        text = "".join((e if isinstance(e, str) else json.dumps(e, ensure_ascii=False)) + "\n" for e in entries)
         path.write_bytes(text.encode("utf-8"))
 
 
