@@ -269,3 +269,24 @@ def test_extra_columns_in_the_target_are_ignored(tmp_path, sample_extract):
         == 0
     )
     assert r.ledger_balanced
+
+
+@pytest.mark.parametrize("how", ["missing", "empty"])
+def test_missing_or_empty_file_is_reported_and_the_ledger_still_balances(tmp_path, sample_extract, how):
+    extract = tmp_path / "extract"
+    shutil.copytree(sample_extract, extract)
+    db = tmp_path / "t.db"
+    simulate_trial_load(extract, f"sqlite:///{db}", faults="none")
+    target = extract / "pas" / "atgard.csv"
+    if how == "missing":
+        target.unlink()
+    else:
+        target.write_bytes(b"KONTAKTID;KVAKOD;DATUM\r\n")
+    r = run_validation(extract, f"sqlite:///{db}", "TL", tmp_path / "out")
+    disc = pl.read_parquet(tmp_path / "out" / "discrepancies.parquet")
+    note = disc.filter(pl.col("check") == "procedure.extract.file")
+    assert note.height == 1 and "pas/atgard.csv" in note["message"][0] and how in note["message"][0]
+    assert note["severity"][0] == ("error" if how == "missing" else "info")
+    assert r.ledger_balanced
+    # the procedures loaded from the old file are now unexpected in the target: found, not hidden
+    assert disc.filter((pl.col("entity") == "procedure") & (pl.col("category") == "unexpected_in_target")).height > 0
