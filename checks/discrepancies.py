@@ -503,3 +503,23 @@ def apply_baseline(disc: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
         pl.lit("resolved").alias("status"), pl.lit(trial).alias("trial_load")
     )
     return pl.concat([now, gone.select(DISCREPANCY_COLUMNS)], how="vertical_relaxed")
+
+
+OWNERS = ["source system", "code map", "vendor load"]
+
+
+def owner() -> pl.Expr:
+    """Who must act on a discrepancy: source system, code map or vendor load.
+
+    Derived from the check id and category, never stored.
+    """
+    is_source = pl.col("check").str.contains(".source.", literal=True) | pl.col("check").str.contains(
+        ".extract.", literal=True
+    )
+    return (
+        pl.when(is_source & pl.col("category").is_in(["unmapped_code", "invalid_code"]))
+        .then(pl.lit("code map"))
+        .when(is_source)
+        .then(pl.lit("source system"))
+        .otherwise(pl.lit("vendor load"))
+    )
