@@ -523,3 +523,51 @@ def owner() -> pl.Expr:
         .then(pl.lit("source system"))
         .otherwise(pl.lit("vendor load"))
     )
+
+
+_RECORD_TABLES = ["person", "encounter", "diagnosis", "procedure", "orders", "allergy"]
+_SOURCE_CATS = {
+    "person": ["mandatory_missing", "unparseable", "invalid_identifier", "unmapped_code", "duplicate", "implausible"],
+    "encounter": [
+        "mandatory_missing",
+        "unparseable",
+        "unmapped_code",
+        "invalid_code",
+        "orphan",
+        "duplicate",
+        "implausible",
+    ],
+    "diagnosis": ["mandatory_missing", "unparseable", "unmapped_code", "orphan"],
+    "procedure": ["mandatory_missing", "unparseable", "unmapped_code", "orphan"],
+    "orders": ["mandatory_missing", "unparseable", "unmapped_code", "orphan"],
+    "allergy": ["mandatory_missing", "unparseable", "unmapped_code", "orphan"],
+    "labresult": ["unparseable"],
+}
+_RECON = {
+    "missing": "missing_in_target",
+    "unexpected": "unexpected_in_target",
+    "value": "value_mismatch",
+    "confidentiality": "confidentiality",
+}
+
+
+def checks_catalogue(target_check_ids: list[tuple[str, str]]) -> pl.DataFrame:
+    """Every check migcheck runs (``check``, ``category``), findings or not: the junit test cases."""
+    rows = [(f"{e}.source.{c}", c) for e, cats in _SOURCE_CATS.items() for c in cats]
+    rows += [("person.source.schema", "implausible"), ("encounter.source.schema", "implausible")]
+    for t in ["person", "person_alias", "encounter", "encntr_alias", *_RECORD_TABLES[2:]]:
+        rows.append((f"{t}.count", "row_count"))
+    for e in [*_RECORD_TABLES, "labresult"]:
+        rows.append((f"{e}.extract.file", "row_count"))
+    recon = {
+        "person": ["missing", "unexpected", "value", "confidentiality"],
+        "person_alias": ["missing", "unexpected"],
+        "encounter": ["missing", "unexpected", "value"],
+        "encntr_alias": ["missing"],
+    }
+    recon |= {t: ["missing", "unexpected", "value"] for t in _RECORD_TABLES[2:]}
+    rows += [(f"{t}.reconcile.{k}", _RECON[k]) for t, ks in recon.items() for k in ks]
+    rows += list(target_check_ids)
+    return pl.DataFrame(rows, schema={"check": pl.String, "category": pl.String}, orient="row").unique(
+        "check", keep="first", maintain_order=True
+    )

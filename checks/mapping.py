@@ -185,7 +185,8 @@ def _yaml_line(path: Path, loc: tuple) -> int | None:
     return line
 
 
-def _load_yaml_model(path: Path, model: type[BaseModel]) -> BaseModel:
+def load_yaml_model(path: Path, model: type[BaseModel]) -> BaseModel:
+    """A YAML file validated by a typed model; a fault names the file and line."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
@@ -222,7 +223,7 @@ def load_mappings(root: Path) -> Mappings:
         raise MigcheckError(f"{root}: mappings directory not found")
     tables = {}
     for t in TABLES:
-        tm = _load_yaml_model(root / f"{t}.yaml", TableMap)
+        tm = load_yaml_model(root / f"{t}.yaml", TableMap)
         if tm.table != t:
             raise MigcheckError(f"{root / f'{t}.yaml'}: says table {tm.table!r}, expected {t!r}")
         tables[t] = tm
@@ -250,7 +251,7 @@ def load_mappings(root: Path) -> Mappings:
             "active_ind": pl.Int64,
         },
     )
-    scope = _load_yaml_model(root / "scope.yaml", Scope)
+    scope = load_yaml_model(root / "scope.yaml", Scope)
     m = Mappings(root, tables, code_maps, code_value, nomenclature, scope)
     _cross_check(m)
     return m

@@ -64,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", required=True, type=Path, help="report folder to write")
     v.add_argument("--baseline", type=Path, default=None, help="an earlier report folder to compare with")
     v.add_argument("--mappings", type=Path, default=None, help="mappings directory (default: the project's)")
+    v.add_argument(
+        "--history",
+        default=None,
+        help="run-history database URL (default: $MIGCHECK_HISTORY_URL, else "
+        "sqlite:///<folder of OUT>/migcheck-history.db)",
+    )
+    v.add_argument(
+        "--migration",
+        default=None,
+        help="migration the trial load belongs to, for the trend (default: $MIGCHECK_MIGRATION or 'default')",
+    )
 
     d = sub.add_parser("demo", help="generate, trial-load into SQLite, and report where the results are")
     d.add_argument("--out", type=Path, default=Path("demo"), help="working directory (default ./demo)")
@@ -96,7 +107,16 @@ def _cmd_trial_load(a: argparse.Namespace) -> int:
 def _cmd_validate(a: argparse.Namespace) -> int:
     from pipelines.validate import run_validation
 
-    r = run_validation(a.source, a.target, a.trial_load, a.out, baseline=a.baseline, mappings_root=a.mappings)
+    r = run_validation(
+        a.source,
+        a.target,
+        a.trial_load,
+        a.out,
+        baseline=a.baseline,
+        mappings_root=a.mappings,
+        history_url=a.history,
+        migration=a.migration,
+    )
     _print_verdict(r)
     return r.exit_code
 

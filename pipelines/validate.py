@@ -20,8 +20,10 @@ import polars as pl
 
 from checks.discrepancies import (
     apply_baseline,
+    checks_catalogue,
     discrepancies,
     final_ledger,
+    owner,
     row_count_findings,
     source_findings,
     summarise,
@@ -29,10 +31,14 @@ from checks.discrepancies import (
 )
 from checks.errors import MigcheckError
 from checks.expected import compute_expected
+from checks.gates import evaluate_gates, load_gates
 from checks.mapping import load_mappings
 from checks.reconcile import logical_target, reconcile
 from checks.schemas import schema_findings
+from checks.suggest import unmapped_code_suggestions
+from checks.waivers import apply_waivers, load_waivers
 from pipelines.extract import read_extract
+from pipelines.history import open_history, previous_findings, record_run, trend
 from pipelines.target_db import connect
 from pipelines.target_read import read_target
 
@@ -105,6 +111,8 @@ def run_validation(
     mappings_root: Path | None = None,
     as_of: dt.date | None = None,
     target_checks: bool = True,
+    history_url: str | None = None,
+    migration: str | None = None,
 ) -> ValidationResult:
     """Validate one trial load and write its report to ``out``."""
     timings: dict[str, float] = {}
@@ -118,9 +126,16 @@ def run_validation(
 
     if not trial_load.strip():
         raise MigcheckError("--trial-load: give the trial load a name, e.g. TL3")
-    m = load_mappings(mappings_root or default_mappings_root())
+    out = Path(out)
+    migration = migration or os.environ.get("MIGCHECK_MIGRATION") or "default"
+    mroot = Path(mappings_root or default_mappings_root())
+    m = load_mappings(mroot)
+    gates_cfg = load_gates(mroot / "gates.yaml")
+    waivers = load_waivers(mroot / "waivers.yaml")
     as_of = as_of or dt.date.today()
     engine = connect(target_url)
+    history = open_history(history_url or os.environ.get("MIGCHECK_HISTORY_URL") or _default_history(out))
+    previous = _read_baseline(Path(baseline)) if baseline is not None else None
     extract = read_extract(Path(source))
     lap("extract")
     exp = compute_expected(extract, m, as_of)
@@ -137,31 +152,83 @@ def run_validation(
         row_count_findings(exp, tgt),
         recon.findings,
     ]
-    gx_docs = None
+    docs_dir = None
+    target_ids: list[tuple[str, str]] = []
     if target_checks:
         from checks.target_checks import build_target_checks
         from pipelines.gx_checks import run_target_checks
 
         checks = build_target_checks(m.code_value, m.nomenclature, engine.dialect.name)
+        target_ids = [(c.check_id, c.category) for c in checks]
         docs_dir = Path(tempfile.mkdtemp(prefix="migcheck-gx-"))
         run = run_target_checks(engine, checks, data_docs_dir=docs_dir)
         parts.append(target_check_findings(run.failures, recon.links))
-        gx_docs = (docs_dir, run)
     lap("target_checks")
     disc = discrepancies(parts, trial_load, m)
     ledger = final_ledger(exp, recon, disc)
-    if baseline is not None:
-        disc = apply_baseline(disc, _read_baseline(Path(baseline)))
+    if previous is None:
+        previous = previous_findings(history, migration, trial_load)
+    if previous is not None:
+        disc = apply_baseline(disc, previous)
+    view, waiver_report = apply_waivers(disc.with_columns(owner().alias("owner")), waivers, as_of)
+    denominators = {e: h for e, h in ledger.group_by("entity").len().iter_rows()}
+    denominators |= {t: exp.tables[t].height for t in ("person_alias", "encntr_alias")}
+    gates = evaluate_gates(view, checks_catalogue(target_ids), denominators, gates_cfg)
     records_read = sum(df.height for df in extract.frames.values()) + extract.unparseable.height
-    summary = summarise(trial_load, exp, recon, tgt, ledger, disc, records_read, extract.files)
+    open_disc = disc.filter(pl.col("status") != "resolved")
+    summary = summarise(trial_load, exp, recon, tgt, ledger, open_disc, records_read, extract.files).to_dict()
+    live = view.filter(pl.col("status") != "resolved")
+    totals = {
+        "errors": live.filter((pl.col("severity") == "error") & ~pl.col("waived")).height,
+        "warnings": live.filter((pl.col("severity") == "warning") & ~pl.col("waived")).height,
+        "waived": live.filter(pl.col("waived")).height,
+        "new": view.filter(pl.col("status") == "new").height,
+        "persisting": view.filter(pl.col("status") == "persisting").height,
+        "resolved": view.filter(pl.col("status") == "resolved").height,
+        "gate_passed": bool(gates["passed"].all()),
+        "ledger_balanced": summary["ledger_balanced"],
+    }
+    summary.update(
+        migration=migration,
+        gates=gates.to_dicts(),
+        gate_passed=totals["gate_passed"],
+        waivers=waiver_report,
+        totals=totals,
+        trend=[*trend(history, migration), _trend_point(trial_load, totals)],
+    )
+    summary["trend"] = _dedupe_trend(summary["trend"])
+    unmapped = unmapped_code_suggestions(exp, m, frames=extract.frames)
     lap("summarise")
-    _write_outputs(Path(out), disc, ledger, summary.to_dict(), gx_docs)
+    tmp = _prepare(out)
+    try:
+        _write_outputs(tmp, disc, view, ledger, summary, gates, unmapped, docs_dir)
+        record_run(history, migration, trial_load, disc, totals)
+        _move_in(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if docs_dir is not None:
+            shutil.rmtree(docs_dir, ignore_errors=True)
     lap("write")
     engine.dispose()
-    errors = disc.filter(pl.col("severity") == "error").height
-    warnings = disc.filter(pl.col("severity") == "warning").height
-    code = 0 if summary.gate_passed else 1
-    return ValidationResult(Path(out), code, errors, warnings, summary.ledger_balanced, timings)
+    history.dispose()
+    code = 0 if totals["gate_passed"] else 1
+    return ValidationResult(out, code, totals["errors"], totals["warnings"], summary["ledger_balanced"], timings)
+
+
+def _default_history(out: Path) -> str:
+    return f"sqlite:///{out.resolve().parent / 'migcheck-history.db'}"
+
+
+def _trend_point(trial_load: str, totals: dict) -> dict:
+    point = {k: v for k, v in totals.items() if k != "ledger_balanced"}
+    return {"trial_load": trial_load, "run_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **point}
+
+
+def _dedupe_trend(points: list[dict]) -> list[dict]:
+    latest: dict[str, dict] = {}
+    for p in points:
+        latest[p["trial_load"]] = p
+    return list(latest.values())
 
 
 def _read_baseline(prev: Path) -> pl.DataFrame:
@@ -174,13 +241,20 @@ def _read_baseline(prev: Path) -> pl.DataFrame:
         raise MigcheckError(f"--baseline {path}: cannot be read as Parquet") from e
 
 
-def _write_outputs(out: Path, disc: pl.DataFrame, ledger: pl.DataFrame, summary: dict, gx_docs) -> None:
+def _prepare(out: Path) -> Path:
     parent = out.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     except OSError as e:
         raise MigcheckError(f"--out {out}: cannot create the report folder ({e.strerror})") from e
+
+
+def _write_outputs(tmp: Path, disc, view, ledger, summary, gates, unmapped, docs_dir) -> None:
+    from pipelines.report_excel import write_worklists
+    from pipelines.report_html import write_report_html
+    from pipelines.report_junit import write_junit
+
     try:
         disc.write_parquet(tmp / "discrepancies.parquet")
         disc.write_csv(tmp / "discrepancies.csv")
@@ -188,18 +262,31 @@ def _write_outputs(out: Path, disc: pl.DataFrame, ledger: pl.DataFrame, summary:
         (tmp / "summary.json").write_text(
             json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
         )
-        if gx_docs is not None:
-            docs_dir, _run = gx_docs
-            if docs_dir.exists():
-                shutil.copytree(docs_dir, tmp / "gx_data_docs", dirs_exist_ok=True)
-                shutil.rmtree(docs_dir, ignore_errors=True)
-        old = None
+        unmapped.with_columns(pl.col("candidates").list.join(" | ")).write_csv(tmp / "unmapped_codes.csv")
+        href = None
+        if docs_dir is not None and (docs_dir / "index.html").exists():
+            shutil.copytree(docs_dir, tmp / "gx_data_docs", dirs_exist_ok=True)
+            href = "gx_data_docs/index.html"
+        write_junit(tmp / "junit.xml", gates, summary["trial_load"])
+        write_worklists(tmp, view)
+        write_report_html(tmp, view, summary, unmapped, href)
+    except OSError as e:
+        raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e
+
+
+def _move_in(tmp: Path, out: Path) -> None:
+    """Replace ``out`` by the finished report; the old one is removed only once the new is in."""
+    parent = out.resolve().parent
+    old = None
+    try:
         if out.exists():
-            old = parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=parent))
+            out.rename(old / "report")
         tmp.rename(out)
+    except OSError as e:
+        if old is not None and not out.exists():
+            (old / "report").rename(out)
+        raise MigcheckError(f"--out {out}: cannot move the report in ({e.strerror})") from e
+    finally:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise MigcheckError(f"--out {out}: cannot write the report ({e.strerror})") from e

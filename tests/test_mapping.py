@@ -1,10 +1,11 @@
 from pathlib import Path
 
 import pytest
-from conftest import MAPPINGS
 
 from checks.errors import MigcheckError
 from checks.mapping import TABLES, load_mappings
+
+from conftest import MAPPINGS
 
 
 def test_every_mapping_file_loads():

@@ -17,7 +17,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from conftest import MAPPINGS, PG_URL, REPO, SAMPLE, _pg_engine
 
 from checks.errors import MigcheckError
 from checks.mapping import load_mappings
@@ -25,6 +24,8 @@ from checks.target_checks import TargetCheck, build_target_checks
 from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, PRIMARY_KEY, REFERENCES, metadata
 from pipelines.gx_checks import run_target_checks
 from pipelines.synth.trial_load import simulate_trial_load
+
+from conftest import MAPPINGS, PG_URL, REPO, SAMPLE, _pg_engine
 
 #: ground-truth rows the target checks alone must find: (category, entity or None for any)
 TARGET_FINDABLE = {

@@ -9,13 +9,14 @@ import sys
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from conftest import MAPPINGS, REPO
 
 from checks.expected import compute_expected
 from checks.mapping import load_mappings
 from checks.target_schema import CODE_SETS, DATA_TABLES
 from pipelines.extract import read_extract
 from pipelines.synth.trial_load import simulate_trial_load
+
+from conftest import MAPPINGS, REPO
 
 SPEC_TOOL = REPO.parent / "shared" / "tools" / "spec_conformance.py"
 

@@ -1,0 +1,113 @@
+"""The trial-load history: every validation run and its findings, in a database (SQLAlchemy).
+
+SQLite beside the reports by default, PostgreSQL by URL (``--history`` or
+``MIGCHECK_HISTORY_URL``). A run is compared with the latest run of the same migration for
+another trial load: what it had and this one has is ``persisting``, what it did not have is
+``new``, what it had and this one lacks is ``resolved``. Only discrepancy rows are stored — they
+hold no personal data in clear (masked values only).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from checks.discrepancies import DISCREPANCY_COLUMNS
+from checks.errors import MigcheckError
+from pipelines.target_db import connect
+
+meta = sa.MetaData()
+runs = sa.Table(
+    "migcheck_run",
+    meta,
+    sa.Column("run_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("migration", sa.String(100), nullable=False, index=True),
+    sa.Column("trial_load", sa.String(100), nullable=False),
+    sa.Column("run_at", sa.DateTime, nullable=False),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Column("warnings", sa.Integer, nullable=False),
+    sa.Column("waived", sa.Integer, nullable=False),
+    sa.Column("new", sa.Integer, nullable=False),
+    sa.Column("persisting", sa.Integer, nullable=False),
+    sa.Column("resolved", sa.Integer, nullable=False),
+    sa.Column("gate_passed", sa.Boolean, nullable=False),
+    sa.Column("ledger_balanced", sa.Boolean, nullable=False),
+)
+findings = sa.Table(
+    "migcheck_finding",
+    meta,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("migcheck_run.run_id"), nullable=False, index=True),
+    *[sa.Column(c, sa.Text, nullable=True) for c in DISCREPANCY_COLUMNS],
+)
+
+
+def open_history(url: str) -> Engine:
+    """Connect and create the history tables if needed."""
+    engine = connect(url, setting="--history")
+    if engine.dialect.name == "sqlite":
+        engine = sa.create_engine(engine.url, connect_args={"timeout": 60})
+    try:
+        meta.create_all(engine)
+    except sa.exc.SQLAlchemyError as e:
+        raise MigcheckError(f"--history: cannot create the history tables ({type(e).__name__})") from e
+    return engine
+
+
+def previous_findings(engine: Engine, migration: str, trial_load: str) -> pl.DataFrame | None:
+    """Findings (not resolved) of the latest run of the migration for another trial load."""
+    with engine.connect() as c:
+        row = c.execute(
+            sa.select(runs.c.run_id)
+            .where(runs.c.migration == migration, runs.c.trial_load != trial_load)
+            .order_by(runs.c.run_at.desc(), runs.c.run_id.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        rows = c.execute(
+            sa.select(*[findings.c[k] for k in DISCREPANCY_COLUMNS]).where(
+                findings.c.run_id == row.run_id, findings.c.status != "resolved"
+            )
+        ).all()
+    return pl.DataFrame([tuple(r) for r in rows], schema={k: pl.String for k in DISCREPANCY_COLUMNS}, orient="row")
+
+
+def record_run(engine: Engine, migration: str, trial_load: str, disc: pl.DataFrame, totals: dict) -> int:
+    """Store one run and its findings in one transaction; returns the run id."""
+    with engine.begin() as c:
+        run_id = c.execute(
+            sa.insert(runs).values(
+                migration=migration,
+                trial_load=trial_load,
+                run_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                **totals,
+            )
+        ).inserted_primary_key[0]
+        rows = disc.select(DISCREPANCY_COLUMNS).with_columns(pl.all().cast(pl.String)).to_dicts()
+        if rows:
+            c.execute(sa.insert(findings), [{"run_id": run_id, **r} for r in rows])
+    return int(run_id)
+
+
+def trend(engine: Engine, migration: str) -> list[dict]:
+    """The latest run of every trial load of the migration, oldest first."""
+    with engine.connect() as c:
+        rows = (
+            c.execute(sa.select(runs).where(runs.c.migration == migration).order_by(runs.c.run_at, runs.c.run_id))
+            .mappings()
+            .all()
+        )
+    latest: dict[str, dict] = {}
+    for r in rows:
+        latest[r["trial_load"]] = dict(r)  # a re-run keeps its place, with its latest figures
+    return [
+        {
+            k: (v.replace(tzinfo=dt.UTC).isoformat(timespec="seconds") if isinstance(v, dt.datetime) else v)
+            for k, v in r.items()
+            if k not in ("run_id", "migration")
+        }
+        for r in latest.values()
+    ]
