@@ -258,16 +258,60 @@ def _match_encounters(
     return pl.concat([by_alias, by_content]), by_content
 
 
-def reconcile(exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings) -> Reconciliation:
-    """Every expected row found or missing, every target row matched or unexpected, values compared.
+@dataclass(frozen=True)
+class EntityPart:
+    """The reconciliation of one entity: its findings, target→source links, row statuses, counts."""
 
-    ``tgt`` is the output of ``logical_target``.
-    """
-    finds: list[pl.DataFrame] = []
-    links: list[pl.DataFrame] = []
-    counts: list[dict] = []
+    entity: str
+    findings: pl.DataFrame
+    links: pl.DataFrame
+    status: pl.DataFrame  # entity, source_ref, person_ref, _rank, status
+    counts: dict | None
 
-    # -- persons ---------------------------------------------------------------------------
+
+def _links(df: pl.DataFrame, entity: str) -> pl.DataFrame:
+    return df.select(pl.col("_target_ref").alias("target_ref"), "source_ref", pl.lit(entity).alias("entity"))
+
+
+def _status(expected: pl.DataFrame, missing_refs: pl.Series, entity: str, ref: str = "source_ref") -> pl.DataFrame:
+    person = pl.col("person_ref") if "person_ref" in expected.columns else pl.lit(None, dtype=pl.String)
+    return expected.select(
+        pl.lit(entity).alias("entity"),
+        pl.col(ref).alias("source_ref"),
+        person.alias("person_ref"),
+        pl.lit(0).alias("_rank"),
+        pl.when(pl.col(ref).is_in(missing_refs.to_list()))
+        .then(pl.lit("missing_in_target"))
+        .otherwise(pl.lit("migrated"))
+        .alias("status"),
+    )
+
+
+def _empty_status() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            "entity": pl.String,
+            "source_ref": pl.String,
+            "person_ref": pl.String,
+            "_rank": pl.Int64,
+            "status": pl.String,
+        }
+    )
+
+
+def _counts(entity: str, expected: int, found: int, matched: int, missing: int, unexpected: int) -> dict:
+    return {
+        "entity": entity,
+        "expected": expected,
+        "found": found,
+        "matched": matched,
+        "missing": missing,
+        "unexpected": unexpected,
+    }
+
+
+def reconcile_persons(exp: Expected, tgt: dict[str, pl.DataFrame]) -> tuple[list[EntityPart], pl.DataFrame]:
+    """Persons and their MRN aliases; returns the parts and the person_ref ↔ person_id map."""
     pmap = _match_persons(exp, tgt)
     ep = exp.tables["person"]
     tp = tgt["person"]
@@ -281,7 +325,8 @@ def reconcile(exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings) -> Recon
     )
     p_missing = ep.join(pmap, on="person_ref", how="anti")
     p_unexp = tp.join(pmap, left_on="_id", right_on="person_id", how="anti")
-    finds.append(
+    pcols = [c for c in TABLE_COLUMNS["person"] if c not in ("person_ref", "identity")]
+    finds = [
         _finding(
             p_missing,
             "person.reconcile.missing",
@@ -289,9 +334,7 @@ def reconcile(exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings) -> Recon
             "person",
             "person not found in the target (no identity or MRN alias leads to it)",
             pl.col("person_ref"),
-        )
-    )
-    finds.append(
+        ),
         _finding(
             p_unexp,
             "person.reconcile.unexpected",
@@ -299,51 +342,65 @@ def reconcile(exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings) -> Recon
             "person",
             "person in the target that no legacy record accounts for",
             target_ref=pl.lit("person:") + pl.col("_id").cast(pl.String),
-        )
+        ),
+        _compare(pm, "person", pcols, "person.reconcile.value"),
+        _confidentiality(pm),
+    ]
+    person = EntityPart(
+        "person",
+        _concat(finds),
+        _links(pm, "person"),
+        _status(ep, p_missing["person_ref"], "person", ref="person_ref"),
+        _counts("person", ep.height, tp.height, pm.height, p_missing.height, p_unexp.height),
     )
-    pcols = [c for c in TABLE_COLUMNS["person"] if c not in ("person_ref", "identity")]
-    pvals = pl.concat([_compare(pm, "person", pcols, "person.reconcile.value"), _confidentiality(pm)])
-    finds.append(pvals)
-    links.append(pm.select(pl.col("_target_ref").alias("target_ref"), "source_ref", pl.lit("person").alias("entity")))
+    # MRN aliases (identity aliases are the target checks' concern)
     pid_to_ref = pmap.rename({"person_id": "_pid"})
-
-    # person_alias: MRN aliases (identity aliases are the target checks' concern)
     ta = tgt["person_alias"].join(pid_to_ref, left_on="person_id", right_on="_pid", how="left")
-    links.append(
-        ta.filter(pl.col("person_ref").is_not_null()).select(
-            (pl.lit("person_alias:") + pl.col("_id").cast(pl.String)).alias("target_ref"),
-            pl.col("person_ref").alias("source_ref"),
-            pl.lit("person_alias").alias("entity"),
-        )
+    alias_links = ta.filter(pl.col("person_ref").is_not_null()).select(
+        (pl.lit("person_alias:") + pl.col("_id").cast(pl.String)).alias("target_ref"),
+        pl.col("person_ref").alias("source_ref"),
+        pl.lit("person_alias").alias("entity"),
     )
     mrn_key = ["person_ref", "alias_pool_cd", "alias"]
     emrn = exp.tables["person_alias"].filter(pl.col("person_alias_type_cd") == "MRN")
     tmrn = ta.filter(pl.col("person_alias_type_cd") == "MRN")
     mrn_missing = emrn.join(tmrn.select(mrn_key), on=mrn_key, how="anti").join(pmap, on="person_ref", how="semi")
-    finds.append(
-        _finding(
-            mrn_missing,
-            "person_alias.reconcile.missing",
-            "missing_in_target",
-            "person_alias",
-            "the record's MRN alias (legacy patient id) is missing on its person",
-            pl.col("source_ref"),
-        ).with_columns(pl.lit("alias").alias("column"))
-    )
     mrn_unexp = tmrn.filter(pl.col("person_ref").is_not_null()).join(emrn.select(mrn_key), on=mrn_key, how="anti")
-    finds.append(
-        _finding(
-            mrn_unexp,
-            "person_alias.reconcile.unexpected",
-            "unexpected_in_target",
-            "person_alias",
-            "an MRN alias in the target that no legacy record accounts for",
-            target_ref=pl.lit("person_alias:") + pl.col("_id").cast(pl.String),
-        )
+    alias = EntityPart(
+        "person_alias",
+        _concat(
+            [
+                _finding(
+                    mrn_missing,
+                    "person_alias.reconcile.missing",
+                    "missing_in_target",
+                    "person_alias",
+                    "the record's MRN alias (legacy patient id) is missing on its person",
+                    pl.col("source_ref"),
+                ).with_columns(pl.lit("alias").alias("column")),
+                _finding(
+                    mrn_unexp,
+                    "person_alias.reconcile.unexpected",
+                    "unexpected_in_target",
+                    "person_alias",
+                    "an MRN alias in the target that no legacy record accounts for",
+                    target_ref=pl.lit("person_alias:") + pl.col("_id").cast(pl.String),
+                ),
+            ]
+        ),
+        alias_links,
+        _empty_status(),
+        None,
     )
+    return [person, alias], pmap
 
-    # -- encounters ------------------------------------------------------------------------
+
+def reconcile_encounters(
+    exp: Expected, tgt: dict[str, pl.DataFrame], pmap: pl.DataFrame
+) -> tuple[list[EntityPart], pl.DataFrame]:
+    """Encounters and their aliases; returns the parts and the source_ref ↔ encntr_id map."""
     emap, by_content = _match_encounters(exp, tgt, pmap)
+    pid_to_ref = pmap.rename({"person_id": "_pid"})
     ee = exp.tables["encounter"]
     te = tgt["encounter"].join(pid_to_ref, left_on="person_id", right_on="_pid", how="left")
     em = (
@@ -357,16 +414,6 @@ def reconcile(exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings) -> Recon
         .with_columns((pl.lit("encounter:") + pl.col("encntr_id").cast(pl.String)).alias("_target_ref"))
     )
     e_missing = ee.join(emap, on="source_ref", how="anti")
-    finds.append(
-        _finding(
-            e_missing.join(pmap, on="person_ref", how="semi"),
-            "encounter.reconcile.missing",
-            "missing_in_target",
-            "encounter",
-            "encounter not found in the target",
-            pl.col("source_ref"),
-        )
-    )
     e_unexp = te.join(emap, left_on="_id", right_on="encntr_id", how="anti")
     alias_of = (
         tgt["encntr_alias"]
@@ -387,28 +434,45 @@ def reconcile(exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings) -> Recon
     e_unexp = e_unexp.join(alias_of, left_on="_id", right_on="encntr_id", how="left").join(
         known, on="_legacy", how="left"
     )
-    finds.append(
+    why = (
+        pl.lit("encounter loaded although its legacy record is ")
+        + pl.col("_disp").str.replace("_", " ")
+        + pl.lit(" (")
+        + pl.col("_why")
+        + pl.lit(")")
+    )
+    ecols = [c for c in TABLE_COLUMNS["encounter"] if c != "source_ref"]
+    finds = [
+        _finding(
+            e_missing.join(pmap, on="person_ref", how="semi"),
+            "encounter.reconcile.missing",
+            "missing_in_target",
+            "encounter",
+            "encounter not found in the target",
+            pl.col("source_ref"),
+        ),
         _finding(
             e_unexp,
             "encounter.reconcile.unexpected",
             "unexpected_in_target",
             "encounter",
             pl.when(pl.col("_disp").is_not_null())
-            .then(
-                pl.lit("encounter loaded although its legacy record is ")
-                + pl.col("_disp").str.replace("_", " ")
-                + pl.lit(" (")
-                + pl.col("_why")
-                + pl.lit(")")
-            )
+            .then(why)
             .otherwise(pl.lit("encounter in the target that no legacy record accounts for")),
             pl.when(pl.col("_disp").is_not_null()).then(pl.col("_legacy")).otherwise(None),
             pl.lit("encounter:") + pl.col("_id").cast(pl.String),
-        )
+        ),
+        _compare(em, "encounter", ecols, "encounter.reconcile.value"),
+    ]
+    encounter = EntityPart(
+        "encounter",
+        _concat(finds),
+        _links(em, "encounter"),
+        _status(ee, e_missing["source_ref"], "encounter"),
+        _counts("encounter", ee.height, te.height, em.height, e_missing.height, e_unexp.height),
     )
-    ecols = [c for c in TABLE_COLUMNS["encounter"] if c != "source_ref"]
-    finds.append(_compare(em, "encounter", ecols, "encounter.reconcile.value"))
-    finds.append(
+    alias = EntityPart(
+        "encntr_alias",
         _finding(
             by_content.join(em.select("source_ref", "_target_ref"), on="source_ref"),
             "encntr_alias.reconcile.missing",
@@ -417,147 +481,132 @@ def reconcile(exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings) -> Recon
             "encounter loaded without its VISITID alias (found by its content)",
             pl.col("source_ref"),
             pl.col("_target_ref"),
-        ).with_columns(pl.lit("alias").alias("column"))
+        ).with_columns(pl.lit("alias").alias("column")),
+        _links(em.head(0), "encntr_alias"),
+        _empty_status(),
+        None,
     )
-    links.append(
-        em.select(pl.col("_target_ref").alias("target_ref"), "source_ref", pl.lit("encounter").alias("entity"))
-    )
-    eid_to_ref = emap.rename({"source_ref": "encounter_ref", "encntr_id": "_eid"})
+    return [encounter, alias], emap
 
-    # -- children (multisets on content) ---------------------------------------------------
-    child_status = []
-    target_person_ids = set(tgt["person"]["_id"].to_list())
-    target_enc_ids = set(tgt["encounter"]["_id"].to_list())
-    for t in CHILD_TABLES:
-        key = list(m.tables[t].match_key)
-        et = exp.tables[t]
-        tt = tgt[t]
-        if "person_id" in tt.columns:
-            tt = tt.join(pid_to_ref, left_on="person_id", right_on="_pid", how="left")
-        if "encntr_id" in tt.columns:
-            tt = tt.join(eid_to_ref, left_on="encntr_id", right_on="_eid", how="left")
-        parent_ok = pl.lit(True)
-        if "encntr_id" in tt.columns:
-            parent_ok = parent_ok & pl.col("encntr_id").is_in(list(target_enc_ids))
-        if "person_id" in tt.columns:
-            parent_ok = parent_ok & pl.col("person_id").is_in(list(target_person_ids))
-        tt = tt.filter(parent_ok)  # orphans are the target checks' finding
-        et = et.with_columns(pl.int_range(pl.len()).over(key, order_by="source_ref").alias("_rank"))
-        tt = tt.with_columns(pl.int_range(pl.len()).over(key, order_by="_id").alias("_rank"))
-        keyr = [*key, "_rank"]
-        tsel = _suffix_actual(
-            tt.select(
-                [c for c in TABLE_COLUMNS[t] if c in tt.columns and c != "source_ref"] + ["_id", "_invalid", "_rank"]
-            ),
-            [*keyr, "_id", "_invalid"],
-        )
-        cm = et.join(tsel, on=keyr, how="inner", nulls_equal=True).with_columns(
-            (pl.lit(f"{t}:") + pl.col("_id").cast(pl.String)).alias("_target_ref")
-        )
-        c_missing = et.join(tsel.select(keyr), on=keyr, how="anti", nulls_equal=True)
-        parent_present = _parent_present(c_missing, t, emap, pmap)
-        finds.append(
-            _finding(
-                c_missing.filter(parent_present),
-                f"{t}.reconcile.missing",
-                "missing_in_target",
-                t,
-                f"{t} row not found in the target (matched on {', '.join(key)})",
-                pl.col("source_ref"),
-            )
-        )
-        c_unexp = tt.join(et.select(keyr), on=keyr, how="anti", nulls_equal=True)
-        parent_matched = pl.lit(True)
-        if "encounter_ref" in key:
-            parent_matched = parent_matched & pl.col("encounter_ref").is_not_null()
-        if "person_ref" in key:
-            parent_matched = parent_matched & pl.col("person_ref").is_not_null()
-        finds.append(
-            _finding(
-                c_unexp.filter(parent_matched),
-                f"{t}.reconcile.unexpected",
-                "unexpected_in_target",
-                t,
-                f"{t} row in the target that no legacy record accounts for (or loaded twice)",
-                target_ref=pl.lit(f"{t}:") + pl.col("_id").cast(pl.String),
-            )
-        )
-        vcols = [c for c in TABLE_COLUMNS[t] if c not in (*key, "source_ref") and f"{c}__act" in cm.columns]
-        finds.append(_compare(cm, t, vcols, f"{t}.reconcile.value"))
-        links.append(cm.select(pl.col("_target_ref").alias("target_ref"), "source_ref", pl.lit(t).alias("entity")))
-        child_status.append((t, et, cm, c_missing))
-        counts.append(
-            {
-                "entity": t,
-                "expected": et.height,
-                "found": tgt[t].height,
-                "matched": cm.height,
-                "missing": c_missing.height,
-                "unexpected": c_unexp.height,
-            }
-        )
-    counts = [
-        {
-            "entity": "person",
-            "expected": ep.height,
-            "found": tp.height,
-            "matched": pm.height,
-            "missing": p_missing.height,
-            "unexpected": p_unexp.height,
-        },
-        {
-            "entity": "encounter",
-            "expected": ee.height,
-            "found": te.height,
-            "matched": em.height,
-            "missing": e_missing.height,
-            "unexpected": e_unexp.height,
-        },
-        *counts,
-    ]
-    findings = pl.concat([f.select(list(RECON_SCHEMA)) for f in finds], how="vertical_relaxed")
-    links_df = pl.concat(links, how="vertical_relaxed")
-    # statuses of expected rows
-    differing = set(findings.filter(pl.col("source_ref").is_not_null())["source_ref"].to_list())
-    st = [
-        ep.select("person_ref", pl.lit("person").alias("entity")).with_columns(
-            pl.when(pl.col("person_ref").is_in(p_missing["person_ref"].to_list()))
-            .then(pl.lit("missing_in_target"))
-            .otherwise(pl.lit("migrated"))
-            .alias("status"),
-            pl.col("person_ref").alias("source_ref"),
+
+def reconcile_child(
+    table: str, exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings, pmap: pl.DataFrame, emap: pl.DataFrame
+) -> EntityPart:
+    """One child table, matched on content as a multiset (``match_key`` of its mapping file)."""
+    t = table
+    key = list(m.tables[t].match_key)
+    et = exp.tables[t]
+    tt = tgt[t]
+    if "person_id" in tt.columns:
+        tt = tt.join(pmap.rename({"person_id": "_pid"}), left_on="person_id", right_on="_pid", how="left")
+    if "encntr_id" in tt.columns:
+        eid_to_ref = emap.rename({"source_ref": "encounter_ref", "encntr_id": "_eid"})
+        tt = tt.join(eid_to_ref, left_on="encntr_id", right_on="_eid", how="left")
+    parent_ok = pl.lit(True)
+    if "encntr_id" in tt.columns:
+        parent_ok = parent_ok & pl.col("encntr_id").is_in(tgt["encounter"]["_id"].implode())
+    if "person_id" in tt.columns:
+        parent_ok = parent_ok & pl.col("person_id").is_in(tgt["person"]["_id"].implode())
+    tt = tt.filter(parent_ok)  # orphans are the target checks' finding
+    et = et.with_columns(pl.int_range(pl.len()).over(key, order_by="source_ref").alias("_rank"))
+    tt = tt.with_columns(pl.int_range(pl.len()).over(key, order_by="_id").alias("_rank"))
+    keyr = [*key, "_rank"]
+    tsel = _suffix_actual(
+        tt.select(
+            [c for c in TABLE_COLUMNS[t] if c in tt.columns and c != "source_ref"] + ["_id", "_invalid", "_rank"]
         ),
-        ee.select("source_ref", "person_ref", pl.lit("encounter").alias("entity")).with_columns(
-            pl.when(pl.col("source_ref").is_in(e_missing["source_ref"].to_list()))
-            .then(pl.lit("missing_in_target"))
-            .otherwise(pl.lit("migrated"))
-            .alias("status")
-        ),
-    ]
-    for t, _et, cm, c_missing in child_status:
-        matched = cm.select("source_ref", "_rank").with_columns(pl.lit("migrated").alias("status"))
-        miss = c_missing.select("source_ref", "_rank").with_columns(pl.lit("missing_in_target").alias("status"))
-        st.append(
-            pl.concat([matched, miss]).select(
-                "source_ref", pl.lit(None, dtype=pl.String).alias("person_ref"), pl.lit(t).alias("entity"), "status"
-            )
-        )
-    status_df = pl.concat(
-        [s.select("entity", "source_ref", "person_ref", "status") for s in st], how="vertical_relaxed"
-    ).with_columns(
-        pl.when((pl.col("status") == "migrated") & pl.col("source_ref").is_in(list(differing)))
-        .then(pl.lit("migrated_with_differences"))
-        .otherwise(pl.col("status"))
-        .alias("status")
+        [*keyr, "_id", "_invalid"],
     )
-    cdf = pl.DataFrame(counts)
+    cm = et.join(tsel, on=keyr, how="inner", nulls_equal=True).with_columns(
+        (pl.lit(f"{t}:") + pl.col("_id").cast(pl.String)).alias("_target_ref")
+    )
+    c_missing = et.join(tsel.select(keyr), on=keyr, how="anti", nulls_equal=True)
+    c_unexp = tt.join(et.select(keyr), on=keyr, how="anti", nulls_equal=True)
+    parent_matched = pl.lit(True)
+    if "encounter_ref" in key:
+        parent_matched = parent_matched & pl.col("encounter_ref").is_not_null()
+    if "person_ref" in key:
+        parent_matched = parent_matched & pl.col("person_ref").is_not_null()
+    vcols = [c for c in TABLE_COLUMNS[t] if c not in (*key, "source_ref") and f"{c}__act" in cm.columns]
+    finds = [
+        _finding(
+            c_missing.filter(_parent_present(c_missing, t, emap, pmap)),
+            f"{t}.reconcile.missing",
+            "missing_in_target",
+            t,
+            f"{t} row not found in the target (matched on {', '.join(key)})",
+            pl.col("source_ref"),
+        ),
+        _finding(
+            c_unexp.filter(parent_matched),
+            f"{t}.reconcile.unexpected",
+            "unexpected_in_target",
+            t,
+            f"{t} row in the target that no legacy record accounts for (or loaded twice)",
+            target_ref=pl.lit(f"{t}:") + pl.col("_id").cast(pl.String),
+        ),
+        _compare(cm, t, vcols, f"{t}.reconcile.value"),
+    ]
+    status = pl.concat(
+        [
+            cm.select("source_ref", "_rank").with_columns(pl.lit("migrated").alias("status")),
+            c_missing.select("source_ref", "_rank").with_columns(pl.lit("missing_in_target").alias("status")),
+        ]
+    ).select(
+        pl.lit(t).alias("entity"),
+        "source_ref",
+        pl.lit(None, dtype=pl.String).alias("person_ref"),
+        pl.col("_rank").cast(pl.Int64),
+        "status",
+    )
+    return EntityPart(
+        t,
+        _concat(finds),
+        _links(cm, t),
+        status,
+        _counts(t, et.height, tgt[t].height, cm.height, c_missing.height, c_unexp.height),
+    )
+
+
+def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat([f.select(list(RECON_SCHEMA)) for f in frames], how="vertical_relaxed")
+
+
+def combine(parts: list[EntityPart]) -> Reconciliation:
+    """One reconciliation from the parts of every entity."""
+    findings = _concat([p.findings for p in parts])
+    differing = findings.filter(pl.col("source_ref").is_not_null())["source_ref"].unique().implode()
+    status = (
+        pl.concat([p.status for p in parts], how="vertical_relaxed")
+        .with_columns(
+            pl.when((pl.col("status") == "migrated") & pl.col("source_ref").is_in(differing))
+            .then(pl.lit("migrated_with_differences"))
+            .otherwise(pl.col("status"))
+            .alias("status")
+        )
+        .drop("_rank")
+    )
+    counts = pl.DataFrame([p.counts for p in parts if p.counts is not None])
     wd = (
         findings.filter(pl.col("category").is_in(["value_mismatch", "confidentiality"]))
         .group_by("entity")
         .agg(pl.col("source_ref").n_unique().alias("with_differences"))
     )
-    cdf = cdf.join(wd, on="entity", how="left").with_columns(pl.col("with_differences").fill_null(0))
-    return Reconciliation(findings=findings, status=status_df, links=links_df, counts=cdf)
+    counts = counts.join(wd, on="entity", how="left").with_columns(pl.col("with_differences").fill_null(0))
+    links = pl.concat([p.links for p in parts], how="vertical_relaxed")
+    return Reconciliation(findings=findings, status=status, links=links, counts=counts)
+
+
+def reconcile(exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings) -> Reconciliation:
+    """Every expected row found or missing, every target row matched or unexpected, values compared.
+
+    ``tgt`` is the output of ``logical_target``. Persons first, then encounters, then each child
+    table (the children are independent of each other: a runner may reconcile them in parallel).
+    """
+    persons, pmap = reconcile_persons(exp, tgt)
+    encounters, emap = reconcile_encounters(exp, tgt, pmap)
+    children = [reconcile_child(t, exp, tgt, m, pmap, emap) for t in CHILD_TABLES]
+    return combine([*persons, *encounters, *children])
 
 
 def _parent_present(missing: pl.DataFrame, table: str, emap: pl.DataFrame, pmap: pl.DataFrame) -> pl.Expr:

@@ -275,34 +275,66 @@ def read_pcs_file(path: Path, name: str) -> tuple[dict[str, pl.DataFrame], pl.Da
     return _flatten_pcs(name, df), bad, status
 
 
-def read_extract(root: Path) -> Extract:
-    """Read every file of an extract; missing/empty files are listed, never fatal."""
+#: every file of an extract, in reading order: (system, name)
+EXTRACT_FILES: list[tuple[str, str]] = [("pas", n) for n in PAS_COLUMNS] + [("pcs", n) for n in PCS_SCHEMAS]
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """What one extract file gave: its frames, its unreadable lines, its status row."""
+
+    frames: dict[str, pl.DataFrame]
+    unparseable: pl.DataFrame
+    file: dict
+
+
+def check_extract_root(root: Path) -> Path:
+    """The extract directory, or a ``MigcheckError`` naming ``--source``."""
     root = Path(root)
     if not root.is_dir():
         raise MigcheckError(f"--source {root}: no such extract directory")
     if not (root / "pas").is_dir() and not (root / "pcs").is_dir():
         raise MigcheckError(f"--source {root}: holds neither pas/ nor pcs/ (not an extract)")
-    frames: dict[str, pl.DataFrame] = {}
-    bads: list[pl.DataFrame] = []
-    files: list[dict] = []
-    for name in PAS_COLUMNS:
-        df, bad, status = read_pas_file(root / "pas" / f"{name}.csv", name)
-        frames[f"pas/{name}"] = df
-        bads.append(bad)
-        files.append({"file": f"pas/{name}.csv", "status": status, "records": df.height + bad.height})
-    for name in PCS_SCHEMAS:
-        dfs, bad, status = read_pcs_file(root / "pcs" / f"{name}.jsonl", name)
-        frames.update(dfs)
-        bads.append(bad)
-        n = dfs[f"pcs/{name}"].height + bad.height
-        files.append({"file": f"pcs/{name}.jsonl", "status": status, "records": n})
+    return root
+
+
+def extract_file_path(root: Path, system: str, name: str) -> Path:
+    """Where a file of the extract lives."""
+    return Path(root) / system / (f"{name}.csv" if system == "pas" else f"{name}.jsonl")
+
+
+def read_extract_file(root: Path, system: str, name: str) -> FilePart:
+    """Read one file of an extract (``pas``/``patient`` …) with its source_refs."""
+    path = extract_file_path(root, system, name)
+    if system == "pas":
+        df, bad, status = read_pas_file(path, name)
+        frames = {f"pas/{name}": df}
+    else:
+        frames, bad, status = read_pcs_file(path, name)
+    n = frames[f"{system}/{name}"].height + bad.height
     frames = {k: _with_source_ref(k, v) for k, v in frames.items()}
+    return FilePart(frames, bad, {"file": f"{system}/{path.name}", "status": status, "records": n})
+
+
+def assemble_extract(root: Path, parts: list[FilePart]) -> Extract:
+    """One ``Extract`` from the parts of all its files."""
+    frames: dict[str, pl.DataFrame] = {}
+    for p in parts:
+        frames.update(p.frames)
     return Extract(
-        root=root,
+        root=Path(root),
         frames=frames,
-        unparseable=pl.concat(bads),
-        files=pl.DataFrame(files, schema={"file": pl.String, "status": pl.String, "records": pl.Int64}),
+        unparseable=pl.concat([p.unparseable for p in parts]),
+        files=pl.DataFrame(
+            [p.file for p in parts], schema={"file": pl.String, "status": pl.String, "records": pl.Int64}
+        ),
     )
+
+
+def read_extract(root: Path) -> Extract:
+    """Read every file of an extract; missing/empty files are listed, never fatal."""
+    root = check_extract_root(root)
+    return assemble_extract(root, [read_extract_file(root, s, n) for s, n in EXTRACT_FILES])
 
 
 def _with_source_ref(name: str, df: pl.DataFrame) -> pl.DataFrame:
