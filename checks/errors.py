@@ -10,9 +10,12 @@ class MigcheckError(Exception):
     The CLI turns it into that line on stderr and ``exit_code``.
     """
 
-    def __init__(self, message: str, exit_code: int = 2) -> None:
+    def __init__(self, message: str, exit_code: int = 2, transient: bool = False) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        #: a fault that may pass (a database that does not answer, a file share that hiccups):
+        #: worth a retry, unlike a wrong argument
+        self.transient = transient
 
     @property
     def reason(self) -> str:

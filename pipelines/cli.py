@@ -83,66 +83,95 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _cmd_generate(a: argparse.Namespace) -> int:
-    from pipelines.synth.generator import generate
+def _flows():
+    """Import the Prefect flows with a console that shows one line per problem, no tracebacks."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    import logging
 
-    r = generate(a.out, patients=a.patients, seed=a.seed, defects=a.defects)
-    total = sum(r.records.values())
+    from pipelines import flows
+
+    class _OneLine(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.exc_info = None
+            record.exc_text = None
+            record.stack_info = None
+            msg = record.getMessage().strip().splitlines()
+            record.msg, record.args = (msg[0] if msg else ""), ()
+            return True
+
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.engine", "prefect.server"):
+        for h in logging.getLogger(name).handlers:
+            h.addFilter(_OneLine())
+    return flows
+
+
+def _target_env(url: str) -> str:
+    """Hand the target URL to the flow through the environment, never as a stored parameter."""
+    os.environ["MIGCHECK_TARGET_URL"] = url
+    return "env:MIGCHECK_TARGET_URL"
+
+
+def _cmd_generate(a: argparse.Namespace) -> int:
+    _ensure_dir(a.out, "--out")
+    r = _flows().generate_sample(str(a.out), a.patients, a.seed, a.defects)
+    total = sum(r["records"].values())
     print(
-        f"wrote {total} legacy records in {len(r.records)} files to {r.out_dir}; {r.defects} defects listed in "
-        f"{r.out_dir / 'defects.csv'}"
+        f"wrote {total} legacy records in {len(r['records'])} files to {r['out']}; {r['defects']} defects "
+        f"listed in {Path(r['out']) / 'defects.csv'}"
     )
     return 0
 
 
 def _cmd_trial_load(a: argparse.Namespace) -> int:
-    from pipelines.synth.trial_load import simulate_trial_load
+    from pipelines.extract import check_extract_root
+    from pipelines.target_db import connect
 
-    r = simulate_trial_load(a.source, a.target, faults=a.faults, seed=a.seed, mappings_root=a.mappings)
-    rows = ", ".join(f"{t} {n}" for t, n in r.rows.items())
-    print(f"loaded {r.target}: {rows}; {r.faults} load faults listed in {r.load_faults}")
+    connect(a.target).dispose()
+    check_extract_root(a.source)
+    if a.mappings:
+        os.environ["MIGCHECK_MAPPINGS"] = str(a.mappings)
+    r = _flows().simulate_trial_load_flow(str(a.source), _target_env(a.target), a.faults, a.seed)
+    rows = ", ".join(f"{t} {n}" for t, n in r["rows"].items())
+    print(f"loaded {r['target']}: {rows}; {r['faults']} load faults listed in {a.source / 'load_faults.csv'}")
     return 0
 
 
 def _cmd_validate(a: argparse.Namespace) -> int:
-    from pipelines.validate import run_validation
+    from pipelines.extract import check_extract_root
+    from pipelines.target_db import connect
+    from pipelines.validate import prepare
 
-    r = run_validation(
-        a.source,
-        a.target,
+    if a.mappings:
+        os.environ["MIGCHECK_MAPPINGS"] = str(a.mappings)
+    prepare(a.trial_load, a.out, history_url=a.history, migration=a.migration, baseline=a.baseline)
+    connect(a.target).dispose()
+    check_extract_root(a.source)
+    if a.history:
+        os.environ["MIGCHECK_HISTORY_URL"] = a.history
+    r = _flows().validate_trial_load(
+        str(a.source),
         a.trial_load,
-        a.out,
-        baseline=a.baseline,
-        mappings_root=a.mappings,
-        history_url=a.history,
+        str(a.out),
+        target=_target_env(a.target),
+        baseline=str(a.baseline) if a.baseline else None,
         migration=a.migration,
     )
-    _print_verdict(r)
-    return r.exit_code
+    _print_verdict(r["exit_code"], r["errors"], r["warnings"], r["ledger_balanced"], r["report"])
+    return r["exit_code"]
 
 
-def _print_verdict(r) -> None:
-    verdict = "PASSED" if r.exit_code == 0 else "FAILED"
-    print(
-        f"{verdict}: {r.errors} errors, {r.warnings} warnings; ledger balanced: {r.ledger_balanced}; report in {r.out}"
-    )
+def _print_verdict(code: int, errors: int, warnings: int, balanced: bool, report: str) -> None:
+    verdict = "PASSED" if code == 0 else "FAILED"
+    print(f"{verdict}: {errors} errors, {warnings} warnings; ledger balanced: {balanced}; report: {report}")
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
-    from pipelines.synth.generator import generate
-    from pipelines.synth.trial_load import simulate_trial_load
-    from pipelines.validate import run_validation
-
-    out = a.out.resolve()
-    extract = out / "extract"
-    db = out / "target.db"
-    _ensure_dir(out, "--out")
-    g = generate(extract, patients=a.patients, seed=a.seed, defects="default")
-    r = simulate_trial_load(extract, f"sqlite:///{db}", faults="default", seed=a.seed)
-    print(f"extract: {extract} ({sum(g.records.values())} records, {g.defects} source defects in defects.csv)")
-    print(f"target:  {db} ({sum(r.rows.values())} rows, {r.faults} load faults in load_faults.csv)")
-    v = run_validation(extract, f"sqlite:///{db}", "DEMO", out / "report")
-    _print_verdict(v)
+    _ensure_dir(a.out, "--out")
+    r = _flows().demo(str(a.out), a.patients, a.seed)
+    g, load, v = r["extract"], r["load"], r["validation"]
+    print(f"extract: {g['out']} ({sum(g['records'].values())} records, {g['defects']} source defects in defects.csv)")
+    print(f"target:  {load['target']} ({sum(load['rows'].values())} rows, {load['faults']} load faults)")
+    _print_verdict(v["exit_code"], v["errors"], v["warnings"], v["ledger_balanced"], v["report"])
     print("(the demo load carries injected defects and faults, so its gate fails by design)")
     return 0
 

@@ -70,7 +70,7 @@ def _read_bytes(path: Path) -> bytes | None:
     except IsADirectoryError as e:
         raise MigcheckError(f"{path}: is a directory, expected a file") from e
     except OSError as e:
-        raise MigcheckError(f"{path}: cannot be read ({e.strerror})") from e
+        raise MigcheckError(f"{path}: cannot be read ({e.strerror})", transient=True) from e
 
 
 def _split_lines(raw: bytes) -> tuple[list[bytes], list[int]]:

@@ -1,40 +1,305 @@
-"""Prefect flows: the same work as the command line, as deployments (``prefect.yaml``).
+"""Prefect flows: the way the migration team (and the command line) runs migcheck.
 
-Flows only call tasks; tasks only wire pure functions to I/O. Retries are on I/O only (the
-database write). The full orchestration (validation, caching, artifacts) is issue #5's.
+Flows only call tasks; tasks wire the pure functions of ``checks/`` to I/O. Extract files are
+read one task per file, cached on their content (a re-run where only a code map or a waiver
+changed does not read and parse them again); target tables are read one task per table; child
+entities are reconciled concurrently. Retries with back-off are only on I/O, and only for faults
+that may pass (``MigcheckError.transient``), never for a wrong argument.
+
+Database settings arrive as ``env:NAME``, ``block:NAME`` or a URL without password
+(``pipelines/settings.py``), so no secret is stored as a flow-run parameter or logged.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 from pathlib import Path
 
-from prefect import flow, task
+import polars as pl
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
+from checks.errors import MigcheckError
+from checks.expected import compute_expected
+from checks.reconcile import (
+    CHILD_TABLES,
+    EntityPart,
+    combine,
+    logical_target,
+    reconcile_child,
+    reconcile_encounters,
+    reconcile_persons,
+)
+from checks.target_schema import DATA_TABLES, REFERENCE_TABLES
+from pipelines.extract import (
+    EXTRACT_FILES,
+    FilePart,
+    assemble_extract,
+    check_extract_root,
+    extract_file_path,
+    read_extract_file,
+)
+from pipelines.settings import resolve_url
 from pipelines.synth.generator import generate
 from pipelines.synth.trial_load import simulate_trial_load
+from pipelines.target_db import connect, safe_url
+from pipelines.target_read import check_tables, read_table
+from pipelines.validate import RunConfig, TargetCheckPart, ValidationResult, finish, prepare, run_target_checks_on
+
+#: bump when the extract reader changes what it makes of a file (invalidates the file cache)
+READER_VERSION = "1"
 
 
-@task(name="write-extract")
-def write_extract(out: Path, patients: int, seed: int, defects: str) -> dict:
+def _transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's retry_condition_fn signature
+    """Retry only faults that may pass: I/O errors, databases or files that did not answer."""
+    exc = state.result(raise_on_failure=False)
+    if isinstance(exc, MigcheckError):
+        return exc.transient
+    return isinstance(exc, OSError)
+
+
+IO_RETRY = dict(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=_transient)
+
+
+def file_content_key(context, parameters: dict) -> str:  # noqa: ANN001 - Prefect's cache_key_fn signature
+    """Cache key of an extract file: its path, its content and the reader version."""
+    path = extract_file_path(Path(parameters["root"]), parameters["system"], parameters["name"])
+    h = hashlib.sha256(f"{READER_VERSION}|{path.resolve()}|".encode())
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except FileNotFoundError:
+        h.update(b"<missing>")
+    return f"extract-file-{h.hexdigest()}"
+
+
+@task(
+    name="read-extract-file",
+    cache_key_fn=file_content_key,
+    persist_result=True,
+    cache_expiration=dt.timedelta(days=30),
+    **IO_RETRY,
+)
+def read_file_task(root: str, system: str, name: str) -> FilePart:
+    """Read and parse one extract file (cached on its content)."""
+    return read_extract_file(Path(root), system, name)
+
+
+@task(name="read-target-table", cache_policy=NO_CACHE, **IO_RETRY)
+def read_table_task(target_url: str, table: str) -> pl.DataFrame:
+    """Read one target table (spec columns only)."""
+    engine = connect(target_url)
+    try:
+        return read_table(engine, table)
+    finally:
+        engine.dispose()
+
+
+@task(name="check-target-tables", cache_policy=NO_CACHE, **IO_RETRY)
+def check_tables_task(target_url: str) -> None:
+    """Every table and column of the spec exists in the target."""
+    engine = connect(target_url)
+    try:
+        check_tables(engine, REFERENCE_TABLES + DATA_TABLES)
+    finally:
+        engine.dispose()
+
+
+@task(name="prepare", cache_policy=NO_CACHE)
+def prepare_task(
+    trial_load: str, out: str, history_url: str | None, migration: str | None, baseline: str | None
+) -> RunConfig:
+    """Check the arguments, load mappings, gates and waivers."""
+    return prepare(
+        trial_load,
+        Path(out),
+        history_url=history_url,
+        migration=migration,
+        baseline=Path(baseline) if baseline else None,
+    )
+
+
+@task(name="expected-target", cache_policy=NO_CACHE)
+def expected_task(parts: list[FilePart], root: str, cfg: RunConfig):
+    """The extract and what a correct load makes of it."""
+    extract = assemble_extract(Path(root), parts)
+    return extract, compute_expected(extract, cfg.mappings, cfg.as_of)
+
+
+@task(name="logical-target", cache_policy=NO_CACHE)
+def logical_target_task(tables: dict[str, pl.DataFrame], cfg: RunConfig) -> dict[str, pl.DataFrame]:
+    """Target rows with codes as meanings."""
+    return logical_target(tables, cfg.mappings)
+
+
+@task(name="reconcile-persons", cache_policy=NO_CACHE)
+def persons_task(exp, tgt):
+    """Persons and their aliases."""
+    return reconcile_persons(exp, tgt)
+
+
+@task(name="reconcile-encounters", cache_policy=NO_CACHE)
+def encounters_task(exp, tgt, pmap):
+    """Encounters and their aliases."""
+    return reconcile_encounters(exp, tgt, pmap)
+
+
+@task(name="reconcile-entity", cache_policy=NO_CACHE, task_run_name="reconcile-{table}")
+def child_task(table: str, exp, tgt, cfg: RunConfig, pmap, emap) -> EntityPart:
+    """One child entity (diagnosis, procedure, orders, allergy)."""
+    return reconcile_child(table, exp, tgt, cfg.mappings, pmap, emap)
+
+
+@task(name="target-checks", cache_policy=NO_CACHE, **IO_RETRY)
+def target_checks_task(target_url: str, cfg: RunConfig) -> TargetCheckPart:
+    """The target checks, pushed down to the database."""
+    return run_target_checks_on(target_url, cfg)
+
+
+@task(name="write-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
+def finish_task(cfg, extract, exp, tgt, recon, target_part) -> ValidationResult:
+    """Discrepancies, ledger, gates, report files, history."""
+    return finish(cfg, extract, exp, tgt, recon, target_part)
+
+
+def _artifact(result: ValidationResult, trial_load: str) -> None:
+    s = result.summary
+    verdict = "PASSED" if result.exit_code == 0 else "FAILED"
+    rows = "\n".join(
+        f"| {e} | {v['records_read']} | {v['migrated']} | {v['with_differences']} | {v['missing']} | "
+        f"{v['unexpected']} | {v['rejected']} | {v['out_of_scope']} |"
+        for e, v in s.get("entities", {}).items()
+    )
+    md = (
+        f"# Trial load {trial_load}: {verdict}\n\n"
+        f"errors **{result.errors}**, warnings **{result.warnings}**, ledger balanced: "
+        f"**{result.ledger_balanced}**\n\nReport: `{result.out.resolve() / 'report.html'}`\n\n"
+        "| entity | read | migrated | with differences | missing | unexpected | rejected | out of scope |\n"
+        "|---|---|---|---|---|---|---|---|\n" + rows + "\n"
+    )
+    key = "validation-" + "".join(ch if ch.isalnum() else "-" for ch in trial_load.lower())
+    create_markdown_artifact(markdown=md, key=key[:100], description=f"migcheck verdict for {trial_load}")
+
+
+@flow(name="validate-trial-load", log_prints=False)
+def validate_trial_load(
+    source: str,
+    trial_load: str,
+    out: str,
+    target: str = "env:MIGCHECK_TARGET_URL",
+    baseline: str | None = None,
+    history: str | None = None,
+    migration: str | None = None,
+) -> dict:
+    """Validate one trial load and write its report.
+
+    Reads the extract at ``source`` and the target database, reconciles, runs the target checks,
+    and writes the report to ``out``.
+
+    Args:
+        source: extract directory (``pas/``, ``pcs/``).
+        trial_load: the trial load's name, e.g. ``TL3``.
+        out: report folder to write (replaced atomically).
+        target: target database: ``env:NAME``, ``block:NAME`` (a Prefect Secret) or a URL without
+            a password (default: the URL in ``$MIGCHECK_TARGET_URL``).
+        baseline: an earlier report folder to mark findings new/persisting/resolved against.
+        history: run-history database (same forms as target; default ``$MIGCHECK_HISTORY_URL`` or
+            a SQLite file beside ``out``).
+        migration: the migration the load belongs to (the trend groups by it).
+
+    Returns the verdict: exit_code, errors, warnings, ledger_balanced and the report path.
+    """
+    log = get_run_logger()
+    target_url = resolve_url(target, "--target", "MIGCHECK_TARGET_URL")
+    if not target_url:
+        raise MigcheckError("--target: no target database given (set MIGCHECK_TARGET_URL)")
+    history_url = resolve_url(history, "--history", "MIGCHECK_HISTORY_URL")
+    cfg = prepare_task(trial_load, out, history_url, migration, baseline)
+    root = str(check_extract_root(Path(source)))
+    log.info("validating %s against %s", trial_load, safe_url(target_url))
+    check_tables_task(target_url)
+    file_futures = [read_file_task.submit(root, s, n) for s, n in EXTRACT_FILES]
+    table_futures = {t: read_table_task.submit(target_url, t) for t in REFERENCE_TABLES + DATA_TABLES}
+    checks_future = target_checks_task.submit(target_url, cfg)
+    extract, exp = expected_task([f.result() for f in file_futures], root, cfg)
+    tgt = logical_target_task({t: f.result() for t, f in table_futures.items()}, cfg)
+    persons, pmap = persons_task(exp, tgt)
+    encounters, emap = encounters_task(exp, tgt, pmap)
+    child_futures = [child_task.submit(t, exp, tgt, cfg, pmap, emap) for t in CHILD_TABLES]
+    recon = combine([*persons, *encounters, *[f.result() for f in child_futures]])
+    result = finish_task(cfg, extract, exp, tgt, recon, checks_future.result())
+    _artifact(result, trial_load)
+    log.info("%s: exit code %s, %s errors, %s warnings", trial_load, result.exit_code, result.errors, result.warnings)
+    return {
+        "exit_code": result.exit_code,
+        "errors": result.errors,
+        "warnings": result.warnings,
+        "ledger_balanced": result.ledger_balanced,
+        "report": str(Path(out).resolve() / "report.html"),
+    }
+
+
+@task(name="write-extract", cache_policy=NO_CACHE, **IO_RETRY)
+def write_extract(out: str, patients: int, seed: int, defects: str) -> dict:
     """Generate the synthetic extract files."""
-    r = generate(out, patients=patients, seed=seed, defects=defects)
+    r = generate(Path(out), patients=patients, seed=seed, defects=defects)
     return {"out": str(r.out_dir), "records": r.records, "defects": r.defects}
 
 
-@task(name="load-target", retries=2, retry_delay_seconds=[5, 30])
-def load_target(source: Path, target: str, faults: str, seed: int) -> dict:
-    """Create the target and load the extract into it (database I/O: retried)."""
-    r = simulate_trial_load(source, target, faults=faults, seed=seed)
+@task(name="load-target", cache_policy=NO_CACHE, **IO_RETRY)
+def load_target(source: str, target_url: str, faults: str, seed: int) -> dict:
+    """Create the target and load the extract into it."""
+    r = simulate_trial_load(Path(source), target_url, faults=faults, seed=seed)
     return {"target": r.target, "rows": r.rows, "faults": r.faults}
 
 
 @flow(name="generate-sample")
 def generate_sample(out: str, patients: int = 500, seed: int = 1, defects: str = "default") -> dict:
-    """Write a synthetic legacy extract (PAS + PCS) and its defects.csv to ``out``."""
-    return write_extract(Path(out), patients, seed, defects)
+    """Write a synthetic legacy extract (PAS + PCS) and its ground truth ``defects.csv`` to ``out``.
+
+    Args:
+        out: extract directory to write.
+        patients: number of persons.
+        seed: random seed (the same seed gives the same files).
+        defects: ``default`` injects every source defect category; ``none`` writes a clean extract.
+    """
+    return write_extract(out, patients, seed, defects)
 
 
 @flow(name="simulate-trial-load")
-def simulate_trial_load_flow(source: str, target: str, faults: str = "none", seed: int = 1) -> dict:
-    """Simulate the vendor's trial load of ``source`` into the database at ``target``."""
-    return load_target(Path(source), target, faults, seed)
+def simulate_trial_load_flow(
+    source: str, target: str = "env:MIGCHECK_TARGET_URL", faults: str = "none", seed: int = 1
+) -> dict:
+    """Simulate the vendor's trial load of the extract at ``source`` into the ``target`` database.
+
+    Args:
+        source: extract directory; ``load_faults.csv`` is written there.
+        target: ``env:NAME``, ``block:NAME`` or a URL without a password.
+        faults: ``default`` injects load faults of every kind; ``none`` loads by the rules.
+        seed: random seed of the faults.
+    """
+    url = resolve_url(target, "--target", "MIGCHECK_TARGET_URL")
+    if not url:
+        raise MigcheckError("--target: no target database given (set MIGCHECK_TARGET_URL)")
+    return load_target(source, url, faults, seed)
+
+
+@flow(name="demo")
+def demo(out: str = "demo", patients: int = 300, seed: int = 1) -> dict:
+    """Generate an extract, load it into an embedded SQLite target with faults, validate it.
+
+    Args:
+        out: working folder (extract/, target.db, report/).
+        patients: number of persons.
+        seed: random seed.
+    """
+    root = Path(out).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    g = generate_sample(str(root / "extract"), patients, seed, "default")
+    url = f"sqlite:///{root / 'target.db'}"
+    load = simulate_trial_load_flow(str(root / "extract"), url, "default", seed)
+    v = validate_trial_load(str(root / "extract"), "DEMO", str(root / "report"), target=url)
+    return {"extract": g, "load": load, "validation": v}

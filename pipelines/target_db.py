@@ -52,7 +52,7 @@ def connect(url: str, setting: str = "--target") -> Engine:
         ) from e
     except (OperationalError, SQLAlchemyError, OSError) as e:
         first = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(getattr(e, "orig", e)).strip() else ""
-        raise MigcheckError(f"{setting} {safe_url(u)}: cannot connect ({first[:160]})") from e
+        raise MigcheckError(f"{setting} {safe_url(u)}: cannot connect ({first[:160]})", transient=True) from e
     return engine
 
 

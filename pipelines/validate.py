@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -30,14 +30,14 @@ from checks.discrepancies import (
     target_check_findings,
 )
 from checks.errors import MigcheckError
-from checks.expected import compute_expected
-from checks.gates import evaluate_gates, load_gates
-from checks.mapping import load_mappings
-from checks.reconcile import logical_target, reconcile
+from checks.expected import Expected, compute_expected
+from checks.gates import GateConfig, evaluate_gates, load_gates
+from checks.mapping import Mappings, load_mappings
+from checks.reconcile import Reconciliation, logical_target, reconcile
 from checks.schemas import schema_findings
 from checks.suggest import unmapped_code_suggestions
 from checks.waivers import apply_waivers, load_waivers
-from pipelines.extract import read_extract
+from pipelines.extract import Extract, read_extract
 from pipelines.history import open_history, previous_findings, record_run, trend
 from pipelines.target_db import connect
 from pipelines.target_read import read_target
@@ -55,6 +55,7 @@ class ValidationResult:
     warnings: int
     ledger_balanced: bool
     timings: dict
+    summary: dict = field(default_factory=dict)
 
 
 def default_mappings_root() -> Path:
@@ -102,6 +103,157 @@ def _file_findings(files: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a validation run is configured with, checked before any data is read."""
+
+    trial_load: str
+    out: Path
+    migration: str
+    mappings: Mappings
+    gates: GateConfig
+    waivers: list
+    as_of: dt.date
+    history_url: str
+    baseline: Path | None
+    target_checks: bool
+
+
+@dataclass(frozen=True)
+class TargetCheckPart:
+    """What the target checks gave: failures, the checks that ran, the Data Docs folder."""
+
+    failures: pl.DataFrame
+    check_ids: list[tuple[str, str]]
+    docs_dir: Path | None
+
+
+def prepare(
+    trial_load: str,
+    out: Path,
+    mappings_root: Path | None = None,
+    as_of: dt.date | None = None,
+    target_checks: bool = True,
+    history_url: str | None = None,
+    migration: str | None = None,
+    baseline: Path | None = None,
+) -> RunConfig:
+    """Check the arguments and load the configuration (mappings, gates, waivers)."""
+    if not trial_load.strip():
+        raise MigcheckError("--trial-load: give the trial load a name, e.g. TL3")
+    mroot = Path(mappings_root or default_mappings_root())
+    out = Path(out)
+    if baseline is not None and not (Path(baseline) / "discrepancies.parquet").exists():
+        raise MigcheckError(f"--baseline {baseline}: no discrepancies.parquet there (not a migcheck report)")
+    return RunConfig(
+        trial_load=trial_load,
+        out=out,
+        migration=migration or os.environ.get("MIGCHECK_MIGRATION") or "default",
+        mappings=load_mappings(mroot),
+        gates=load_gates(mroot / "gates.yaml"),
+        waivers=load_waivers(mroot / "waivers.yaml"),
+        as_of=as_of or dt.date.today(),
+        history_url=history_url or os.environ.get("MIGCHECK_HISTORY_URL") or _default_history(out),
+        baseline=Path(baseline) if baseline is not None else None,
+        target_checks=target_checks,
+    )
+
+
+def run_target_checks_on(target_url: str, cfg: RunConfig) -> TargetCheckPart:
+    """The target checks pushed down to the database (Great Expectations)."""
+    if not cfg.target_checks:
+        return TargetCheckPart(pl.DataFrame(), [], None)
+    from checks.target_checks import build_target_checks
+    from pipelines.gx_checks import run_target_checks
+
+    engine = connect(target_url)
+    try:
+        checks = build_target_checks(cfg.mappings.code_value, cfg.mappings.nomenclature, engine.dialect.name)
+        docs_dir = Path(tempfile.mkdtemp(prefix="migcheck-gx-"))
+        run = run_target_checks(engine, checks, data_docs_dir=docs_dir)
+    finally:
+        engine.dispose()
+    return TargetCheckPart(run.failures, [(c.check_id, c.category) for c in checks], docs_dir)
+
+
+def finish(
+    cfg: RunConfig,
+    extract: Extract,
+    exp: Expected,
+    tgt: dict[str, pl.DataFrame],
+    recon: Reconciliation,
+    target_part: TargetCheckPart,
+) -> ValidationResult:
+    """Findings → discrepancies, ledger, statuses, waivers, gates, summary; write the report.
+
+    The report is written to a temporary folder and moved in when complete; the run is recorded in
+    the history in the same step.
+    """
+    m = cfg.mappings
+    parts = [
+        source_findings(exp),
+        schema_findings(extract.frames, exp.ledger),
+        _file_findings(extract.files),
+        row_count_findings(exp, tgt),
+        recon.findings,
+    ]
+    if target_part.failures.height:
+        parts.append(target_check_findings(target_part.failures, recon.links))
+    disc = discrepancies(parts, cfg.trial_load, m)
+    ledger = final_ledger(exp, recon, disc)
+    history = open_history(cfg.history_url)
+    try:
+        previous = (
+            _read_baseline(cfg.baseline)
+            if cfg.baseline is not None
+            else previous_findings(history, cfg.migration, cfg.trial_load)
+        )
+        if previous is not None:
+            disc = apply_baseline(disc, previous)
+        view, waiver_report = apply_waivers(disc.with_columns(owner().alias("owner")), cfg.waivers, cfg.as_of)
+        denominators = {e: h for e, h in ledger.group_by("entity").len().iter_rows()}
+        denominators |= {t: exp.tables[t].height for t in ("person_alias", "encntr_alias")}
+        gates = evaluate_gates(view, checks_catalogue(target_part.check_ids), denominators, cfg.gates)
+        records_read = sum(df.height for df in extract.frames.values()) + extract.unparseable.height
+        open_disc = disc.filter(pl.col("status") != "resolved")
+        summary = summarise(cfg.trial_load, exp, recon, tgt, ledger, open_disc, records_read, extract.files).to_dict()
+        live = view.filter(pl.col("status") != "resolved")
+        totals = {
+            "errors": live.filter((pl.col("severity") == "error") & ~pl.col("waived")).height,
+            "warnings": live.filter((pl.col("severity") == "warning") & ~pl.col("waived")).height,
+            "waived": live.filter(pl.col("waived")).height,
+            "new": view.filter(pl.col("status") == "new").height,
+            "persisting": view.filter(pl.col("status") == "persisting").height,
+            "resolved": view.filter(pl.col("status") == "resolved").height,
+            "gate_passed": bool(gates["passed"].all()),
+            "ledger_balanced": summary["ledger_balanced"],
+        }
+        summary.update(
+            migration=cfg.migration,
+            gates=gates.to_dicts(),
+            gate_passed=totals["gate_passed"],
+            waivers=waiver_report,
+            totals=totals,
+            trend=_dedupe_trend([*trend(history, cfg.migration), _trend_point(cfg.trial_load, totals)]),
+        )
+        unmapped = unmapped_code_suggestions(exp, m, frames=extract.frames)
+        tmp = _prepare(cfg.out)
+        try:
+            _write_outputs(tmp, disc, view, ledger, summary, gates, unmapped, target_part.docs_dir)
+            record_run(history, cfg.migration, cfg.trial_load, disc, totals)
+            _move_in(tmp, cfg.out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        history.dispose()
+        if target_part.docs_dir is not None:
+            shutil.rmtree(target_part.docs_dir, ignore_errors=True)
+    code = 0 if totals["gate_passed"] else 1
+    return ValidationResult(
+        cfg.out, code, totals["errors"], totals["warnings"], summary["ledger_balanced"], {}, summary
+    )
+
+
 def run_validation(
     source: Path,
     target_url: str,
@@ -114,7 +266,11 @@ def run_validation(
     history_url: str | None = None,
     migration: str | None = None,
 ) -> ValidationResult:
-    """Validate one trial load and write its report to ``out``."""
+    """Validate one trial load and write its report to ``out`` (in this process, step by step).
+
+    The Prefect flow ``validate-trial-load`` (``pipelines/flows.py``) runs the same steps as tasks,
+    with the extract files and target tables read and the child entities reconciled concurrently.
+    """
     timings: dict[str, float] = {}
     t = time.perf_counter()
 
@@ -124,95 +280,23 @@ def run_validation(
         timings[name] = round(now - t, 3)
         t = now
 
-    if not trial_load.strip():
-        raise MigcheckError("--trial-load: give the trial load a name, e.g. TL3")
-    out = Path(out)
-    migration = migration or os.environ.get("MIGCHECK_MIGRATION") or "default"
-    mroot = Path(mappings_root or default_mappings_root())
-    m = load_mappings(mroot)
-    gates_cfg = load_gates(mroot / "gates.yaml")
-    waivers = load_waivers(mroot / "waivers.yaml")
-    as_of = as_of or dt.date.today()
+    cfg = prepare(trial_load, out, mappings_root, as_of, target_checks, history_url, migration, baseline)
     engine = connect(target_url)
-    history = open_history(history_url or os.environ.get("MIGCHECK_HISTORY_URL") or _default_history(out))
-    previous = _read_baseline(Path(baseline)) if baseline is not None else None
     extract = read_extract(Path(source))
     lap("extract")
-    exp = compute_expected(extract, m, as_of)
+    exp = compute_expected(extract, cfg.mappings, cfg.as_of)
     lap("expected")
     raw_target = read_target(engine)
-    lap("read_target")
-    tgt = logical_target(raw_target, m)
-    recon = reconcile(exp, tgt, m)
-    lap("reconcile")
-    parts = [
-        source_findings(exp),
-        schema_findings(extract.frames, exp.ledger),
-        _file_findings(extract.files),
-        row_count_findings(exp, tgt),
-        recon.findings,
-    ]
-    docs_dir = None
-    target_ids: list[tuple[str, str]] = []
-    if target_checks:
-        from checks.target_checks import build_target_checks
-        from pipelines.gx_checks import run_target_checks
-
-        checks = build_target_checks(m.code_value, m.nomenclature, engine.dialect.name)
-        target_ids = [(c.check_id, c.category) for c in checks]
-        docs_dir = Path(tempfile.mkdtemp(prefix="migcheck-gx-"))
-        run = run_target_checks(engine, checks, data_docs_dir=docs_dir)
-        parts.append(target_check_findings(run.failures, recon.links))
-    lap("target_checks")
-    disc = discrepancies(parts, trial_load, m)
-    ledger = final_ledger(exp, recon, disc)
-    if previous is None:
-        previous = previous_findings(history, migration, trial_load)
-    if previous is not None:
-        disc = apply_baseline(disc, previous)
-    view, waiver_report = apply_waivers(disc.with_columns(owner().alias("owner")), waivers, as_of)
-    denominators = {e: h for e, h in ledger.group_by("entity").len().iter_rows()}
-    denominators |= {t: exp.tables[t].height for t in ("person_alias", "encntr_alias")}
-    gates = evaluate_gates(view, checks_catalogue(target_ids), denominators, gates_cfg)
-    records_read = sum(df.height for df in extract.frames.values()) + extract.unparseable.height
-    open_disc = disc.filter(pl.col("status") != "resolved")
-    summary = summarise(trial_load, exp, recon, tgt, ledger, open_disc, records_read, extract.files).to_dict()
-    live = view.filter(pl.col("status") != "resolved")
-    totals = {
-        "errors": live.filter((pl.col("severity") == "error") & ~pl.col("waived")).height,
-        "warnings": live.filter((pl.col("severity") == "warning") & ~pl.col("waived")).height,
-        "waived": live.filter(pl.col("waived")).height,
-        "new": view.filter(pl.col("status") == "new").height,
-        "persisting": view.filter(pl.col("status") == "persisting").height,
-        "resolved": view.filter(pl.col("status") == "resolved").height,
-        "gate_passed": bool(gates["passed"].all()),
-        "ledger_balanced": summary["ledger_balanced"],
-    }
-    summary.update(
-        migration=migration,
-        gates=gates.to_dicts(),
-        gate_passed=totals["gate_passed"],
-        waivers=waiver_report,
-        totals=totals,
-        trend=[*trend(history, migration), _trend_point(trial_load, totals)],
-    )
-    summary["trend"] = _dedupe_trend(summary["trend"])
-    unmapped = unmapped_code_suggestions(exp, m, frames=extract.frames)
-    lap("summarise")
-    tmp = _prepare(out)
-    try:
-        _write_outputs(tmp, disc, view, ledger, summary, gates, unmapped, docs_dir)
-        record_run(history, migration, trial_load, disc, totals)
-        _move_in(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if docs_dir is not None:
-            shutil.rmtree(docs_dir, ignore_errors=True)
-    lap("write")
     engine.dispose()
-    history.dispose()
-    code = 0 if totals["gate_passed"] else 1
-    return ValidationResult(out, code, totals["errors"], totals["warnings"], summary["ledger_balanced"], timings)
+    lap("read_target")
+    tgt = logical_target(raw_target, cfg.mappings)
+    recon = reconcile(exp, tgt, cfg.mappings)
+    lap("reconcile")
+    target_part = run_target_checks_on(target_url, cfg)
+    lap("target_checks")
+    result = finish(cfg, extract, exp, tgt, recon, target_part)
+    lap("report")
+    return replace(result, timings=timings)
 
 
 def _default_history(out: Path) -> str:

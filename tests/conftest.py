@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -11,6 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Prefect: a private home for the whole test session (subprocesses inherit it), no telemetry.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="migcheck-prefect-"))
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 SAMPLE = REPO / "sample_data"
 MAPPINGS = REPO / "mappings"
 PG_URL = os.environ.get("MIGCHECK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -1,0 +1,135 @@
+"""The Prefect flows under Prefect's test harness: same results as the library, cache, artifact, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import MAPPINGS
+
+from test_validate import _personal_values
+
+
+@pytest.fixture(scope="session")
+def harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _task_states(flow_run_id) -> dict[str, list[str]]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def go():
+        async with get_client() as c:
+            runs = await c.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            out: dict[str, list[str]] = {}
+            for r in runs:
+                out.setdefault(r.name.rsplit("-", 1)[0] if r.name[-4:-3] == "-" else r.name, []).append(r.state.name)
+            return out
+
+    return asyncio.run(go())
+
+
+def _logs_and_artifacts(flow_run_id) -> tuple[str, list]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
+
+    async def go():
+        async with get_client() as c:
+            logs = await c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            arts = await c.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(
+                any_=[flow_run_id])))
+            return "\n".join(x.message for x in logs), arts
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def flow_run(harness, tmp_path_factory, sample_extract):
+    from pipelines.flows import simulate_trial_load_flow, validate_trial_load
+
+    root = tmp_path_factory.mktemp("flows")
+    extract = root / "extract"
+    shutil.copytree(sample_extract, extract)
+    url = f"sqlite:///{root / 't.db'}"
+    simulate_trial_load_flow(str(extract), url, "default", 5)
+    state = validate_trial_load(str(extract), "TL-flow", str(root / "report"), target=url,
+                                history=f"sqlite:///{root / 'h.db'}", return_state=True)
+    return root, extract, url, state
+
+
+def test_generate_sample_flow(harness, tmp_path):
+    from pipelines.flows import generate_sample
+
+    r = generate_sample(str(tmp_path / "x"), 40, 3, "default")
+    assert (tmp_path / "x" / "pas" / "patient.csv").exists() and r["defects"] > 0
+
+
+def test_validate_flow_gives_the_library_result(flow_run):
+    from pipelines.validate import run_validation
+
+    root, extract, url, state = flow_run
+    result = state.result()
+    assert result["exit_code"] == 1 and result["ledger_balanced"]
+    lib = run_validation(extract, url, "TL-flow", root / "lib", history_url=f"sqlite:///{root / 'h2.db'}")
+    a = pl.read_parquet(root / "report" / "discrepancies.parquet")
+    b = pl.read_parquet(root / "lib" / "discrepancies.parquet")
+    assert a.height > 0 and a.equals(b)
+    assert (root / "report" / "report.html").exists() and (root / "report" / "junit.xml").exists()
+    assert lib.errors == result["errors"]
+
+
+def test_tasks_per_file_and_entity_and_artifact(flow_run):
+    _, _, _, state = flow_run
+    states = _task_states(state.state_details.flow_run_id)
+    assert len(states["read-extract-file"]) == 9
+    assert len(states["read-target-table"]) == 10
+    assert {"reconcile-diagnosis", "reconcile-procedure", "reconcile-orders", "reconcile-allergy"} <= set(states)
+    logs, arts = _logs_and_artifacts(state.state_details.flow_run_id)
+    assert len(arts) == 1 and "FAILED" in arts[0].data and "report.html" in arts[0].data
+
+
+def test_prefect_logs_hold_no_personal_data(flow_run):
+    _, extract, _, state = flow_run
+    logs, arts = _logs_and_artifacts(state.state_details.flow_run_id)
+    ids, names, _ = _personal_values(extract)
+    text = logs + "\n".join(a.data or "" for a in arts)
+    assert not [i for i in ids if i in text]
+    assert not (names & set(re.findall(r"[^\W\d_]+", text)))
+
+
+def test_rerun_reads_unchanged_files_from_cache(flow_run, tmp_path, monkeypatch):
+    from pipelines.flows import validate_trial_load
+
+    root, extract, url, _ = flow_run
+    mappings = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS, mappings)
+    with open(mappings / "code_maps" / "map_pas_unit.csv", "a") as f:  # a code map changed
+        f.write("MED9,SAS_MED1\n")
+    monkeypatch.setenv("MIGCHECK_MAPPINGS", str(mappings))
+    s2 = validate_trial_load(str(extract), "TL-flow2", str(tmp_path / "r2"), target=url,
+                             history=f"sqlite:///{tmp_path / 'h.db'}", return_state=True)
+    st = _task_states(s2.state_details.flow_run_id)
+    assert st["read-extract-file"] == ["Cached"] * 9, st["read-extract-file"]
+    # the new mapping took effect although the files came from the cache
+    def unmapped_units(report):
+        d = pl.read_parquet(report / "discrepancies.parquet")
+        return set(d.filter((pl.col("check") == "encounter.source.unmapped_code")
+                            & (pl.col("column") == "loc_nurse_unit_cd"))["source_ref"])
+
+    before, after = unmapped_units(root / "report"), unmapped_units(tmp_path / "r2")
+    assert after < before  # the MED9 contacts are mapped now
+    # one extract file changed: only that file is read again
+    p = Path(extract) / "pcs" / "allergies.jsonl"
+    p.write_bytes(p.read_bytes() + b"\n")
+    s3 = validate_trial_load(str(extract), "TL-flow3", str(tmp_path / "r3"), target=url,
+                             history=f"sqlite:///{tmp_path / 'h.db'}", return_state=True)
+    st3 = _task_states(s3.state_details.flow_run_id)["read-extract-file"]
+    assert sorted(st3) == sorted(["Completed"] + ["Cached"] * 8), st3
