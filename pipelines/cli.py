@@ -99,9 +99,17 @@ def _flows():
             record.msg, record.args = (msg[0] if msg else ""), ()
             return True
 
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.engine", "prefect.server"):
+    verbose = bool(os.environ.get("MIGCHECK_VERBOSE"))
+    from prefect.logging.configuration import setup_logging
+
+    setup_logging()  # Prefect's handlers exist from here on; the console one sits on the root logger
+    names = ("", "prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.engine", "prefect.server")
+    for name in names:
         for h in logging.getLogger(name).handlers:
             h.addFilter(_OneLine())
+            if not verbose and not getattr(h, "baseFilename", None):
+                # the run's log goes to the Prefect API (and UI); the console shows only our lines
+                h.setLevel(logging.CRITICAL + 10)
     return flows
 
 

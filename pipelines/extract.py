@@ -99,6 +99,62 @@ def _decode(lines: list[bytes], numbers: list[int], encoding: str) -> tuple[list
     return good, good_n, bad_n
 
 
+def _check_pas_encoding(path: Path, raw: bytes) -> None:
+    """PAS exports are Windows-1252; a UTF-8 file would turn every å into Ã¥ unnoticed."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise MigcheckError(
+            f"{path}: starts with a UTF-8 byte-order mark; PAS exports must be Windows-1252 "
+            "(re-export, or convert with iconv -f utf-8 -t cp1252)"
+        )
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return
+        raise MigcheckError(
+            f"{path}: is UTF-8 text, not Windows-1252 as PAS exports must be "
+            "(re-export, or convert with iconv -f utf-8 -t cp1252)"
+        )
+
+
+#: at most this many physical lines make one record (a quoted field with line breaks)
+MAX_LINES_PER_RECORD = 20
+
+
+def _fields(text: str) -> int:
+    return len(next(csv.reader(io.StringIO(text, newline=""), delimiter=";", quotechar='"', strict=False)))
+
+
+def _join_quoted_records(texts: list[str], numbers: list[int], n_fields: int) -> tuple[list[str], list[int]]:
+    """Join physical lines inside an open quote into one record (numbered by its first line).
+
+    The join is kept only when it gives a record of the right number of fields; a quote that
+    never closes (within ``MAX_LINES_PER_RECORD`` lines), or closes into a malformed record, leaves
+    the lines as they are: each is then read or reported on its own, none is swallowed.
+    """
+    if not any(t.count('"') % 2 for t in texts if '"' in t):
+        return texts, numbers
+    out_t: list[str] = []
+    out_n: list[int] = []
+    i = 0
+    while i < len(texts):
+        t = texts[i]
+        if t.count('"') % 2:
+            j, joined = i + 1, t
+            while j < len(texts) and j - i < MAX_LINES_PER_RECORD and joined.count('"') % 2:
+                joined += "\n" + texts[j]
+                j += 1
+            if joined.count('"') % 2 == 0 and _fields(joined) == n_fields:
+                out_t.append(joined)
+                out_n.append(numbers[i])
+                i = j
+                continue
+        out_t.append(t)
+        out_n.append(numbers[i])
+        i += 1
+    return out_t, out_n
+
+
 def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, str]:
     """One PAS CSV → (frame, unparseable rows, status)."""
     cols = PAS_COLUMNS[name]
@@ -107,6 +163,7 @@ def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, st
     raw = _read_bytes(path)
     if raw is None:
         return empty, _bad("pas", fname, [], []), "missing"
+    _check_pas_encoding(path, raw)
     lines, numbers = _split_lines(raw)
     if not lines:
         return empty, _bad("pas", fname, [], []), "empty"
@@ -117,15 +174,30 @@ def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, st
         raise MigcheckError(f"{path}: the header line cannot be read as Windows-1252")
     header = [h.strip() for h in next(csv.reader([texts[0]], delimiter=";", quotechar='"'))]
     if header != cols:
-        raise MigcheckError(f"{path}: header is {';'.join(header)[:120]!r}, expected {';'.join(cols)!r}")
-    body, body_n = texts[1:], numbers[1:]
+        if header and header[0].isdigit():
+            raise MigcheckError(f"{path}: has no header line (line 1 is data); expected {';'.join(cols)!r}")
+        missing = [c for c in cols if c not in header]
+        extra = [h for h in header if h not in cols]
+        detail = (
+            (f"missing {', '.join(missing)}" if missing else "")
+            + ("; " if missing and extra else "")
+            + (f"unknown {', '.join(h[:20] for h in extra[:5])}" if extra else "")
+        )
+        raise MigcheckError(
+            f"{path}: header does not match the PAS layout ({detail or 'columns out of order'}); "
+            f"expected {';'.join(cols)!r}"
+        )
+    body, body_n = _join_quoted_records(texts[1:], numbers[1:], len(cols))
     if not body:
         return empty, _bad("pas", fname, bad_lines, bad_reasons), "empty"
     s = pl.DataFrame({"t": body, "_line": body_n}, schema={"t": pl.String, "_line": pl.Int64})
     quoted = s.filter(pl.col("t").str.contains('"', literal=True))
     plain = s.filter(~pl.col("t").str.contains('"', literal=True)).with_columns(pl.col("t").str.split(";").alias("f"))
     if quoted.height:
-        rows = [next(csv.reader([t], delimiter=";", quotechar='"', strict=False)) for t in quoted["t"]]
+        rows = [
+            next(csv.reader(io.StringIO(t, newline=""), delimiter=";", quotechar='"', strict=False))
+            for t in quoted["t"]
+        ]
         quoted = quoted.with_columns(pl.Series("f", rows, dtype=pl.List(pl.String)))
         plain = pl.concat([plain, quoted])
     n = len(cols)
