@@ -258,9 +258,18 @@ def load_mappings(root: Path) -> Mappings:
 
 
 def _cross_check(m: Mappings) -> None:
+    from checks.target_schema import columns_of
+
     meanings = {(r["code_set"], r["cdf_meaning"]) for r in m.code_value.iter_rows(named=True)}
     for t, tm in m.tables.items():
         path = m.root / f"{t}.yaml"
+        known = set(columns_of(t))
+        for i, s in enumerate(tm.sources):
+            for col in s.columns:
+                if col not in known:  # identifiers from configuration must be columns of the schema
+                    line = _yaml_line(path, ("sources", i, "columns", col))
+                    raise MigcheckError(f"{path}{f' line {line}' if line else ''}: {col!r} is no column of "
+                                        f"target table {t}")
         for s in tm.sources:
             cols = set(m.source_columns(s.records)) | {
                 "identity_type",

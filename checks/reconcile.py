@@ -86,6 +86,10 @@ def logical_target(target: dict[str, pl.DataFrame], m: Mappings) -> dict[str, pl
                 exprs.append(meaning.alias(col))
                 invalid.append(pl.when(pl.col(col).is_not_null() & meaning.is_null()).then(pl.lit(col)))
         pk = PRIMARY_KEY[t]
+        if "_unreadable" in df.columns:  # a code the reader could not even read as a number is invalid too
+            coded = [c for (tt, c) in (*CODE_SETS, *NOMENCLATURE) if tt == t]
+            invalid.append(pl.col("_unreadable").list.set_intersection(pl.lit(coded, dtype=pl.List(pl.String))))
+            invalid = [pl.concat_list(invalid)]
         inv = pl.concat_list(invalid).list.drop_nulls() if invalid else pl.lit([], dtype=pl.List(pl.String))
         out[t] = df.with_columns(pl.col(pk).alias("_id"), inv.alias("_invalid")).with_columns(exprs)
     return out

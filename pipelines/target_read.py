@@ -60,6 +60,8 @@ def check_tables(engine: Engine, tables: list[str]) -> None:
 
 
 def _cast(df: pl.DataFrame, table: str) -> pl.DataFrame:
+    """Cast to the canonical dtypes; ``_unreadable`` names the columns of a row whose value was
+    present but could not be read as its type (text in a code column, a garbled timestamp)."""
     exprs = []
     for name, dtype in canonical_schema(table).items():
         col = pl.col(name)
@@ -76,7 +78,11 @@ def _cast(df: pl.DataFrame, table: str) -> pl.DataFrame:
             exprs.append(col.cast(_TS, strict=False).alias(name))
         else:
             exprs.append(col.cast(dtype, strict=False).alias(name))
-    return df.select(exprs)
+    cast = df.select(exprs)
+    flags = [
+        pl.when(df[c].is_not_null() & cast[c].is_null()).then(pl.lit(c)) for c in canonical_schema(table)
+    ]
+    return cast.with_columns(pl.concat_list(flags).list.drop_nulls().alias("_unreadable"))
 
 
 def _query(engine: Engine, table: str) -> str:

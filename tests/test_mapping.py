@@ -47,3 +47,15 @@ def test_code_map_pointing_at_unknown_meaning_is_rejected(tmp_path):
 def test_missing_mappings_directory(tmp_path):
     with pytest.raises(MigcheckError, match="not found"):
         load_mappings(tmp_path / "nope")
+
+
+def test_a_column_that_is_not_in_the_target_schema_is_refused(tmp_path):
+    root = _copy(tmp_path)
+    p = root / "procedure.yaml"
+    text = p.read_text().replace("      proc_dt_tm:", "      proc_dt_tm; DROP TABLE person; --:", 1)
+    p.write_text(text)
+    with pytest.raises(MigcheckError) as e:
+        load_mappings(root)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "DROP TABLE" in ln)
+    assert "procedure.yaml" in e.value.reason and "no column of target table procedure" in e.value.reason
+    assert f"line {line}" in e.value.reason

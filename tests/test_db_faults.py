@@ -1,0 +1,92 @@
+"""Database faults: wrong credentials, wrong column types, an empty target → exit 2 or findings."""
+
+from __future__ import annotations
+
+import shutil
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from checks.errors import MigcheckError
+from pipelines.synth.trial_load import simulate_trial_load
+from pipelines.target_db import connect
+from pipelines.validate import run_validation
+
+
+@pytest.fixture()
+def loaded(tmp_path, sample_extract):
+    extract = tmp_path / "extract"
+    shutil.copytree(sample_extract, extract)
+    db = tmp_path / "t.db"
+    simulate_trial_load(extract, f"sqlite:///{db}", faults="none")
+    return extract, db
+
+
+def _run(extract, url, tmp_path, name="r"):
+    out = tmp_path / name
+    r = run_validation(extract, url, "TL", out, history_url=f"sqlite:///{tmp_path / 'h.db'}")
+    return r, pl.read_parquet(out / "discrepancies.parquet").filter(
+        ~pl.col("check").str.contains(r"\.source\.|\.count$"))
+
+
+@pytest.mark.postgres
+def test_wrong_credentials(pg_url):
+    url = sa.make_url(pg_url).set(username="no_such_role", password="s3cret")
+    with pytest.raises(MigcheckError) as e:
+        connect(url.render_as_string(hide_password=False))
+    assert "cannot connect" in e.value.reason and "s3cret" not in e.value.reason and e.value.transient
+
+
+def test_wrong_column_types_give_findings_not_crashes(loaded, tmp_path):
+    extract, db = loaded
+    eng = sa.create_engine(f"sqlite:///{db}")
+    with eng.begin() as c:
+        e1, e2 = [r[0] for r in c.execute(sa.text("select encntr_id from encounter order by encntr_id limit 2"))]
+        c.execute(sa.text("update encounter set reg_dt_tm = 'not a date' where encntr_id = :i"), {"i": e1})
+        c.execute(sa.text("update encounter set encntr_type_cd = 'abc' where encntr_id = :i"), {"i": e2})
+    eng.dispose()
+    r, d = _run(extract, f"sqlite:///{db}", tmp_path)
+    got = set(d.filter(pl.col("severity") != "info").select("category", "target_ref", "column").iter_rows())
+    assert ("value_mismatch", f"encounter:{e1}", "reg_dt_tm") in got
+    assert ("invalid_code", f"encounter:{e2}", "encntr_type_cd") in got
+    assert len(got) == 2, got
+    assert r.ledger_balanced
+
+
+@pytest.mark.postgres
+def test_postgresql_column_of_another_type_is_read(tmp_path, sample_extract, pg_url):
+    extract = tmp_path / "extract"
+    shutil.copytree(sample_extract, extract)
+    simulate_trial_load(extract, pg_url, faults="none")
+    eng = sa.create_engine(pg_url)
+    with eng.begin() as c:  # a vendor stored timestamps as text and ids as numeric
+        c.execute(sa.text("ALTER TABLE encounter ALTER COLUMN reg_dt_tm TYPE text"))
+        c.execute(sa.text("ALTER TABLE diagnosis ALTER COLUMN nomenclature_id TYPE numeric(20,0)"))
+    eng.dispose()
+    _, d = _run(extract, pg_url, tmp_path)
+    assert d.filter(pl.col("severity") != "info").height == 0
+
+
+def test_an_empty_target_is_all_missing(loaded, tmp_path):
+    extract, db = loaded
+    eng = sa.create_engine(f"sqlite:///{db}")
+    with eng.begin() as c:
+        for t in ("person", "person_alias", "encounter", "encntr_alias", "diagnosis", "procedure", "orders",
+                  "allergy"):
+            c.execute(sa.text(f'delete from "{t}"'))
+    eng.dispose()
+    r, d = _run(extract, f"sqlite:///{db}", tmp_path)
+    assert r.exit_code == 1 and r.ledger_balanced
+    missing = d.filter(pl.col("category") == "missing_in_target")
+    assert set(missing["entity"]) == {"person"}  # everything else is folded under its missing person
+    ledger = pl.read_parquet(tmp_path / "r" / "ledger.parquet")
+    assert "migrated" not in set(ledger["disposition"])
+
+
+def test_a_database_without_the_schema_is_exit_2(tmp_path, sample_extract):
+    extract = tmp_path / "extract"
+    shutil.copytree(sample_extract, extract)
+    with pytest.raises(MigcheckError, match="missing in the target database"):
+        run_validation(extract, f"sqlite:///{tmp_path / 'empty.db'}", "TL", tmp_path / "r",
+                       history_url=f"sqlite:///{tmp_path / 'h.db'}")
