@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 import polars as pl
 
 from checks.expected import Expected
+from checks.findings import FINDING_SCHEMA, FINDING_SCHEMA_INFO
 from checks.mapping import Mappings
 from checks.reconcile import Reconciliation
 
@@ -68,23 +69,7 @@ def source_findings(exp: Expected) -> pl.DataFrame:
 def target_check_findings(failures: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
     """Target-check failures, each named by its legacy record where the row was matched to one."""
     if failures.height == 0:
-        return pl.DataFrame(
-            schema={
-                c: pl.String
-                for c in [
-                    "check",
-                    "category",
-                    "entity",
-                    "source_system",
-                    "source_ref",
-                    "target_ref",
-                    "column",
-                    "expected",
-                    "actual",
-                    "message",
-                ]
-            }
-        )
+        return pl.DataFrame(schema=FINDING_SCHEMA)
     link = links.select("target_ref", "source_ref").unique("target_ref", keep="first")
     out = failures.join(link, on="target_ref", how="left")
     msg = pl.col("description") if "description" in out.columns else pl.lit("target check failed")
@@ -132,22 +117,7 @@ def row_count_findings(exp: Expected, target: dict[str, pl.DataFrame]) -> pl.Dat
                     "_info": same,
                 }
             )
-    return pl.DataFrame(
-        rows,
-        schema={
-            "check": pl.String,
-            "category": pl.String,
-            "entity": pl.String,
-            "source_system": pl.String,
-            "source_ref": pl.String,
-            "target_ref": pl.String,
-            "column": pl.String,
-            "expected": pl.String,
-            "actual": pl.String,
-            "message": pl.String,
-            "_info": pl.Boolean,
-        },
-    )
+    return pl.DataFrame(rows, schema=FINDING_SCHEMA_INFO)
 
 
 def _code_hints(m: Mappings) -> dict[tuple[str, str, str], str]:
@@ -245,18 +215,7 @@ def _stable_id(
 
 def discrepancies(parts: list[pl.DataFrame], trial_load: str, m: Mappings) -> pl.DataFrame:
     """All findings as the contract's discrepancy rows, sorted, with stable ids."""
-    cols = [
-        "check",
-        "category",
-        "entity",
-        "source_system",
-        "source_ref",
-        "target_ref",
-        "column",
-        "expected",
-        "actual",
-        "message",
-    ]
+    cols = list(FINDING_SCHEMA)
     frames = []
     for p in parts:
         p = _blank(p, cols + ["_info"])

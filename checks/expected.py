@@ -24,7 +24,7 @@ from checks.transforms import TZ, column_exprs
 _TS = pl.Datetime("us")
 SYSTEM_RANK = {"pas": 0, "pcs": 1}
 
-FINDING_SCHEMA = {
+SOURCE_FINDING_SCHEMA = {
     "category": pl.String,
     "severity": pl.String,
     "entity": pl.String,
@@ -618,5 +618,5 @@ def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
         ],
         how="diagonal_relaxed",
     ).with_columns(pl.col("category").replace_strict(SEVERITY, default="error").alias("severity"))
-    findings = findings.select(list(FINDING_SCHEMA))
+    findings = findings.select(list(SOURCE_FINDING_SCHEMA))
     return Expected(tables=tables, ledger=ledger, findings=findings, staged=staged)

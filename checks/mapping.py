@@ -268,8 +268,9 @@ def _cross_check(m: Mappings) -> None:
             for col in s.columns:
                 if col not in known:  # identifiers from configuration must be columns of the schema
                     line = _yaml_line(path, ("sources", i, "columns", col))
-                    raise MigcheckError(f"{path}{f' line {line}' if line else ''}: {col!r} is no column of "
-                                        f"target table {t}")
+                    raise MigcheckError(
+                        f"{path}{f' line {line}' if line else ''}: {col!r} is no column of target table {t}"
+                    )
         for s in tm.sources:
             cols = set(m.source_columns(s.records)) | {
                 "identity_type",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from checks.expected import TABLE_COLUMNS, Expected
+from checks.findings import FINDING_SCHEMA
 from checks.mapping import Mappings
 from checks.masking import mask, nature
 from checks.target_schema import CODE_SETS, NOMENCLATURE, PRIMARY_KEY
@@ -24,18 +25,7 @@ IDENTITY_TYPES = ["PNR", "SAMNR", "RESNR"]
 TARGET_COLUMN = {"person_ref": "person_id", "encounter_ref": "encntr_id"}
 CHILD_TABLES = ["diagnosis", "procedure", "orders", "allergy"]
 
-RECON_SCHEMA = {
-    "check": pl.String,
-    "category": pl.String,
-    "entity": pl.String,
-    "source_system": pl.String,
-    "source_ref": pl.String,
-    "target_ref": pl.String,
-    "column": pl.String,
-    "expected": pl.String,
-    "actual": pl.String,
-    "message": pl.String,
-}
+RECON_SCHEMA = FINDING_SCHEMA
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ without values from the data; ``MIGCHECK_DEBUG=1`` shows the traceback for devel
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -113,10 +114,27 @@ def _flows():
     return flows
 
 
-def _target_env(url: str) -> str:
-    """Hand the target URL to the flow through the environment, never as a stored parameter."""
-    os.environ["MIGCHECK_TARGET_URL"] = url
-    return "env:MIGCHECK_TARGET_URL"
+@contextlib.contextmanager
+def _settings_env(**values: str | None):
+    """Hand settings to the flows through the environment for one command, then restore it.
+
+    The target URL travels as ``env:MIGCHECK_TARGET_URL``, never as a stored flow parameter.
+    """
+    old = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is not None:
+                os.environ[k] = str(v)
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+TARGET = "env:MIGCHECK_TARGET_URL"
 
 
 def _cmd_generate(a: argparse.Namespace) -> int:
@@ -136,9 +154,8 @@ def _cmd_trial_load(a: argparse.Namespace) -> int:
 
     connect(a.target).dispose()
     check_extract_root(a.source)
-    if a.mappings:
-        os.environ["MIGCHECK_MAPPINGS"] = str(a.mappings)
-    r = _flows().simulate_trial_load_flow(str(a.source), _target_env(a.target), a.faults, a.seed)
+    with _settings_env(MIGCHECK_MAPPINGS=a.mappings, MIGCHECK_TARGET_URL=a.target):
+        r = _flows().simulate_trial_load_flow(str(a.source), TARGET, a.faults, a.seed)
     rows = ", ".join(f"{t} {n}" for t, n in r["rows"].items())
     print(f"loaded {r['target']}: {rows}; {r['faults']} load faults listed in {a.source / 'load_faults.csv'}")
     return 0
@@ -149,21 +166,18 @@ def _cmd_validate(a: argparse.Namespace) -> int:
     from pipelines.target_db import connect
     from pipelines.validate import prepare
 
-    if a.mappings:
-        os.environ["MIGCHECK_MAPPINGS"] = str(a.mappings)
-    prepare(a.trial_load, a.out, history_url=a.history, migration=a.migration, baseline=a.baseline)
-    connect(a.target).dispose()
-    check_extract_root(a.source)
-    if a.history:
-        os.environ["MIGCHECK_HISTORY_URL"] = a.history
-    r = _flows().validate_trial_load(
-        str(a.source),
-        a.trial_load,
-        str(a.out),
-        target=_target_env(a.target),
-        baseline=str(a.baseline) if a.baseline else None,
-        migration=a.migration,
-    )
+    with _settings_env(MIGCHECK_MAPPINGS=a.mappings, MIGCHECK_HISTORY_URL=a.history, MIGCHECK_TARGET_URL=a.target):
+        prepare(a.trial_load, a.out, history_url=a.history, migration=a.migration, baseline=a.baseline)
+        connect(a.target).dispose()
+        check_extract_root(a.source)
+        r = _flows().validate_trial_load(
+            str(a.source),
+            a.trial_load,
+            str(a.out),
+            target=TARGET,
+            baseline=str(a.baseline) if a.baseline else None,
+            migration=a.migration,
+        )
     _print_verdict(r["exit_code"], r["errors"], r["warnings"], r["ledger_balanced"], r["report"])
     return r["exit_code"]
 

@@ -9,8 +9,15 @@ in environment variable NAME) or as ``block:NAME`` (a Prefect ``Secret`` block h
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from checks.errors import MigcheckError
+
+
+def default_mappings_root() -> Path:
+    """``mappings/`` of this checkout, or ``$MIGCHECK_MAPPINGS``."""
+    env = os.environ.get("MIGCHECK_MAPPINGS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "mappings"
 
 
 def resolve_url(value: str | None, setting: str, default_env: str | None = None) -> str | None:

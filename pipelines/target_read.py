@@ -60,8 +60,11 @@ def check_tables(engine: Engine, tables: list[str]) -> None:
 
 
 def _cast(df: pl.DataFrame, table: str) -> pl.DataFrame:
-    """Cast to the canonical dtypes; ``_unreadable`` names the columns of a row whose value was
-    present but could not be read as its type (text in a code column, a garbled timestamp)."""
+    """Cast to the canonical dtypes.
+
+    ``_unreadable`` names the columns of a row whose value was present but could not be read as
+    its type (text in a code column, a garbled timestamp).
+    """
     exprs = []
     for name, dtype in canonical_schema(table).items():
         col = pl.col(name)
@@ -79,9 +82,7 @@ def _cast(df: pl.DataFrame, table: str) -> pl.DataFrame:
         else:
             exprs.append(col.cast(dtype, strict=False).alias(name))
     cast = df.select(exprs)
-    flags = [
-        pl.when(df[c].is_not_null() & cast[c].is_null()).then(pl.lit(c)) for c in canonical_schema(table)
-    ]
+    flags = [pl.when(df[c].is_not_null() & cast[c].is_null()).then(pl.lit(c)) for c in canonical_schema(table)]
     return cast.with_columns(pl.concat_list(flags).list.drop_nulls().alias("_unreadable"))
 
 

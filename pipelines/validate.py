@@ -31,6 +31,7 @@ from checks.discrepancies import (
 )
 from checks.errors import MigcheckError
 from checks.expected import Expected, compute_expected
+from checks.findings import FINDING_SCHEMA_INFO
 from checks.gates import GateConfig, evaluate_gates, load_gates
 from checks.mapping import Mappings, load_mappings
 from checks.reconcile import Reconciliation, logical_target, reconcile
@@ -39,6 +40,7 @@ from checks.suggest import unmapped_code_suggestions
 from checks.waivers import apply_waivers, load_waivers
 from pipelines.extract import Extract, read_extract
 from pipelines.history import open_history, previous_findings, record_run, trend
+from pipelines.settings import default_mappings_root
 from pipelines.target_db import connect
 from pipelines.target_read import read_target
 
@@ -56,12 +58,6 @@ class ValidationResult:
     ledger_balanced: bool
     timings: dict
     summary: dict = field(default_factory=dict)
-
-
-def default_mappings_root() -> Path:
-    """``mappings/`` of this checkout (or ``$MIGCHECK_MAPPINGS``)."""
-    env = os.environ.get("MIGCHECK_MAPPINGS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "mappings"
 
 
 def _file_findings(files: pl.DataFrame) -> pl.DataFrame:
@@ -85,22 +81,7 @@ def _file_findings(files: pl.DataFrame) -> pl.DataFrame:
                 "_info": r["status"] == "empty",
             }
         )
-    return pl.DataFrame(
-        rows,
-        schema={
-            "check": pl.String,
-            "category": pl.String,
-            "entity": pl.String,
-            "source_system": pl.String,
-            "source_ref": pl.String,
-            "target_ref": pl.String,
-            "column": pl.String,
-            "expected": pl.String,
-            "actual": pl.String,
-            "message": pl.String,
-            "_info": pl.Boolean,
-        },
-    )
+    return pl.DataFrame(rows, schema=FINDING_SCHEMA_INFO)
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ import sys
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from conftest import REPO
+from test_validate import _all_text, _personal_values
 
 from pipelines.synth.trial_load import simulate_trial_load
 from pipelines.validate import run_validation
-from test_validate import _all_text, _personal_values
+
+from conftest import REPO
 
 
 @pytest.fixture()
@@ -29,8 +30,11 @@ def load(tmp_path, sample_extract):
 
 
 def _digest(folder) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_a_crash_while_writing_leaves_the_previous_report(load, tmp_path, monkeypatch):
@@ -72,11 +76,20 @@ def test_two_validations_at_the_same_time(tmp_path, sample_extract):
         extract = tmp_path / f"x{i}"
         shutil.copytree(sample_extract, extract)
         simulate_trial_load(extract, f"sqlite:///{tmp_path / f't{i}.db'}", faults="default", seed=seed)
-        code = (f"from pipelines.validate import run_validation; run_validation({str(extract)!r}, "
-                f"'sqlite:///{tmp_path / f't{i}.db'}', 'TL{i}', {str(tmp_path / f'r{i}')!r}, history_url={hist!r}, "
-                "migration='m')")
-        jobs.append(subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONPATH": str(REPO)}))
+        code = (
+            f"from pipelines.validate import run_validation; run_validation({str(extract)!r}, "
+            f"'sqlite:///{tmp_path / f't{i}.db'}', 'TL{i}', {str(tmp_path / f'r{i}')!r}, history_url={hist!r}, "
+            "migration='m')"
+        )
+        jobs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", code],
+                cwd=REPO,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+            )
+        )
     for j in jobs:
         _, err = j.communicate(timeout=300)
         assert j.returncode == 0, err[-2000:]
@@ -97,10 +110,20 @@ def test_a_full_command_line_run_leaks_nothing(tmp_path, sample_extract):
     env = {**os.environ, "PYTHONPATH": str(REPO), "MIGCHECK_VERBOSE": "1", "PREFECT_LOGGING_LEVEL": "DEBUG"}
     mc = [sys.executable, "-m", "pipelines.cli"]
     logs = []
-    for args in (["trial-load", "--source", str(extract), "--target", f"sqlite:///{tmp_path / 't.db'}",
-                  "--faults", "default"],
-                 ["validate", "--source", str(extract), "--target", f"sqlite:///{tmp_path / 't.db'}",
-                  "--trial-load", "TL", "--out", str(tmp_path / "report")]):
+    for args in (
+        ["trial-load", "--source", str(extract), "--target", f"sqlite:///{tmp_path / 't.db'}", "--faults", "default"],
+        [
+            "validate",
+            "--source",
+            str(extract),
+            "--target",
+            f"sqlite:///{tmp_path / 't.db'}",
+            "--trial-load",
+            "TL",
+            "--out",
+            str(tmp_path / "report"),
+        ],
+    ):
         r = subprocess.run(mc + args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
         assert r.returncode in (0, 1), r.stderr[-2000:]
         logs.append(r.stdout + r.stderr)

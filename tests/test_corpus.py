@@ -43,8 +43,11 @@ def validate(extract: Path, tmp: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict
     r = run_validation(extract, f"sqlite:///{db}", "TL", out, history_url=f"sqlite:///{tmp / 'h.db'}")
     assert r.ledger_balanced
     disc = pl.read_parquet(out / "discrepancies.parquet")
-    return disc.filter(pl.col("severity") != "info"), pl.read_parquet(out / "ledger.parquet"), json.loads(
-        (out / "summary.json").read_text())
+    return (
+        disc.filter(pl.col("severity") != "info"),
+        pl.read_parquet(out / "ledger.parquet"),
+        json.loads((out / "summary.json").read_text()),
+    )
 
 
 def pairs(disc: pl.DataFrame) -> set[tuple[str, str]]:
@@ -79,11 +82,27 @@ def test_unreadable_files_stop_the_run_naming_the_file(case, file, words, tmp_pa
     shutil.copytree(BASE, tmp_path / "good")
     simulate_trial_load(tmp_path / "good", f"sqlite:///{tmp_path / 'good.db'}")
     capsys.readouterr()
-    code = main(["validate", "--source", str(extract), "--target", f"sqlite:///{tmp_path / 'good.db'}",
-                 "--trial-load", "TL", "--out", str(tmp_path / "out"), "--history", f"sqlite:///{tmp_path / 'h.db'}"])
+    code = main(
+        [
+            "validate",
+            "--source",
+            str(extract),
+            "--target",
+            f"sqlite:///{tmp_path / 'good.db'}",
+            "--trial-load",
+            "TL",
+            "--out",
+            str(tmp_path / "out"),
+            "--history",
+            f"sqlite:///{tmp_path / 'h.db'}",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and file in err[0] and words in err[0], err
     assert not (tmp_path / "out").exists()
+    import os
+
+    assert "MIGCHECK_HISTORY_URL" not in os.environ and "MIGCHECK_TARGET_URL" not in os.environ  # nothing leaks
 
 
 def test_mixed_line_endings_read_every_record(tmp_path):
@@ -119,7 +138,8 @@ def test_quoted_delimiter_and_line_break_are_one_record(tmp_path):
     disc, ledger, _ = validate(extract, tmp_path)
     assert disc.height == 0
     assert ledger.filter(pl.col("entity") == "person", pl.col("source_system") == "pas").height == len(
-        base_rows("pas/patient.csv"))
+        base_rows("pas/patient.csv")
+    )
     from pipelines.extract import read_extract
 
     names = read_extract(extract).frames["pas/patient"]
@@ -127,8 +147,9 @@ def test_quoted_delimiter_and_line_break_are_one_record(tmp_path):
     assert names["FNAMN"].str.contains("\n", literal=True).sum() == 1
 
 
-@pytest.mark.parametrize("case, status", [("pas_empty_file", "empty"), ("pas_header_only", "empty"),
-                                          ("pas_missing_file", "missing")])
+@pytest.mark.parametrize(
+    "case, status", [("pas_empty_file", "empty"), ("pas_header_only", "empty"), ("pas_missing_file", "missing")]
+)
 def test_empty_and_missing_files_are_reported(case, status, tmp_path):
     extract = build(case, tmp_path)
     db = tmp_path / "t.db"
@@ -154,7 +175,8 @@ def test_pcs_wrong_json_types_are_unparseable_with_their_line(tmp_path):
             if o["patientId"] == lost and not (kind == "visit" and o["status"] != "signed"):
                 kids.add(f"pcs:{kind}:{o['id']}")
     assert pairs(disc) == {("unparseable", "pcs:patients.jsonl#2"), ("unparseable", "pcs:visits.jsonl#1")} | {
-        ("orphan", k) for k in kids}
+        ("orphan", k) for k in kids
+    }
 
 
 def test_pcs_nulls_where_objects_belong(tmp_path):
@@ -162,8 +184,10 @@ def test_pcs_nulls_where_objects_belong(tmp_path):
     pts = [json.loads(x) for x in (BASE / "pcs/patients.jsonl").read_text(encoding="utf-8").splitlines()]
     al = json.loads((BASE / "pcs/allergies.jsonl").read_text(encoding="utf-8"))
     got = set(disc.select("category", "source_ref", "column").iter_rows())
-    assert got == {("mandatory_missing", f"pcs:patient:{pts[2]['id']}", "name_last"),
-                   ("mandatory_missing", f"pcs:allergy:{al['id']}", "substance")}
+    assert got == {
+        ("mandatory_missing", f"pcs:patient:{pts[2]['id']}", "name_last"),
+        ("mandatory_missing", f"pcs:allergy:{al['id']}", "substance"),
+    }
 
 
 def test_a_line_of_several_megabytes(tmp_path):
@@ -181,7 +205,18 @@ def test_a_line_of_several_megabytes(tmp_path):
 
 
 def test_extract_directory_that_does_not_exist(tmp_path, capsys):
-    code = main(["validate", "--source", str(tmp_path / "nope"), "--target", f"sqlite:///{tmp_path / 't.db'}",
-                 "--trial-load", "TL", "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "validate",
+            "--source",
+            str(tmp_path / "nope"),
+            "--target",
+            f"sqlite:///{tmp_path / 't.db'}",
+            "--trial-load",
+            "TL",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--source" in err[0] and "nope" in err[0]

@@ -27,7 +27,8 @@ def _run(extract, url, tmp_path, name="r"):
     out = tmp_path / name
     r = run_validation(extract, url, "TL", out, history_url=f"sqlite:///{tmp_path / 'h.db'}")
     return r, pl.read_parquet(out / "discrepancies.parquet").filter(
-        ~pl.col("check").str.contains(r"\.source\.|\.count$"))
+        ~pl.col("check").str.contains(r"\.source\.|\.count$")
+    )
 
 
 @pytest.mark.postgres
@@ -72,8 +73,7 @@ def test_an_empty_target_is_all_missing(loaded, tmp_path):
     extract, db = loaded
     eng = sa.create_engine(f"sqlite:///{db}")
     with eng.begin() as c:
-        for t in ("person", "person_alias", "encounter", "encntr_alias", "diagnosis", "procedure", "orders",
-                  "allergy"):
+        for t in ("person", "person_alias", "encounter", "encntr_alias", "diagnosis", "procedure", "orders", "allergy"):
             c.execute(sa.text(f'delete from "{t}"'))
     eng.dispose()
     r, d = _run(extract, f"sqlite:///{db}", tmp_path)
@@ -88,5 +88,10 @@ def test_a_database_without_the_schema_is_exit_2(tmp_path, sample_extract):
     extract = tmp_path / "extract"
     shutil.copytree(sample_extract, extract)
     with pytest.raises(MigcheckError, match="missing in the target database"):
-        run_validation(extract, f"sqlite:///{tmp_path / 'empty.db'}", "TL", tmp_path / "r",
-                       history_url=f"sqlite:///{tmp_path / 'h.db'}")
+        run_validation(
+            extract,
+            f"sqlite:///{tmp_path / 'empty.db'}",
+            "TL",
+            tmp_path / "r",
+            history_url=f"sqlite:///{tmp_path / 'h.db'}",
+        )

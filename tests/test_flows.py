@@ -9,9 +9,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import MAPPINGS
-
 from test_validate import _personal_values
+
+from conftest import MAPPINGS
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +44,9 @@ def _logs_and_artifacts(flow_run_id) -> tuple[str, list]:
     async def go():
         async with get_client() as c:
             logs = await c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-            arts = await c.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(
-                any_=[flow_run_id])))
+            arts = await c.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+            )
             return "\n".join(x.message for x in logs), arts
 
     return asyncio.run(go())
@@ -60,8 +61,14 @@ def flow_run(harness, tmp_path_factory, sample_extract):
     shutil.copytree(sample_extract, extract)
     url = f"sqlite:///{root / 't.db'}"
     simulate_trial_load_flow(str(extract), url, "default", 5)
-    state = validate_trial_load(str(extract), "TL-flow", str(root / "report"), target=url,
-                                history=f"sqlite:///{root / 'h.db'}", return_state=True)
+    state = validate_trial_load(
+        str(extract),
+        "TL-flow",
+        str(root / "report"),
+        target=url,
+        history=f"sqlite:///{root / 'h.db'}",
+        return_state=True,
+    )
     return root, extract, url, state
 
 
@@ -114,22 +121,38 @@ def test_rerun_reads_unchanged_files_from_cache(flow_run, tmp_path, monkeypatch)
     with open(mappings / "code_maps" / "map_pas_unit.csv", "a") as f:  # a code map changed
         f.write("MED9,SAS_MED1\n")
     monkeypatch.setenv("MIGCHECK_MAPPINGS", str(mappings))
-    s2 = validate_trial_load(str(extract), "TL-flow2", str(tmp_path / "r2"), target=url,
-                             history=f"sqlite:///{tmp_path / 'h.db'}", return_state=True)
+    s2 = validate_trial_load(
+        str(extract),
+        "TL-flow2",
+        str(tmp_path / "r2"),
+        target=url,
+        history=f"sqlite:///{tmp_path / 'h.db'}",
+        return_state=True,
+    )
     st = _task_states(s2.state_details.flow_run_id)
     assert st["read-extract-file"] == ["Cached"] * 9, st["read-extract-file"]
+
     # the new mapping took effect although the files came from the cache
     def unmapped_units(report):
         d = pl.read_parquet(report / "discrepancies.parquet")
-        return set(d.filter((pl.col("check") == "encounter.source.unmapped_code")
-                            & (pl.col("column") == "loc_nurse_unit_cd"))["source_ref"])
+        return set(
+            d.filter((pl.col("check") == "encounter.source.unmapped_code") & (pl.col("column") == "loc_nurse_unit_cd"))[
+                "source_ref"
+            ]
+        )
 
     before, after = unmapped_units(root / "report"), unmapped_units(tmp_path / "r2")
     assert after < before  # the MED9 contacts are mapped now
     # one extract file changed: only that file is read again
     p = Path(extract) / "pcs" / "allergies.jsonl"
     p.write_bytes(p.read_bytes() + b"\n")
-    s3 = validate_trial_load(str(extract), "TL-flow3", str(tmp_path / "r3"), target=url,
-                             history=f"sqlite:///{tmp_path / 'h.db'}", return_state=True)
+    s3 = validate_trial_load(
+        str(extract),
+        "TL-flow3",
+        str(tmp_path / "r3"),
+        target=url,
+        history=f"sqlite:///{tmp_path / 'h.db'}",
+        return_state=True,
+    )
     st3 = _task_states(s3.state_details.flow_run_id)["read-extract-file"]
     assert sorted(st3) == sorted(["Completed"] + ["Cached"] * 8), st3

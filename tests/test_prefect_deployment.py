@@ -14,9 +14,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
 from pipelines.synth.trial_load import simulate_trial_load
+
+from conftest import REPO
 
 PREFECT = str(Path(sys.executable).parent / "prefect")
 
@@ -41,11 +42,22 @@ def test_deploy_trigger_and_report(tmp_path, sample_extract):
     shutil.copytree(sample_extract, extract)
     target = f"sqlite:///{tmp_path / 'target.db'}"
     simulate_trial_load(extract, target, faults="default", seed=2)
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MIGCHECK_HOME": str(REPO),
-           "MIGCHECK_TARGET_URL": target, "PREFECT_UI_ENABLED": "false"}
-    server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "MIGCHECK_HOME": str(REPO),
+        "MIGCHECK_TARGET_URL": target,
+        "PREFECT_UI_ENABLED": "false",
+    }
+    server = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     worker = None
     try:
         deadline = time.time() + 120
@@ -66,12 +78,29 @@ def test_deploy_trigger_and_report(tmp_path, sample_extract):
         assert r.returncode == 0, r.stdout + r.stderr
         r = prefect("--no-prompt", "deploy", "--all")
         assert r.returncode == 0, r.stdout + r.stderr
-        worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "migcheck-process"], env=env, cwd=REPO,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        worker = subprocess.Popen(
+            [PREFECT, "worker", "start", "--pool", "migcheck-process"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         out = tmp_path / "report"
-        r = prefect("deployment", "run", "validate-trial-load/validate-trial-load", "--watch",
-                    "--param", f"source={extract}", "--param", "trial_load=TL-e2e", "--param", f"out={out}",
-                    "--param", f"history=sqlite:///{tmp_path / 'history.db'}")
+        r = prefect(
+            "deployment",
+            "run",
+            "validate-trial-load/validate-trial-load",
+            "--watch",
+            "--param",
+            f"source={extract}",
+            "--param",
+            "trial_load=TL-e2e",
+            "--param",
+            f"out={out}",
+            "--param",
+            f"history=sqlite:///{tmp_path / 'history.db'}",
+        )
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         assert "Completed" in r.stdout + r.stderr
         assert (out / "report.html").exists() and (out / "discrepancies.parquet").exists()

@@ -56,8 +56,11 @@ def test_pas_reader_on_random_bytes_loses_no_line(tmp_path, data):
 
 
 @SETTINGS
-@given(st.lists(st.binary(max_size=200).filter(lambda b: b"\n" not in b and not b.startswith(b"\xef\xbb\xbf")),
-                max_size=40))
+@given(
+    st.lists(
+        st.binary(max_size=200).filter(lambda b: b"\n" not in b and not b.startswith(b"\xef\xbb\xbf")), max_size=40
+    )
+)
 def test_pcs_reader_on_random_lines_loses_no_line(tmp_path, lines):
     path = tmp_path / "medications.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
@@ -74,8 +77,15 @@ json_value = st.recursive(
 
 
 @SETTINGS
-@given(st.lists(st.dictionaries(st.sampled_from(["id", "patientId", "atc", "name", "dose", "start", "end", "x"]),
-                                json_value, max_size=8), min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["id", "patientId", "atc", "name", "dose", "start", "end", "x"]), json_value, max_size=8
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
 def test_pcs_reader_with_any_json_types(tmp_path, objs):
     import json
 
@@ -83,13 +93,11 @@ def test_pcs_reader_with_any_json_types(tmp_path, objs):
     path.write_text("\n".join(json.dumps(o) for o in objs) + "\n", encoding="utf-8")
     frames, bad, _ = read_pcs_file(path, "medications")
     assert frames["pcs/medications"].height + bad.height == len(objs)
-    assert sorted(frames["pcs/medications"]["_line"].to_list() + bad["line"].to_list()) == list(
-        range(1, len(objs) + 1))
+    assert sorted(frames["pcs/medications"]["_line"].to_list() + bad["line"].to_list()) == list(range(1, len(objs) + 1))
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dates(dt.date(1900, 1, 1), dt.date(2025, 12, 31)), st.integers(0, 999), st.booleans(),
-       st.integers(1, 9))
+@given(st.dates(dt.date(1900, 1, 1), dt.date(2025, 12, 31)), st.integers(0, 999), st.booleans(), st.integers(1, 9))
 def test_valid_numbers_are_valid_and_any_other_check_digit_is_not(birth, serial, samnr, delta):
     day = birth.day + (60 if samnr else 0)
     body = f"{birth.year:04d}{birth.month:02d}{day:02d}{serial:03d}"

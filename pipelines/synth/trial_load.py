@@ -18,6 +18,7 @@ from checks.expected import Expected, compute_expected
 from checks.mapping import Mappings, load_mappings
 from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, PRIMARY_KEY, columns_of
 from pipelines.extract import read_extract
+from pipelines.settings import default_mappings_root
 from pipelines.synth.faults import TRUTH_COLUMNS, inject_faults
 from pipelines.target_db import connect, create_target, load_reference, safe_url, write_frame
 
@@ -152,11 +153,3 @@ def simulate_trial_load(
         write_frame(engine, t, out[t])
     engine.dispose()
     return TrialLoadResult(safe_url(target_url), {t: out[t].height for t in DATA_TABLES}, truth.height, truth_path)
-
-
-def default_mappings_root() -> Path:
-    """``mappings/`` of this checkout (or ``$MIGCHECK_MAPPINGS``)."""
-    import os
-
-    env = os.environ.get("MIGCHECK_MAPPINGS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "mappings"

@@ -34,13 +34,19 @@ def main() -> None:
     case("pas_bom", "pas/patient.csv", b"\xef\xbb\xbf" + pat)
     # mixed line endings: every other line ends in LF only
     k = lines("pas/kontakt.csv")
-    case("pas_mixed_endings", "pas/kontakt.csv",
-         b"".join(ln + (b"\n" if i % 2 else b"\r\n") for i, ln in enumerate(k[:-1])))
+    case(
+        "pas_mixed_endings",
+        "pas/kontakt.csv",
+        b"".join(ln + (b"\n" if i % 2 else b"\r\n") for i, ln in enumerate(k[:-1])),
+    )
     # no header / misspelled header
     d = lines("pas/diagnos.csv")
     case("pas_no_header", "pas/diagnos.csv", b"\r\n".join(d[1:]))
-    case("pas_misspelled_header", "pas/atgard.csv",
-         b"\r\n".join([b"KONTAKTID;KVAKOD;DATMU", *lines("pas/atgard.csv")[1:]]))
+    case(
+        "pas_misspelled_header",
+        "pas/atgard.csv",
+        b"\r\n".join([b"KONTAKTID;KVAKOD;DATMU", *lines("pas/atgard.csv")[1:]]),
+    )
     # rows with an extra / a missing field (line 3 and 5 of atgard.csv)
     a = lines("pas/atgard.csv")
     a2 = list(a)
