@@ -49,6 +49,18 @@ CATEGORIES = [
 ]
 WARNING = {"duplicate", "implausible"}
 DISPOSITIONS = ["migrated", "migrated_with_differences", "missing_in_target", "rejected", "merged", "out_of_scope"]
+#: the entities of the report, in the order they are shown
+ENTITIES = [
+    "person",
+    "person_alias",
+    "encounter",
+    "encntr_alias",
+    "diagnosis",
+    "procedure",
+    "orders",
+    "allergy",
+    "labresult",
+]
 LEDGER_COLUMNS = ["source_ref", "source_system", "entity", "disposition", "reason"]
 _SYSTEM = {"pas": "PAS", "pcs": "PCS"}
 
@@ -367,17 +379,7 @@ def summarise(
     """Per entity and category counts, the default gate (no error), and the ledger balance."""
     entities = []
     counts = {r["entity"]: r for r in recon.counts.iter_rows(named=True)}
-    names = [
-        "person",
-        "person_alias",
-        "encounter",
-        "encntr_alias",
-        "diagnosis",
-        "procedure",
-        "orders",
-        "allergy",
-        "labresult",
-    ]
+    names = ENTITIES
     rej = ledger.filter(pl.col("disposition") == "rejected").with_columns(
         pl.when(pl.col("reason").str.starts_with("parent rejected"))
         .then(pl.lit("parent_rejected"))

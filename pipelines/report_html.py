@@ -36,22 +36,12 @@ from pathlib import Path
 
 import polars as pl
 
-from checks.discrepancies import CATEGORIES, DISCREPANCY_COLUMNS, OWNERS, owner
+from checks.discrepancies import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, OWNERS, owner
 
 MAX_ROWS_PER_OWNER = 2000
 MAX_UNMAPPED_ROWS = 1000
 
-ENTITY_ORDER = [
-    "person",
-    "person_alias",
-    "encounter",
-    "encntr_alias",
-    "diagnosis",
-    "procedure",
-    "orders",
-    "allergy",
-    "labresult",
-]
+ENTITY_ORDER = ENTITIES
 OWNER_INFO = {
     "source system": ("Source system", "PAS / PCS data stewards correct the legacy record before the next extract."),
     "code map": ("Code map", "The code-map owner adds or corrects codes in mappings/code_maps/ (see Unmapped codes)."),
