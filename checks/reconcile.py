@@ -522,6 +522,12 @@ def reconcile_child(
     if "person_ref" in key:
         parent_matched = parent_matched & pl.col("person_ref").is_not_null()
     vcols = [c for c in TABLE_COLUMNS[t] if c not in (*key, "source_ref") and f"{c}__act" in cm.columns]
+    # second pass: a row whose key differs in one column only (a code swapped, a time shifted) is
+    # the same record with a wrong value, not one missing and one unexpected row
+    c_missing, _still_unexpected, relaxed = _relaxed_pairs(t, key, c_missing, c_unexp.filter(parent_matched))
+    c_unexp = c_unexp.join(
+        pl.concat([r.select("_id") for r in relaxed]) if relaxed else tt.head(0).select("_id"), on="_id", how="anti"
+    )
     finds = [
         _finding(
             c_missing.filter(_parent_present(c_missing, t, emap, pmap)),
@@ -540,7 +546,9 @@ def reconcile_child(
             target_ref=pl.lit(f"{t}:") + pl.col("_id").cast(pl.String),
         ),
         _compare(cm, t, vcols, f"{t}.reconcile.value"),
+        *[_compare(r, t, [r["_relaxed"][0], *vcols], f"{t}.reconcile.value") for r in relaxed],
     ]
+    cm = pl.concat([cm, *relaxed], how="diagonal_relaxed")
     status = pl.concat(
         [
             cm.select("source_ref", "_rank").with_columns(pl.lit("migrated").alias("status")),
@@ -560,6 +568,36 @@ def reconcile_child(
         status,
         _counts(t, et.height, tgt[t].height, cm.height, c_missing.height, c_unexp.height),
     )
+
+
+def _relaxed_pairs(
+    t: str, key: list[str], missing: pl.DataFrame, unexpected: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, list[pl.DataFrame]]:
+    """Pair leftover expected and target rows that agree on every key column but one.
+
+    The parent reference is never relaxed. Each pass pairs as a multiset (by source_ref and id
+    order); returns what is still missing, still unexpected, and the pairs (with ``_relaxed``).
+    """
+    pairs = []
+    for col in [c for c in key if c not in ("encounter_ref", "person_ref")]:
+        if missing.height == 0 or unexpected.height == 0:
+            break
+        rk = [k for k in key if k != col]
+        e2 = missing.with_columns(pl.int_range(pl.len()).over(rk, order_by="source_ref").alias("_r2"))
+        t2 = unexpected.with_columns(pl.int_range(pl.len()).over(rk, order_by="_id").alias("_r2"))
+        cols = [c for c in TABLE_COLUMNS[t] if c in t2.columns and c != "source_ref"]
+        tsel = _suffix_actual(t2.select([*cols, "_id", "_invalid", "_r2"]), [*rk, "_r2", "_id", "_invalid"])
+        j = e2.join(tsel, on=[*rk, "_r2"], how="inner", nulls_equal=True)
+        if j.height == 0:
+            continue
+        pairs.append(
+            j.with_columns(
+                (pl.lit(f"{t}:") + pl.col("_id").cast(pl.String)).alias("_target_ref"), pl.lit(col).alias("_relaxed")
+            ).drop("_r2")
+        )
+        missing = missing.join(j.select("source_ref", "_rank"), on=["source_ref", "_rank"], how="anti")
+        unexpected = unexpected.join(j.select("_id"), on="_id", how="anti")
+    return missing, unexpected, pairs
 
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:

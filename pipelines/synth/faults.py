@@ -38,6 +38,8 @@ class _Faults:
         self.codes = {(r["code_set"], r["cdf_meaning"]): r["code_value"] for r in m.code_value.iter_rows(named=True)}
         n_persons = rows["person"].height
         self.n = max(2, n_persons // 700)
+        icd = m.code_value.filter((pl.col("code_set") == 400) & (pl.col("cdf_meaning") == "ICD10SE"))["code_value"]
+        self.icd_ids = sorted(m.nomenclature.filter(pl.col("source_vocabulary_cd") == icd.item())["nomenclature_id"])
         pr = rows["person_alias"]
         self.sources_per_person = (
             pr.filter(pl.col("person_alias_type_cd") == self.codes[(4, "MRN")]).group_by("person_ref").len()
@@ -371,6 +373,49 @@ class _Faults:
                 self.update(table, r[pk], **{col: mapping[r[col]]})
                 self.add("value_mismatch", table, r["_ref"], f"{table}:{r[pk]}", col, f"{col} swapped for another code")
 
+    def key_faults(self) -> None:
+        """Wrong values in the columns children are matched on; the record itself is still there.
+
+        A diagnosis code swapped, a diagnosis type swapped, an order's start shifted an hour.
+        """
+        c = self.codes
+        diag = self.unique_children("diagnosis")
+        codes_of = diag.group_by("encntr_id").agg(pl.col("nomenclature_id").alias("_codes"))
+        cand = diag.join(codes_of, on="encntr_id").filter(pl.len().over("encntr_id", "nomenclature_id") == 1)
+        for d in self.pick(cand):
+            new = self.rng.choice([i for i in self.icd_ids if i not in d["_codes"]])
+            self.update("diagnosis", d["diagnosis_id"], nomenclature_id=new)
+            self.add(
+                "value_mismatch",
+                "diagnosis",
+                d["_ref"],
+                f"diagnosis:{d['diagnosis_id']}",
+                "nomenclature_id",
+                "diagnosis code swapped for another ICD-10-SE code",
+            )
+        swap = {c[(17, "PRINCIPAL")]: c[(17, "SECONDARY")], c[(17, "SECONDARY")]: c[(17, "PRINCIPAL")]}
+        for d in self.pick(cand):
+            self.update("diagnosis", d["diagnosis_id"], diag_type_cd=swap[d["diag_type_cd"]])
+            self.add(
+                "value_mismatch",
+                "diagnosis",
+                d["_ref"],
+                f"diagnosis:{d['diagnosis_id']}",
+                "diag_type_cd",
+                "diagnosis type swapped (principal/secondary)",
+            )
+        orders = self.unique_children("orders").filter(pl.len().over("person_id", "atc_nomenclature_id") == 1)
+        for o in self.pick(orders):
+            self.update("orders", o["order_id"], orig_order_dt_tm=o["orig_order_dt_tm"] + _HOUR)
+            self.add(
+                "value_mismatch",
+                "orders",
+                o["_ref"],
+                f"orders:{o['order_id']}",
+                "orig_order_dt_tm",
+                "order start shifted +1 hour",
+            )
+
     def reference_faults(self) -> None:
         c = self.codes
         # children pointing at parents that do not exist: extra rows, so nothing else goes missing
@@ -446,6 +491,7 @@ def inject_faults(
     f.missing_rows()
     f.extra_rows()
     f.value_faults()
+    f.key_faults()
     f.reference_faults()
     f.identity_faults()
     f.row_counts(rows)
