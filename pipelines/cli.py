@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _flows():
     """Import the Prefect flows with a console that shows one line per problem, no tracebacks."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # the first run in a fresh PREFECT_HOME migrates Prefect's database: give the temporary server time
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     import logging
 
     from pipelines import flows
