@@ -224,9 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the one place that turns surprises into a line
         if os.environ.get("MIGCHECK_DEBUG"):
             raise
-        print(
-            f"migcheck: internal error ({type(e).__name__}); rerun with MIGCHECK_DEBUG=1 for details", file=sys.stderr
-        )
+        if "Prefect" in str(e):  # Prefect's own faults (its server did not start, ...) say what to do
+            first = str(e).strip().splitlines()[0][:200]
+            print(f"migcheck: Prefect: {first} (set PREFECT_API_URL to a running server, or retry)", file=sys.stderr)
+        else:
+            print(
+                f"migcheck: internal error ({type(e).__name__}); rerun with MIGCHECK_DEBUG=1 for details",
+                file=sys.stderr,
+            )
         code = 2
     return code
 

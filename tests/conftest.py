@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Prefect: a private home for the whole test session (subprocesses inherit it), no telemetry.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="migcheck-prefect-"))
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 SAMPLE = REPO / "sample_data"
 MAPPINGS = REPO / "mappings"
 PG_URL = os.environ.get("MIGCHECK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
