@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import polars as pl
 
-from checks.expected import Expected
+from checks.expected import SEVERITY, Expected
 from checks.findings import FINDING_SCHEMA, FINDING_SCHEMA_INFO
 from checks.mapping import Mappings
 from checks.reconcile import Reconciliation
@@ -47,7 +47,7 @@ CATEGORIES = [
     "confidentiality",
     "unparseable",
 ]
-WARNING = {"duplicate", "implausible"}
+WARNING = {c for c, sev in SEVERITY.items() if sev == "warning"}  # the load rules' warning categories
 DISPOSITIONS = ["migrated", "migrated_with_differences", "missing_in_target", "rejected", "merged", "out_of_scope"]
 #: the entities of the report, in the order they are shown
 ENTITIES = [

@@ -105,13 +105,6 @@ TABLE_COLUMNS: dict[str, list[str]] = {
 }
 SEVERITY = {"duplicate": "warning", "implausible": "warning"}
 
-_CATEGORY_TEXT = {
-    "mandatory_missing": "{col} is missing",
-    "unreadable": "{col} cannot be read as a date or time",
-    "unmapped_code": "the code for {col} has no mapping",
-    "invalid_code": "the code for {col} maps to an inactive code value",
-}
-
 
 @dataclass(frozen=True)
 class Expected:
@@ -516,7 +509,6 @@ def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
     pstaged = [_stage_kind(frames, s, "person", m, as_of, {}) for s in ptm.sources]
     persons = _merge_persons(pstaged, {s.system: s for s in ptm.sources})
     person = _person_table(persons)
-    ref_by_record = persons.select("source_ref", "person_ref")
     for s in ptm.sources:
         staged[s.records] = persons.filter(pl.col("source_system") == s.system)
     warnings.append(_implausible_persons(persons, ptm.implausible, as_of))
@@ -558,11 +550,10 @@ def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
         "contributor_system_cd",
     )
     tables["person"] = person.select(TABLE_COLUMNS["person"])
-    del ref_by_record
 
     # records with no target table: lab results, by scope
     for records in frames:
-        if records in staged or records in ("pcs/visits",):
+        if records in staged:
             continue
         df = _scope(frames[records], records, m)
         staged[records] = df.with_columns(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -43,8 +42,6 @@ from pipelines.history import open_history, previous_findings, record_run, trend
 from pipelines.settings import default_mappings_root
 from pipelines.target_db import connect
 from pipelines.target_read import read_target
-
-log = logging.getLogger("migcheck.validate")
 
 
 @dataclass(frozen=True)
