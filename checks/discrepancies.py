@@ -256,7 +256,11 @@ def discrepancies(parts: list[pl.DataFrame], trial_load: str, m: Mappings) -> pl
     order = {"error": 0, "warning": 1, "info": 2}
     return (
         df.with_columns(pl.col("severity").replace_strict(order, return_dtype=pl.Int8).alias("_o"))
-        .sort(["_o", "entity", "category", "source_ref", "target_ref", "column"], nulls_last=True)
+        .sort(
+            ["_o", "entity", "category", "source_ref", "target_ref", "column", "check", "discrepancy_id"],
+            nulls_last=True,
+            maintain_order=True,
+        )
         .select(DISCREPANCY_COLUMNS)
     )
 

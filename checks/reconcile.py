@@ -274,7 +274,7 @@ def _status(expected: pl.DataFrame, missing_refs: pl.Series, entity: str, ref: s
         pl.col(ref).alias("source_ref"),
         person.alias("person_ref"),
         pl.lit(0).alias("_rank"),
-        pl.when(pl.col(ref).is_in(missing_refs.to_list()))
+        pl.when(pl.col(ref).is_in(missing_refs.implode()))
         .then(pl.lit("missing_in_target"))
         .otherwise(pl.lit("migrated"))
         .alias("status"),
@@ -483,24 +483,71 @@ def reconcile_encounters(
     return [encounter, alias], emap
 
 
-def reconcile_child(
+@dataclass(frozen=True)
+class ChildSlice:
+    """What reconciling a child table (or one partition of it) needs, and nothing more.
+
+    ``expected`` and ``target`` are rows of the table; ``encounter_ids`` and ``person_ids`` the
+    target's parent ids (a row whose parent is not there is an orphan, the target checks'
+    finding); ``pmap`` and ``emap`` the person_ref ↔ person_id and source_ref ↔ encntr_id maps of
+    the reconciled parents.
+    """
+
+    table: str
+    key: tuple[str, ...]
+    expected: pl.DataFrame
+    target: pl.DataFrame
+    encounter_ids: pl.Series
+    person_ids: pl.Series
+    pmap: pl.DataFrame
+    emap: pl.DataFrame
+
+
+def child_slice(
     table: str, exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings, pmap: pl.DataFrame, emap: pl.DataFrame
-) -> EntityPart:
-    """One child table, matched on content as a multiset (``match_key`` of its mapping file)."""
-    t = table
-    key = list(m.tables[t].match_key)
-    et = exp.tables[t]
-    tt = tgt[t]
+) -> ChildSlice:
+    """The whole of one child table as a slice."""
+    return ChildSlice(
+        table,
+        tuple(m.tables[table].match_key),
+        exp.tables[table],
+        tgt[table],
+        tgt["encounter"]["_id"],
+        tgt["person"]["_id"],
+        pmap,
+        emap,
+    )
+
+
+def with_parent_refs(tt: pl.DataFrame, pmap: pl.DataFrame, emap: pl.DataFrame) -> pl.DataFrame:
+    """Target child rows with the source refs of their reconciled parents (``person_ref``, ``encounter_ref``)."""
     if "person_id" in tt.columns:
         tt = tt.join(pmap.rename({"person_id": "_pid"}), left_on="person_id", right_on="_pid", how="left")
     if "encntr_id" in tt.columns:
         eid_to_ref = emap.rename({"source_ref": "encounter_ref", "encntr_id": "_eid"})
         tt = tt.join(eid_to_ref, left_on="encntr_id", right_on="_eid", how="left")
+    return tt
+
+
+def reconcile_child(
+    table: str, exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings, pmap: pl.DataFrame, emap: pl.DataFrame
+) -> EntityPart:
+    """One child table, matched on content as a multiset (``match_key`` of its mapping file)."""
+    return reconcile_child_slice(child_slice(table, exp, tgt, m, pmap, emap))
+
+
+def reconcile_child_slice(s: ChildSlice) -> EntityPart:
+    """Reconcile the rows of a child slice (a whole table or one partition of it)."""
+    t = s.table
+    key = list(s.key)
+    et = s.expected
+    pmap, emap = s.pmap, s.emap
+    tt = with_parent_refs(s.target, pmap, emap)
     parent_ok = pl.lit(True)
     if "encntr_id" in tt.columns:
-        parent_ok = parent_ok & pl.col("encntr_id").is_in(tgt["encounter"]["_id"].implode())
+        parent_ok = parent_ok & pl.col("encntr_id").is_in(s.encounter_ids.implode())
     if "person_id" in tt.columns:
-        parent_ok = parent_ok & pl.col("person_id").is_in(tgt["person"]["_id"].implode())
+        parent_ok = parent_ok & pl.col("person_id").is_in(s.person_ids.implode())
     tt = tt.filter(parent_ok)  # orphans are the target checks' finding
     et = et.with_columns(pl.int_range(pl.len()).over(key, order_by="source_ref").alias("_rank"))
     tt = tt.with_columns(pl.int_range(pl.len()).over(key, order_by="_id").alias("_rank"))
@@ -566,7 +613,7 @@ def reconcile_child(
         _concat(finds),
         _links(cm, t),
         status,
-        _counts(t, et.height, tgt[t].height, cm.height, c_missing.height, c_unexp.height),
+        _counts(t, et.height, s.target.height, cm.height, c_missing.height, c_unexp.height),
     )
 
 
@@ -645,7 +692,7 @@ def _parent_present(missing: pl.DataFrame, table: str, emap: pl.DataFrame, pmap:
     """Children whose parent is itself missing are covered by the parent's finding."""
     cond = pl.lit(True)
     if "encounter_ref" in missing.columns:
-        cond = cond & pl.col("encounter_ref").is_in(emap["source_ref"].to_list())
+        cond = cond & pl.col("encounter_ref").is_in(emap["source_ref"].implode())
     if "person_ref" in missing.columns:
-        cond = cond & pl.col("person_ref").is_in(pmap["person_ref"].to_list())
+        cond = cond & pl.col("person_ref").is_in(pmap["person_ref"].implode())
     return cond

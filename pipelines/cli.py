@@ -76,6 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="migration the trial load belongs to, for the trend (default: $MIGCHECK_MIGRATION or 'default')",
     )
+    v.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="reconcile on the Dask cluster whose scheduler is at ADDRESS, e.g. tcp://host:8786 "
+        "(default: $MIGCHECK_DASK_ADDRESS; none: in this process)",
+    )
+    v.add_argument(
+        "--partitions",
+        type=_positive_int,
+        default=16,
+        help="with --dask: partitions per child entity (default 16; 2-4x the cluster's worker threads)",
+    )
 
     d = sub.add_parser("demo", help="generate, trial-load into SQLite, and report where the results are")
     d.add_argument("--out", type=Path, default=Path("demo"), help="working directory (default ./demo)")
@@ -179,6 +192,8 @@ def _cmd_validate(a: argparse.Namespace) -> int:
             target=TARGET,
             baseline=str(a.baseline) if a.baseline else None,
             migration=a.migration,
+            dask=a.dask,
+            partitions=a.partitions,
         )
     _print_verdict(r["exit_code"], r["errors"], r["warnings"], r["ledger_balanced"], r["report"])
     return r["exit_code"]

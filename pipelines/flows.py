@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 from pathlib import Path
 
 import polars as pl
@@ -23,12 +24,16 @@ from prefect.cache_policies import NO_CACHE
 
 from checks.errors import MigcheckError
 from checks.expected import compute_expected
+from checks.partition import merge_parts, split_child
 from checks.reconcile import (
     CHILD_TABLES,
+    ChildSlice,
     EntityPart,
+    child_slice,
     combine,
     logical_target,
     reconcile_child,
+    reconcile_child_slice,
     reconcile_encounters,
     reconcile_persons,
 )
@@ -153,6 +158,39 @@ def child_task(table: str, exp, tgt, cfg: RunConfig, pmap, emap) -> EntityPart:
     return reconcile_child(table, exp, tgt, cfg.mappings, pmap, emap)
 
 
+@task(name="partition-entity", cache_policy=NO_CACHE, task_run_name="partition-{table}")
+def partition_task(table: str, exp, tgt, cfg: RunConfig, pmap, emap, partitions: int) -> list[ChildSlice]:
+    """One child entity cut into partitions by a hash of its parent ref."""
+    return split_child(child_slice(table, exp, tgt, cfg.mappings, pmap, emap), partitions)
+
+
+@task(name="reconcile-partition", cache_policy=NO_CACHE, task_run_name="reconcile-{part.table}-{number}")
+def reconcile_partition_task(part: ChildSlice, number: int) -> EntityPart:
+    """One partition of a child entity (runs on a Dask worker)."""
+    return reconcile_child_slice(part)
+
+
+def _children_on_dask(exp, tgt, cfg: RunConfig, pmap, emap, address: str, partitions: int) -> list[EntityPart]:
+    """The child entities reconciled partition by partition on the Dask cluster at ``address``."""
+    from prefect_dask import DaskTaskRunner  # imported only when a cluster is asked for
+
+    slices = {t: partition_task(t, exp, tgt, cfg, pmap, emap, partitions) for t in CHILD_TABLES}
+    runner = DaskTaskRunner(address=address, client_kwargs={"timeout": "20s"})
+    try:
+        with runner:
+            futures = {
+                t: [runner.submit(reconcile_partition_task, {"part": p, "number": i}) for i, p in enumerate(parts)]
+                for t, parts in slices.items()
+            }
+            return [merge_parts([f.result() for f in fs]) for fs in futures.values()]
+    except (OSError, TimeoutError) as e:
+        raise MigcheckError(
+            f"--dask: no Dask scheduler answered at {address} ({type(e).__name__}); "
+            "start the cluster or fix the address",
+            transient=True,
+        ) from None
+
+
 @task(name="target-checks", cache_policy=NO_CACHE, **IO_RETRY)
 def target_checks_task(target_url: str, cfg: RunConfig) -> TargetCheckPart:
     """The target checks, pushed down to the database."""
@@ -193,6 +231,8 @@ def validate_trial_load(
     baseline: str | None = None,
     history: str | None = None,
     migration: str | None = None,
+    dask: str | None = None,
+    partitions: int = 16,
 ) -> dict:
     """Validate one trial load and write its report.
 
@@ -209,6 +249,10 @@ def validate_trial_load(
         history: run-history database (same forms as target; default ``$MIGCHECK_HISTORY_URL`` or
             a SQLite file beside ``out``).
         migration: the migration the load belongs to (the trend groups by it).
+        dask: address of a running Dask scheduler (``tcp://host:8786``; default
+            ``$MIGCHECK_DASK_ADDRESS``); the child entities are then reconciled on that cluster,
+            each cut into ``partitions`` parts by a hash of its parent ref.
+        partitions: partitions per child entity on a Dask cluster (2–4× the cluster's worker threads).
 
     Returns the verdict: exit_code, errors, warnings, ledger_balanced and the report path.
     """
@@ -228,8 +272,14 @@ def validate_trial_load(
     tgt = logical_target_task({t: f.result() for t, f in table_futures.items()}, cfg)
     persons, pmap = persons_task(exp, tgt)
     encounters, emap = encounters_task(exp, tgt, pmap)
-    child_futures = [child_task.submit(t, exp, tgt, cfg, pmap, emap) for t in CHILD_TABLES]
-    recon = combine([*persons, *encounters, *[f.result() for f in child_futures]])
+    dask = dask or os.environ.get("MIGCHECK_DASK_ADDRESS") or None
+    if dask:
+        log.info("reconciling the child entities on the Dask cluster at %s, %s partitions each", dask, partitions)
+        children = _children_on_dask(exp, tgt, cfg, pmap, emap, dask, partitions)
+    else:
+        child_futures = [child_task.submit(t, exp, tgt, cfg, pmap, emap) for t in CHILD_TABLES]
+        children = [f.result() for f in child_futures]
+    recon = combine([*persons, *encounters, *children])
     result = finish_task(cfg, extract, exp, tgt, recon, checks_future.result())
     _artifact(result, trial_load)
     log.info("%s: exit code %s, %s errors, %s warnings", trial_load, result.exit_code, result.errors, result.warnings)

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from checks.suggest import unmapped_code_suggestions
 from checks.waivers import apply_waivers, load_waivers
 from pipelines.extract import Extract, read_extract
 from pipelines.history import open_history, previous_findings, record_run, trend
+from pipelines.metering import StageMeter
 from pipelines.settings import default_mappings_root
 from pipelines.target_db import connect
 from pipelines.target_read import read_target
@@ -53,7 +53,7 @@ class ValidationResult:
     errors: int
     warnings: int
     ledger_balanced: bool
-    timings: dict
+    timings: dict  # stage → wall_s, cpu_s, peak_mb (run_validation only)
     summary: dict = field(default_factory=dict)
 
 
@@ -249,15 +249,8 @@ def run_validation(
     The Prefect flow ``validate-trial-load`` (``pipelines/flows.py``) runs the same steps as tasks,
     with the extract files and target tables read and the child entities reconciled concurrently.
     """
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        timings[name] = round(now - t, 3)
-        t = now
-
+    meter = StageMeter()
+    lap = meter.lap
     cfg = prepare(trial_load, out, mappings_root, as_of, target_checks, history_url, migration, baseline)
     engine = connect(target_url)
     extract = read_extract(Path(source))
@@ -274,7 +267,7 @@ def run_validation(
     lap("target_checks")
     result = finish(cfg, extract, exp, tgt, recon, target_part)
     lap("report")
-    return replace(result, timings=timings)
+    return replace(result, timings=meter.stages)
 
 
 def _default_history(out: Path) -> str:

@@ -61,3 +61,12 @@ def pg_url() -> str:
     with eng.begin() as c:
         c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def harness():
+    """One Prefect test harness (temporary database and API server) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

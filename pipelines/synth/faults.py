@@ -28,6 +28,10 @@ _CHILD_TABLES = ["diagnosis", "procedure", "orders", "allergy"]
 _HOUR = dt.timedelta(hours=1)
 
 
+#: the most faults of one kind in one trial load
+MAX_PER_KIND = 60
+
+
 class _Faults:
     def __init__(self, rows: dict[str, pl.DataFrame], exp: Expected, m: Mappings, seed: int) -> None:
         self.rows = {k: v.clone() for k, v in rows.items()}
@@ -37,7 +41,9 @@ class _Faults:
         self.used: set[str] = set()  # person_refs already faulted
         self.codes = {(r["code_set"], r["cdf_meaning"]): r["code_value"] for r in m.code_value.iter_rows(named=True)}
         n_persons = rows["person"].height
-        self.n = max(2, n_persons // 700)
+        # faults of each kind: one per 700 persons, at most MAX_PER_KIND (a sample; region-sized
+        # loads stay cheap to fault, since each fault is applied to the whole table)
+        self.n = max(2, min(n_persons // 700, MAX_PER_KIND))
         icd = m.code_value.filter((pl.col("code_set") == 400) & (pl.col("cdf_meaning") == "ICD10SE"))["code_value"]
         self.icd_ids = sorted(m.nomenclature.filter(pl.col("source_vocabulary_cd") == icd.item())["nomenclature_id"])
         pr = rows["person_alias"]
