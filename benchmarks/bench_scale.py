@@ -153,6 +153,12 @@ def _row(name: str, m: dict, rows: str = "") -> str:
     return f"| {name} | {rows} | {m['wall_s']:.1f} | {m['cpu_s']:.1f} | {m['peak_mb']:.0f} |"
 
 
+def _concurrent(m: dict) -> str:
+    if "concurrent_wall_s" in m:
+        return f" (wait after reconcile; the checks ran {m['concurrent_wall_s']:.1f} s alongside the stages above)"
+    return ""
+
+
 def markdown(res: dict) -> str:
     """One size's results as a Markdown table and the verdicts on the issue's targets."""
     n, t = res["patients"], res["target"]
@@ -167,7 +173,7 @@ def markdown(res: dict) -> str:
         _row("**lower bound**: read extract + target", lb["total"], f"{lb['rows']:,} target rows"),
         *[_row(f"  lower bound: {k}", m) for k, m in lb["stages"].items()],
         _row("**validate** (all report files)", v["total"], f"{v['rows']:,} errors"),
-        *[_row(f"  validate: {k}", m) for k, m in v["stages"].items()],
+        *[_row(f"  validate: {k}{_concurrent(m)}", m) for k, m in v["stages"].items()],
         _row(
             "read target: connectorx (migcheck)", res["read-connectorx"]["total"], f"{res['read-connectorx']['rows']:,}"
         ),

@@ -265,17 +265,15 @@ def discrepancies(parts: list[pl.DataFrame], trial_load: str, m: Mappings) -> pl
     )
 
 
+#: the record kinds whose staged rows link a legacy record to its (merged) person
+PERSON_RECORDS = ("pas/patient", "pcs/patients")
+
+
 def final_ledger(exp: Expected, recon: Reconciliation, disc: pl.DataFrame) -> pl.DataFrame:
     """One row per legacy record with its final disposition."""
     led = exp.ledger.with_row_index("_row")
     person_of = (
-        pl.concat(
-            [
-                df.select("source_ref", "person_ref")
-                for k, df in exp.staged.items()
-                if k in ("pas/patient", "pcs/patients")
-            ]
-        )
+        pl.concat([df.select("source_ref", "person_ref") for k, df in exp.staged.items() if k in PERSON_RECORDS])
         .filter(pl.col("person_ref").is_not_null())
         .unique("source_ref", keep="first")
     )
@@ -374,7 +372,7 @@ def summarise(
     trial_load: str,
     exp: Expected,
     recon: Reconciliation,
-    target: dict[str, pl.DataFrame],
+    found: dict[str, int],
     ledger: pl.DataFrame,
     disc: pl.DataFrame,
     records_read: int,
@@ -411,7 +409,7 @@ def summarise(
                 ),
                 merged=d("merged"),
                 expected_in_target=exp.tables[e].height if e in exp.tables else 0,
-                found_in_target=target[e].height if e in target else 0,
+                found_in_target=found.get(e, 0),
                 matched=c.get("matched", 0)
                 if e in counts
                 else (

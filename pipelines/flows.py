@@ -51,7 +51,17 @@ from pipelines.synth.generator import generate
 from pipelines.synth.trial_load import simulate_trial_load
 from pipelines.target_db import connect, safe_url
 from pipelines.target_read import check_tables, read_table
-from pipelines.validate import RunConfig, TargetCheckPart, ValidationResult, finish, prepare, run_target_checks_on
+from pipelines.validate import (
+    RunConfig,
+    TargetCheckPart,
+    TargetSide,
+    ValidationResult,
+    finish,
+    prepare,
+    run_target_checks_on,
+    source_side,
+    target_side,
+)
 
 #: bump when the extract reader changes what it makes of a file (invalidates the file cache)
 READER_VERSION = "1"
@@ -129,15 +139,21 @@ def prepare_task(
 
 @task(name="expected-target", cache_policy=NO_CACHE)
 def expected_task(parts: list[FilePart], root: str, cfg: RunConfig):
-    """The extract and what a correct load makes of it."""
+    """What a correct load makes of the extract, and the report's part of the extract."""
     extract = assemble_extract(Path(root), parts)
-    return extract, compute_expected(extract, cfg.mappings, cfg.as_of)
+    return source_side(cfg, extract, compute_expected(extract, cfg.mappings, cfg.as_of))
 
 
 @task(name="logical-target", cache_policy=NO_CACHE)
 def logical_target_task(tables: dict[str, pl.DataFrame], cfg: RunConfig) -> dict[str, pl.DataFrame]:
     """Target rows with codes as meanings."""
     return logical_target(tables, cfg.mappings)
+
+
+@task(name="target-counts", cache_policy=NO_CACHE)
+def target_side_task(exp, tgt) -> TargetSide:
+    """Row counts of the target tables, for the report."""
+    return target_side(exp, tgt)
 
 
 @task(name="reconcile-persons", cache_policy=NO_CACHE)
@@ -198,9 +214,9 @@ def target_checks_task(target_url: str, cfg: RunConfig) -> TargetCheckPart:
 
 
 @task(name="write-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
-def finish_task(cfg, extract, exp, tgt, recon, target_part) -> ValidationResult:
+def finish_task(cfg, src, exp, tside, recon, target_part) -> ValidationResult:
     """Discrepancies, ledger, gates, report files, history."""
-    return finish(cfg, extract, exp, tgt, recon, target_part)
+    return finish(cfg, src, exp, tside, recon, target_part)
 
 
 def _artifact(result: ValidationResult, trial_load: str) -> None:
@@ -268,8 +284,10 @@ def validate_trial_load(
     file_futures = [read_file_task.submit(root, s, n) for s, n in EXTRACT_FILES]
     table_futures = {t: read_table_task.submit(target_url, t) for t in REFERENCE_TABLES + DATA_TABLES}
     checks_future = target_checks_task.submit(target_url, cfg)
-    extract, exp = expected_task([f.result() for f in file_futures], root, cfg)
+    src, exp = expected_task([f.result() for f in file_futures], root, cfg)
+    del file_futures  # the parsed files: the largest thing a run holds
     tgt = logical_target_task({t: f.result() for t, f in table_futures.items()}, cfg)
+    del table_futures
     persons, pmap = persons_task(exp, tgt)
     encounters, emap = encounters_task(exp, tgt, pmap)
     dask = dask or os.environ.get("MIGCHECK_DASK_ADDRESS") or None
@@ -280,7 +298,9 @@ def validate_trial_load(
         child_futures = [child_task.submit(t, exp, tgt, cfg, pmap, emap) for t in CHILD_TABLES]
         children = [f.result() for f in child_futures]
     recon = combine([*persons, *encounters, *children])
-    result = finish_task(cfg, extract, exp, tgt, recon, checks_future.result())
+    tside = target_side_task(exp, tgt)
+    del tgt
+    result = finish_task(cfg, src, exp, tside, recon, checks_future.result())
     _artifact(result, trial_load)
     log.info("%s: exit code %s, %s errors, %s warnings", trial_load, result.exit_code, result.errors, result.warnings)
     return {

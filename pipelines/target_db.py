@@ -68,6 +68,10 @@ def _sqlite_value(v):
     return v
 
 
+#: rows handed to the database driver at a time
+WRITE_CHUNK_ROWS = 100_000
+
+
 def write_frame(engine: Engine, table: str, df: pl.DataFrame) -> None:
     """Append a frame whose columns are the table's (in any order) with the driver's bulk path."""
     cols = columns_of(table)
@@ -80,8 +84,9 @@ def write_frame(engine: Engine, table: str, df: pl.DataFrame) -> None:
             raw = conn.connection.driver_connection
             collist = ", ".join(f'"{c}"' for c in cols)
             with raw.cursor() as cur, cur.copy(f'COPY "{table}" ({collist}) FROM STDIN') as cp:
-                for row in df.iter_rows():
-                    cp.write_row(row)
+                for chunk in df.iter_slices(WRITE_CHUNK_ROWS):
+                    for row in chunk.iter_rows():
+                        cp.write_row(row)
         else:
             ts_cols = [c for c, t in df.schema.items() if isinstance(t, pl.Datetime)]
             df = df.with_columns(pl.col(c).dt.strftime("%Y-%m-%d %H:%M:%S") for c in ts_cols)
@@ -89,9 +94,12 @@ def write_frame(engine: Engine, table: str, df: pl.DataFrame) -> None:
             sql = str(stmt.compile(dialect=engine.dialect, column_keys=cols))
             if backend == "sqlite":
                 sql = f'INSERT INTO "{table}" ({", ".join(cols)}) VALUES ({", ".join("?" * len(cols))})'
-                conn.exec_driver_sql(sql, list(df.iter_rows()))
-            else:
-                conn.execute(stmt, df.to_dicts())
+            # in slices: a region-sized table as Python rows all at once would take many GB
+            for chunk in df.iter_slices(WRITE_CHUNK_ROWS):
+                if backend == "sqlite":
+                    conn.exec_driver_sql(sql, list(chunk.iter_rows()))
+                else:
+                    conn.execute(stmt, chunk.to_dicts())
 
 
 def load_reference(engine: Engine, mappings_root: Path) -> None:

@@ -134,14 +134,14 @@ def simulate_trial_load(
     m = load_mappings(mappings_root)
     as_of = as_of or dt.date.today()
     engine = connect(target_url)
-    extract = read_extract(source)
-    exp = compute_expected(extract, m, as_of)
+    exp = compute_expected(read_extract(source), m, as_of)  # the parsed extract is not kept
     load_time = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     rows = assign_ids(exp, m, load_time)
     truth = pl.DataFrame(schema={c: pl.String for c in TRUTH_COLUMNS})
     if faults == "default":
         rows, truth = inject_faults(rows, exp, m, seed)
     out = target_rows(rows)
+    del rows, exp
     truth_path = source / "load_faults.csv"
     try:
         truth.write_csv(truth_path)
@@ -149,7 +149,8 @@ def simulate_trial_load(
         raise MigcheckError(f"--source {source}: cannot write load_faults.csv ({e.strerror})") from e
     create_target(engine)
     load_reference(engine, mappings_root)
+    counts = {t: out[t].height for t in DATA_TABLES}
     for t in DATA_TABLES:
-        write_frame(engine, t, out[t])
+        write_frame(engine, t, out.pop(t))
     engine.dispose()
-    return TrialLoadResult(safe_url(target_url), {t: out[t].height for t in DATA_TABLES}, truth.height, truth_path)
+    return TrialLoadResult(safe_url(target_url), counts, truth.height, truth_path)
