@@ -552,23 +552,27 @@ def reconcile_child_slice(s: ChildSlice) -> EntityPart:
     et = et.with_columns(pl.int_range(pl.len()).over(key, order_by="source_ref").alias("_rank"))
     tt = tt.with_columns(pl.int_range(pl.len()).over(key, order_by="_id").alias("_rank"))
     keyr = [*key, "_rank"]
-    tsel = _suffix_actual(
-        tt.select(
-            [c for c in TABLE_COLUMNS[t] if c in tt.columns and c != "source_ref"] + ["_id", "_invalid", "_rank"]
-        ),
-        [*keyr, "_id", "_invalid"],
+    vcols = [c for c in TABLE_COLUMNS[t] if c not in (*key, "source_ref") and c in tt.columns and c in et.columns]
+    # matched rows are compared by a hash of their values first: only the few whose hashes differ
+    # are joined in full and compared column by column (equal values always hash alike)
+    et = et.with_columns(pl.int_range(pl.len()).alias("_e"))
+    row_hash = pl.struct(vcols).hash(seed=0) if vcols else pl.lit(0, dtype=pl.UInt64)
+    pairs = (
+        et.select(*keyr, "_e", "source_ref", row_hash.alias("_h"))
+        .join(tt.select(*keyr, "_id", "_invalid", row_hash.alias("_h_act")), on=keyr, how="inner", nulls_equal=True)
+        .with_columns((pl.lit(f"{t}:") + pl.col("_id").cast(pl.String)).alias("_target_ref"))
     )
-    cm = et.join(tsel, on=keyr, how="inner", nulls_equal=True).with_columns(
-        (pl.lit(f"{t}:") + pl.col("_id").cast(pl.String)).alias("_target_ref")
+    differ = pairs.filter(pl.col("_h") != pl.col("_h_act")).select("_e", "_id", "_invalid", "_target_ref")
+    cm = differ.join(et.drop("_invalid", strict=False), on="_e").join(
+        _suffix_actual(tt.select(*vcols, "_id"), ["_id"]), on="_id"
     )
-    c_missing = et.join(tsel.select(keyr), on=keyr, how="anti", nulls_equal=True)
-    c_unexp = tt.join(et.select(keyr), on=keyr, how="anti", nulls_equal=True)
+    c_missing = et.join(pairs.select("_e"), on="_e", how="anti").drop("_e")
+    c_unexp = tt.join(pairs.select("_id"), on="_id", how="anti")
     parent_matched = pl.lit(True)
     if "encounter_ref" in key:
         parent_matched = parent_matched & pl.col("encounter_ref").is_not_null()
     if "person_ref" in key:
         parent_matched = parent_matched & pl.col("person_ref").is_not_null()
-    vcols = [c for c in TABLE_COLUMNS[t] if c not in (*key, "source_ref") and f"{c}__act" in cm.columns]
     # second pass: a row whose key differs in one column only (a code swapped, a time shifted) is
     # the same record with a wrong value, not one missing and one unexpected row
     c_missing, _still_unexpected, relaxed = _relaxed_pairs(t, key, c_missing, c_unexp.filter(parent_matched))
@@ -595,7 +599,12 @@ def reconcile_child_slice(s: ChildSlice) -> EntityPart:
         _compare(cm, t, vcols, f"{t}.reconcile.value"),
         *[_compare(r, t, [r["_relaxed"][0], *vcols], f"{t}.reconcile.value") for r in relaxed],
     ]
-    cm = pl.concat([cm, *relaxed], how="diagonal_relaxed")
+    cm = pl.concat(
+        [
+            pairs.select("source_ref", "_rank", "_target_ref"),
+            *[r.select("source_ref", "_rank", "_target_ref") for r in relaxed],
+        ]
+    )
     status = pl.concat(
         [
             cm.select("source_ref", "_rank").with_columns(pl.lit("migrated").alias("status")),
