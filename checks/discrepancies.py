@@ -270,39 +270,45 @@ PERSON_RECORDS = ("pas/patient", "pcs/patients")
 
 
 def final_ledger(exp: Expected, recon: Reconciliation, disc: pl.DataFrame) -> pl.DataFrame:
-    """One row per legacy record with its final disposition."""
-    led = exp.ledger.with_row_index("_row")
+    """One row per legacy record with its final disposition.
+
+    One lazy query: a region-sized ledger (tens of millions of rows) is joined to the statuses
+    without holding every intermediate frame at once.
+    """
     person_of = (
         pl.concat([df.select("source_ref", "person_ref") for k, df in exp.staged.items() if k in PERSON_RECORDS])
+        .lazy()
         .filter(pl.col("person_ref").is_not_null())
         .unique("source_ref", keep="first")
     )
-    pstatus = recon.status.filter(pl.col("entity") == "person").select(
+    status = recon.status.lazy()
+    pstatus = status.filter(pl.col("entity") == "person").select(
         pl.col("source_ref").alias("person_ref"), pl.col("status").alias("_pstatus")
     )
-    touched = set(
+    touched = (
         disc.filter(pl.col("severity") != "info")
         .filter(~pl.col("check").str.contains(".source.", literal=True) & pl.col("source_ref").is_not_null())[
             "source_ref"
         ]
-        .to_list()
+        .unique()
     )
-    others = recon.status.filter(pl.col("entity") != "person").with_columns(
-        pl.int_range(pl.len()).over("source_ref", "entity").alias("_k")
+    others = status.filter(pl.col("entity") != "person").select(
+        "source_ref",
+        "entity",
+        pl.int_range(pl.len()).over("source_ref", "entity").alias("_k"),
+        pl.col("status").alias("_ostatus"),
     )
-    led = led.with_columns(pl.int_range(pl.len()).over("source_ref", "entity").alias("_k"))
     led = (
-        led.join(person_of, on="source_ref", how="left")
+        exp.ledger.lazy()
+        .with_row_index("_row")
+        .with_columns(pl.int_range(pl.len()).over("source_ref", "entity").alias("_k"))
+        .join(person_of, on="source_ref", how="left")
         .join(pstatus, on="person_ref", how="left")
-        .join(
-            others.select("source_ref", "entity", "_k", pl.col("status").alias("_ostatus")),
-            on=["source_ref", "entity", "_k"],
-            how="left",
-        )
+        .join(others, on=["source_ref", "entity", "_k"], how="left")
     )
     st = pl.when(pl.col("entity") == "person").then(pl.col("_pstatus")).otherwise(pl.col("_ostatus"))
     st = (
-        pl.when((st == "migrated") & pl.col("source_ref").is_in(list(touched)))
+        pl.when((st == "migrated") & pl.col("source_ref").is_in(touched.implode()))
         .then(pl.lit("migrated_with_differences"))
         .otherwise(st)
     )
@@ -320,7 +326,12 @@ def final_ledger(exp: Expected, recon: Reconciliation, disc: pl.DataFrame) -> pl
         .then(pl.lit("found in the target; see its discrepancies"))
         .otherwise(pl.lit("found in the target, all compared values equal"))
     )
-    return led.with_columns(final.alias("disposition"), reason.alias("reason")).sort("_row").select(LEDGER_COLUMNS)
+    return (
+        led.with_columns(final.alias("disposition"), reason.alias("reason"))
+        .sort("_row")
+        .select(LEDGER_COLUMNS)
+        .collect()
+    )
 
 
 @dataclass(frozen=True)
