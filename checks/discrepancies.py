@@ -459,6 +459,22 @@ def summarise(
     )
 
 
+def status_totals(view: pl.DataFrame) -> dict[str, int]:
+    """Errors and warnings open and not waived, waived (open), and new / persisting / resolved.
+
+    ``view``: discrepancies with their ``status`` against the previous load and ``waived``.
+    """
+    live = view.filter(pl.col("status") != "resolved")
+    return {
+        "errors": live.filter((pl.col("severity") == "error") & ~pl.col("waived")).height,
+        "warnings": live.filter((pl.col("severity") == "warning") & ~pl.col("waived")).height,
+        "waived": live.filter(pl.col("waived")).height,
+        "new": view.filter(pl.col("status") == "new").height,
+        "persisting": view.filter(pl.col("status") == "persisting").height,
+        "resolved": view.filter(pl.col("status") == "resolved").height,
+    }
+
+
 def apply_baseline(disc: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
     """Mark findings ``new`` or ``persisting`` against an earlier report.
 

@@ -211,6 +211,17 @@ def _match_persons(exp: Expected, tgt: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return both.unique("person_id", keep="first", maintain_order=True)
 
 
+def _visit_source_ref() -> pl.Expr:
+    """The legacy encounter a VISITID encounter alias names (by its contributor system)."""
+    return (
+        pl.when(pl.col("contributor_system_cd") == "PAS")
+        .then(pl.lit("pas:kontakt:") + pl.col("alias"))
+        .when(pl.col("contributor_system_cd") == "PCS")
+        .then(pl.lit("pcs:visit:") + pl.col("alias"))
+        .otherwise(None)
+    )
+
+
 def _match_encounters(
     exp: Expected, tgt: dict[str, pl.DataFrame], pmap: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -218,14 +229,7 @@ def _match_encounters(
     ea = (
         tgt["encntr_alias"]
         .filter(pl.col("encntr_alias_type_cd") == "VISITID")
-        .with_columns(
-            pl.when(pl.col("contributor_system_cd") == "PAS")
-            .then(pl.lit("pas:kontakt:") + pl.col("alias"))
-            .when(pl.col("contributor_system_cd") == "PCS")
-            .then(pl.lit("pcs:visit:") + pl.col("alias"))
-            .otherwise(None)
-            .alias("source_ref")
-        )
+        .with_columns(_visit_source_ref().alias("source_ref"))
     )
     ee = exp.tables["encounter"]
     te = tgt["encounter"]
@@ -411,14 +415,7 @@ def reconcile_encounters(
     e_unexp = te.join(emap, left_on="_id", right_on="encntr_id", how="anti")
     alias_of = (
         tgt["encntr_alias"]
-        .with_columns(
-            pl.when(pl.col("contributor_system_cd") == "PAS")
-            .then(pl.lit("pas:kontakt:") + pl.col("alias"))
-            .when(pl.col("contributor_system_cd") == "PCS")
-            .then(pl.lit("pcs:visit:") + pl.col("alias"))
-            .otherwise(None)
-            .alias("_legacy")
-        )
+        .with_columns(_visit_source_ref().alias("_legacy"))
         .select("encntr_id", "_legacy")
         .unique("encntr_id")
     )

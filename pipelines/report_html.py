@@ -36,7 +36,7 @@ from pathlib import Path
 
 import polars as pl
 
-from checks.discrepancies import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, OWNERS, owner
+from checks.discrepancies import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, OWNERS, owner, status_totals
 
 MAX_ROWS_PER_OWNER = 2000
 MAX_UNMAPPED_ROWS = 1000
@@ -150,15 +150,7 @@ def _entities(summary: dict) -> dict[str, dict]:
 
 def _totals(open_: pl.DataFrame, disc: pl.DataFrame, summary: dict) -> dict:
     """Errors / warnings (open, not waived), waived (open), new / persisting / resolved."""
-    t = {
-        "errors": open_.filter((pl.col("severity") == "error") & ~pl.col("waived")).height,
-        "warnings": open_.filter((pl.col("severity") == "warning") & ~pl.col("waived")).height,
-        "waived": open_.filter(pl.col("waived")).height,
-        "info": open_.filter(pl.col("severity") == "info").height,
-        "new": disc.filter(pl.col("status") == "new").height,
-        "persisting": disc.filter(pl.col("status") == "persisting").height,
-        "resolved": disc.filter(pl.col("status") == "resolved").height,
-    }
+    t = {**status_totals(disc), "info": open_.filter(pl.col("severity") == "info").height}
     given = summary.get("totals")
     if isinstance(given, dict):  # the figures of summary.json win, so the page and CI agree
         t |= {k: v for k, v in given.items() if k in t and isinstance(v, int)}

@@ -27,6 +27,7 @@ from checks.discrepancies import (
     owner,
     row_count_findings,
     source_findings,
+    status_totals,
     summarise,
     target_check_findings,
 )
@@ -239,14 +240,8 @@ def finish(
         summary = summarise(
             cfg.trial_load, exp, recon, tside.found, ledger, open_disc, src.records_read, src.files
         ).to_dict()
-        live = view.filter(pl.col("status") != "resolved")
         totals = {
-            "errors": live.filter((pl.col("severity") == "error") & ~pl.col("waived")).height,
-            "warnings": live.filter((pl.col("severity") == "warning") & ~pl.col("waived")).height,
-            "waived": live.filter(pl.col("waived")).height,
-            "new": view.filter(pl.col("status") == "new").height,
-            "persisting": view.filter(pl.col("status") == "persisting").height,
-            "resolved": view.filter(pl.col("status") == "resolved").height,
+            **status_totals(view),
             "gate_passed": bool(gates["passed"].all()),
             "ledger_balanced": summary["ledger_balanced"],
         }
