@@ -14,13 +14,14 @@ import sys
 from pathlib import Path
 
 from checks.errors import MigcheckError
+from pipelines.outputs import claim_folder, version
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one line and a MigcheckError (exit 2)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise MigcheckError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise MigcheckError(f"{message} (see {self.prog} --help)")
 
 
 def _nonneg_int(text: str) -> int:
@@ -40,35 +41,82 @@ def _positive_int(text: str) -> int:
     return v
 
 
+EXIT_CODES = """exit codes:
+  0  done (validate: validation ran and no gate failed)
+  1  validate: validation ran and a gate failed (the report is written)
+  2  the run could not be done: bad arguments, unreadable input, unreachable database;
+     one line on stderr names the file or option to fix"""
+
+SETTINGS = """database settings (--target, --history) take one of:
+  sqlite:///PATH or postgresql+psycopg://USER@HOST/DB   a SQLAlchemy URL (no password in it, please)
+  env:NAME                                               the URL is in environment variable NAME
+  block:NAME                                             the URL is in the Prefect Secret block NAME"""
+
+EXAMPLES = {
+    "generate": "example:\n  migcheck generate --out work/extract --patients 2000 --seed 1",
+    "trial-load": "example:\n"
+    "  migcheck trial-load --source work/extract --target sqlite:///work/target.db --faults default",
+    "validate": "examples:\n"
+    "  migcheck validate --source work/extract --target sqlite:///work/target.db --trial-load TL1 --out work/tl1\n"
+    "  export MIGCHECK_TARGET_URL='postgresql+psycopg://migcheck:SECRET@db-host/millennium_tl2'\n"
+    "  migcheck validate --source /data/tl2 --target env:MIGCHECK_TARGET_URL --trial-load TL2 \\\n"
+    "      --out /data/reports/tl2 --baseline /data/reports/tl1",
+    "demo": "example:\n  migcheck demo --out demo",
+}
+
+
+def _epilog(command: str | None) -> str:
+    parts = [EXAMPLES[command]] if command else []
+    if command in ("trial-load", "validate"):
+        parts.append(SETTINGS)
+    parts.append(EXIT_CODES)
+    return "\n\n".join(parts)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    p = _Parser(prog="migcheck", description="Validate trial loads of legacy PAS/PCS data into the target.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = _Parser(
+        prog="migcheck",
+        description="Validate trial loads of legacy PAS/PCS data into the Millennium-like target.",
+        epilog="run 'migcheck COMMAND --help' for a command's options and an example\n\n" + _epilog(None),
+        formatter_class=fmt,
+    )
+    p.add_argument("--version", action="version", version=f"migcheck {version()}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
-    g = sub.add_parser("generate", help="write a synthetic legacy extract and its defects.csv")
-    g.add_argument("--out", required=True, type=Path, help="extract directory to write")
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, epilog=_epilog(name), formatter_class=fmt)
+
+    g = command("generate", "write a synthetic legacy extract and its defects.csv")
+    g.add_argument("--out", required=True, type=Path, help="extract folder to write (new, empty or generated before)")
     g.add_argument("--patients", type=_positive_int, default=500, help="number of persons (default 500)")
     g.add_argument("--seed", type=_nonneg_int, default=1, help="random seed (default 1)")
     g.add_argument("--defects", choices=["none", "default"], default="default", help="inject source defects")
 
-    t = sub.add_parser("trial-load", help="simulate the vendor's trial load into a target database")
-    t.add_argument("--source", required=True, type=Path, help="extract directory")
-    t.add_argument("--target", required=True, help="SQLAlchemy URL, e.g. sqlite:///target.db")
+    t = command("trial-load", "simulate the vendor's trial load into a target database")
+    t.add_argument("--source", required=True, type=Path, help="extract folder (load_faults.csv is written there)")
+    t.add_argument("--target", required=True, help="target database: URL, env:NAME or block:NAME (see below)")
     t.add_argument("--faults", choices=["none", "default"], default="none", help="inject load faults")
     t.add_argument("--seed", type=_nonneg_int, default=1, help="random seed of the faults (default 1)")
-    t.add_argument("--mappings", type=Path, default=None, help="mappings directory (default: the project's)")
+    t.add_argument("--mappings", type=Path, default=None, help="mappings folder (default: the project's)")
 
-    v = sub.add_parser("validate", help="validate a trial load and write the report")
-    v.add_argument("--source", required=True, type=Path, help="extract directory")
-    v.add_argument("--target", required=True, help="SQLAlchemy URL of the target database")
+    v = command("validate", "validate a trial load and write the report")
+    v.add_argument("--source", required=True, type=Path, help="extract folder")
+    v.add_argument("--target", required=True, help="target database: URL, env:NAME or block:NAME (see below)")
     v.add_argument("--trial-load", required=True, help="name of the trial load, e.g. TL3")
-    v.add_argument("--out", required=True, type=Path, help="report folder to write")
+    v.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="report folder: new, empty, or an earlier migcheck report (replaced); its parent must exist",
+    )
     v.add_argument("--baseline", type=Path, default=None, help="an earlier report folder to compare with")
-    v.add_argument("--mappings", type=Path, default=None, help="mappings directory (default: the project's)")
+    v.add_argument("--mappings", type=Path, default=None, help="mappings folder (default: the project's)")
     v.add_argument(
         "--history",
         default=None,
-        help="run-history database URL (default: $MIGCHECK_HISTORY_URL, else "
+        help="run-history database: URL, env:NAME or block:NAME (default: $MIGCHECK_HISTORY_URL, else "
         "sqlite:///<folder of OUT>/migcheck-history.db)",
     )
     v.add_argument(
@@ -90,10 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --dask: partitions per child entity (default 16; 2-4x the cluster's worker threads)",
     )
 
-    d = sub.add_parser("demo", help="generate, trial-load into SQLite, and report where the results are")
-    d.add_argument("--out", type=Path, default=Path("demo"), help="working directory (default ./demo)")
-    d.add_argument("--patients", type=_positive_int, default=300)
-    d.add_argument("--seed", type=_nonneg_int, default=1)
+    d = command("demo", "generate, trial-load into SQLite, validate, and say where the report is")
+    d.add_argument("--out", type=Path, default=Path("demo"), help="working folder (default ./demo)")
+    d.add_argument("--patients", type=_positive_int, default=300, help="number of persons (default 300)")
+    d.add_argument("--seed", type=_nonneg_int, default=1, help="random seed (default 1)")
     return p
 
 
@@ -152,8 +200,16 @@ def _settings_env(**values: str | None):
 TARGET = "env:MIGCHECK_TARGET_URL"
 
 
+def _mappings(path: Path | None) -> Path | None:
+    if path is not None and not path.is_dir():
+        raise MigcheckError(f"--mappings {path}: no such folder")
+    return path
+
+
 def _cmd_generate(a: argparse.Namespace) -> int:
-    _ensure_dir(a.out, "--out")
+    from pipelines.flows import EXTRACT_EXTRAS
+
+    claim_folder(a.out, "extract", "--out", may_also_hold=EXTRACT_EXTRAS, create_parents=True)
     r = _flows().generate_sample(str(a.out), a.patients, a.seed, a.defects)
     total = sum(r["records"].values())
     print(
@@ -165,11 +221,16 @@ def _cmd_generate(a: argparse.Namespace) -> int:
 
 def _cmd_trial_load(a: argparse.Namespace) -> int:
     from pipelines.extract import check_extract_root
+    from pipelines.settings import resolve_url
+    from pipelines.synth.trial_load import check_truth_file
     from pipelines.target_db import connect
 
-    connect(a.target).dispose()
+    target = resolve_url(a.target, "--target")
+    _mappings(a.mappings)
     check_extract_root(a.source)
-    with _settings_env(MIGCHECK_MAPPINGS=a.mappings, MIGCHECK_TARGET_URL=a.target):
+    check_truth_file(a.source / "load_faults.csv")
+    connect(target).dispose()
+    with _settings_env(MIGCHECK_MAPPINGS=a.mappings, MIGCHECK_TARGET_URL=target):
         r = _flows().simulate_trial_load_flow(str(a.source), TARGET, a.faults, a.seed)
     rows = ", ".join(f"{t} {n}" for t, n in r["rows"].items())
     print(f"loaded {r['target']}: {rows}; {r['faults']} load faults listed in {a.source / 'load_faults.csv'}")
@@ -178,14 +239,19 @@ def _cmd_trial_load(a: argparse.Namespace) -> int:
 
 def _cmd_validate(a: argparse.Namespace) -> int:
     from pipelines.extract import check_extract_root
+    from pipelines.settings import resolve_url
     from pipelines.target_db import connect
     from pipelines.validate import prepare
 
-    with _settings_env(MIGCHECK_MAPPINGS=a.mappings, MIGCHECK_HISTORY_URL=a.history, MIGCHECK_TARGET_URL=a.target):
-        prepare(a.trial_load, a.out, history_url=a.history, migration=a.migration, baseline=a.baseline)
-        connect(a.target).dispose()
-        check_extract_root(a.source)
-        r = _flows().validate_trial_load(
+    target = resolve_url(a.target, "--target")
+    history = resolve_url(a.history, "--history")
+    _mappings(a.mappings)
+    check_extract_root(a.source)
+    with _settings_env(MIGCHECK_MAPPINGS=a.mappings, MIGCHECK_HISTORY_URL=history, MIGCHECK_TARGET_URL=target):
+        prepare(a.trial_load, a.out, history_url=history, migration=a.migration, baseline=a.baseline, source=a.source)
+        connect(target, must_exist=True).dispose()
+        flows = _flows()
+        state = flows.validate_trial_load(
             str(a.source),
             a.trial_load,
             str(a.out),
@@ -194,32 +260,22 @@ def _cmd_validate(a: argparse.Namespace) -> int:
             migration=a.migration,
             dask=a.dask,
             partitions=a.partitions,
+            return_state=True,
         )
-    _print_verdict(r["exit_code"], r["errors"], r["warnings"], r["ledger_balanced"], r["report"])
+        r = flows.verdict_of(state)
+    print(r["message"])
     return r["exit_code"]
 
 
-def _print_verdict(code: int, errors: int, warnings: int, balanced: bool, report: str) -> None:
-    verdict = "PASSED" if code == 0 else "FAILED"
-    print(f"{verdict}: {errors} errors, {warnings} warnings; ledger balanced: {balanced}; report: {report}")
-
-
 def _cmd_demo(a: argparse.Namespace) -> int:
-    _ensure_dir(a.out, "--out")
+    claim_folder(a.out, "demo", "--out", create_parents=True)
     r = _flows().demo(str(a.out), a.patients, a.seed)
     g, load, v = r["extract"], r["load"], r["validation"]
     print(f"extract: {g['out']} ({sum(g['records'].values())} records, {g['defects']} source defects in defects.csv)")
     print(f"target:  {load['target']} ({sum(load['rows'].values())} rows, {load['faults']} load faults)")
-    _print_verdict(v["exit_code"], v["errors"], v["warnings"], v["ledger_balanced"], v["report"])
+    print(v["message"])
     print("(the demo load carries injected defects and faults, so its gate fails by design)")
     return 0
-
-
-def _ensure_dir(path: Path, setting: str) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MigcheckError(f"{setting} {path}: cannot create folder ({e.strerror})") from e
 
 
 COMMANDS = {"generate": _cmd_generate, "trial-load": _cmd_trial_load, "validate": _cmd_validate, "demo": _cmd_demo}

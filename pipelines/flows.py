@@ -21,6 +21,7 @@ import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
 
 from checks.errors import MigcheckError
 from checks.expected import compute_expected
@@ -46,6 +47,7 @@ from pipelines.extract import (
     extract_file_path,
     read_extract_file,
 )
+from pipelines.outputs import claim_folder, write_marker
 from pipelines.settings import resolve_url
 from pipelines.synth.generator import generate
 from pipelines.synth.trial_load import simulate_trial_load
@@ -115,8 +117,8 @@ def read_table_task(target_url: str, table: str) -> pl.DataFrame:
 
 @task(name="check-target-tables", cache_policy=NO_CACHE, **IO_RETRY)
 def check_tables_task(target_url: str) -> None:
-    """Every table and column of the spec exists in the target."""
-    engine = connect(target_url)
+    """The target database exists and has every table and column of the spec."""
+    engine = connect(target_url, must_exist=True)
     try:
         check_tables(engine, REFERENCE_TABLES + DATA_TABLES)
     finally:
@@ -125,15 +127,16 @@ def check_tables_task(target_url: str) -> None:
 
 @task(name="prepare", cache_policy=NO_CACHE)
 def prepare_task(
-    trial_load: str, out: str, history_url: str | None, migration: str | None, baseline: str | None
+    trial_load: str, out: str, history_url: str | None, migration: str | None, baseline: str | None, source: str
 ) -> RunConfig:
-    """Check the arguments, load mappings, gates and waivers."""
+    """Check the arguments and paths, load mappings, gates and waivers."""
     return prepare(
         trial_load,
         Path(out),
         history_url=history_url,
         migration=migration,
         baseline=Path(baseline) if baseline else None,
+        source=Path(source),
     )
 
 
@@ -270,15 +273,17 @@ def validate_trial_load(
             each cut into ``partitions`` parts by a hash of its parent ref.
         partitions: partitions per child entity on a Dask cluster (2–4× the cluster's worker threads).
 
-    Returns the verdict: exit_code, errors, warnings, ledger_balanced and the report path.
+    Returns the verdict: exit_code, errors, warnings, ledger_balanced, the report path and a
+    one-line message. When a gate fails, the report is still written and the run ends Failed with
+    that message (its data is the verdict), so automations and ``--watch`` can act on it.
     """
     log = get_run_logger()
     target_url = resolve_url(target, "--target", "MIGCHECK_TARGET_URL")
     if not target_url:
         raise MigcheckError("--target: no target database given (set MIGCHECK_TARGET_URL)")
     history_url = resolve_url(history, "--history", "MIGCHECK_HISTORY_URL")
-    cfg = prepare_task(trial_load, out, history_url, migration, baseline)
     root = str(check_extract_root(Path(source)))
+    cfg = prepare_task(trial_load, out, history_url, migration, baseline, root)
     log.info("validating %s against %s", trial_load, safe_url(target_url))
     check_tables_task(target_url)
     file_futures = [read_file_task.submit(root, s, n) for s, n in EXTRACT_FILES]
@@ -302,21 +307,54 @@ def validate_trial_load(
     del tgt
     result = finish_task(cfg, src, exp, tside, recon, checks_future.result())
     _artifact(result, trial_load)
-    log.info("%s: exit code %s, %s errors, %s warnings", trial_load, result.exit_code, result.errors, result.warnings)
+    verdict = _verdict(result)
+    log.info("%s: %s", trial_load, verdict["message"])
+    if result.exit_code != 0:
+        # the run's state carries the verdict: automations and `prefect deployment run --watch` see it
+        return Failed(message=verdict["message"], data=verdict)
+    return verdict
+
+
+def _verdict(result: ValidationResult) -> dict:
+    """The verdict of a validation as the flow returns it (and the command line prints it)."""
+    report = str(result.out.resolve() / "report.html")
+    word = "PASSED" if result.exit_code == 0 else "FAILED (a gate failed)"
     return {
         "exit_code": result.exit_code,
         "errors": result.errors,
         "warnings": result.warnings,
         "ledger_balanced": result.ledger_balanced,
-        "report": str(Path(out).resolve() / "report.html"),
+        "report": report,
+        "message": f"{word}: {result.errors} errors, {result.warnings} warnings; "
+        f"ledger balanced: {result.ledger_balanced}; report: {report}",
     }
+
+
+def verdict_of(state) -> dict:  # noqa: ANN001 - a Prefect State
+    """The verdict dict of a validate-trial-load run, also when its gate failed (a Failed state).
+
+    A run that failed for another reason re-raises its error (a ``MigcheckError`` stays one).
+    """
+    value = state.result(raise_on_failure=False)
+    if isinstance(value, BaseException):
+        raise value
+    return value
 
 
 @task(name="write-extract", cache_policy=NO_CACHE, **IO_RETRY)
 def write_extract(out: str, patients: int, seed: int, defects: str) -> dict:
-    """Generate the synthetic extract files."""
-    r = generate(Path(out), patients=patients, seed=seed, defects=defects)
+    """Generate the synthetic extract files (into a new, empty or earlier generated folder only)."""
+    folder = Path(out)
+    claim_folder(folder, "extract", "--out", may_also_hold=EXTRACT_EXTRAS, create_parents=True)
+    r = generate(folder, patients=patients, seed=seed, defects=defects)
+    write_marker(folder, "extract", entries=["pas", "pcs", "defects.csv", *EXTRACT_EXTRAS])
     return {"out": str(r.out_dir), "records": r.records, "defects": r.defects}
+
+
+#: what other commands write into a generated extract: the simulated load's ground truth
+EXTRACT_EXTRAS = ("load_faults.csv",)
+#: what the demo writes into its folder
+DEMO_ENTRIES = ("extract", "target.db", "report", "migcheck-history.db", ".gitignore")
 
 
 @task(name="load-target", cache_policy=NO_CACHE, **IO_RETRY)
@@ -367,9 +405,15 @@ def demo(out: str = "demo", patients: int = 300, seed: int = 1) -> dict:
         seed: random seed.
     """
     root = Path(out).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    claim_folder(root, "demo", "--out", create_parents=True)
+    root.mkdir(exist_ok=True)
+    # everything the demo writes is throw-away: keep it out of any git repository it lands in
+    (root / ".gitignore").write_text("# written by migcheck demo\n*\n", encoding="utf-8")
+    write_marker(root, "demo", entries=list(DEMO_ENTRIES))
     g = generate_sample(str(root / "extract"), patients, seed, "default")
     url = f"sqlite:///{root / 'target.db'}"
     load = simulate_trial_load_flow(str(root / "extract"), url, "default", seed)
-    v = validate_trial_load(str(root / "extract"), "DEMO", str(root / "report"), target=url)
+    v = verdict_of(
+        validate_trial_load(str(root / "extract"), "DEMO", str(root / "report"), target=url, return_state=True)
+    )
     return {"extract": g, "load": load, "validation": v}

@@ -8,7 +8,6 @@ SQLAlchemy being the fallback.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import polars as pl
@@ -28,8 +27,39 @@ def safe_url(url: str | URL) -> str:
         return "<not a database URL>"
 
 
-def connect(url: str, setting: str = "--target") -> Engine:
-    """An engine that has answered once; a fault is a one-line ``MigcheckError``."""
+def _check_sqlite_file(u: URL, setting: str, must_exist: bool) -> None:
+    """A SQLite URL names a database file: its folder exists; the file exists where it must, and is one.
+
+    SQLite itself would create an empty database for a mistyped path, and reports a file that is not
+    a database only at the first query.
+    """
+    path = Path(u.database).expanduser().resolve()
+    shown = f"{setting} {safe_url(u)}"
+    if not path.parent.is_dir():
+        raise MigcheckError(f"{shown}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise MigcheckError(f"{shown}: is a directory, not a SQLite database file")
+    if not path.exists():
+        if must_exist:
+            raise MigcheckError(f"{shown}: no such database file (check the path)")
+        return
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise MigcheckError(f"{shown}: cannot be read ({e.strerror})") from e
+    if head and head != b"SQLite format 3\x00":
+        raise MigcheckError(f"{shown}: is not a SQLite database file")
+
+
+def connect(url: str, setting: str = "--target", must_exist: bool = False) -> Engine:
+    """An engine that has answered once; a fault is a one-line ``MigcheckError``.
+
+    ``must_exist``: a SQLite database file must already be there (validation reads a target; only
+    the simulated trial load and the history may create one).
+    """
+    if url.startswith(("env:", "block:")):
+        raise MigcheckError(f"{setting} {url}: a setting, not a URL (resolve it first)")
     try:
         u = make_url(url)
     except ArgumentError as e:
@@ -37,9 +67,7 @@ def connect(url: str, setting: str = "--target") -> Engine:
     if u.drivername == "postgresql":
         u = u.set(drivername="postgresql+psycopg")
     if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
-        folder = Path(u.database).expanduser().resolve().parent
-        if not folder.is_dir():
-            raise MigcheckError(f"{setting} {safe_url(u)}: folder {folder} does not exist")
+        _check_sqlite_file(u, setting, must_exist)
     try:
         kwargs = {"connect_args": {"connect_timeout": 5}} if u.get_backend_name() == "postgresql" else {}
         engine = sa.create_engine(u, **kwargs)
@@ -60,12 +88,6 @@ def create_target(engine: Engine) -> None:
     """Drop and create every table of the target schema (a trial load starts from empty)."""
     metadata.drop_all(engine)
     metadata.create_all(engine)
-
-
-def _sqlite_value(v):
-    if isinstance(v, dt.datetime):
-        return v.strftime("%Y-%m-%d %H:%M:%S")
-    return v
 
 
 #: rows handed to the database driver at a time

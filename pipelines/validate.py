@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
+import sqlalchemy as sa
 
 from checks.discrepancies import (
     PERSON_RECORDS,
@@ -43,8 +44,9 @@ from checks.waivers import apply_waivers, load_waivers
 from pipelines.extract import Extract, read_extract
 from pipelines.history import open_history, previous_findings, record_run, trend
 from pipelines.metering import StageMeter
+from pipelines.outputs import claim_folder, open_up, write_marker
 from pipelines.settings import default_mappings_root
-from pipelines.target_db import connect
+from pipelines.target_db import connect, safe_url
 from pipelines.target_read import read_target
 
 
@@ -103,11 +105,10 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class TargetCheckPart:
-    """What the target checks gave: failures, the checks that ran, the Data Docs folder."""
+    """What the target checks gave: failures and the checks that ran."""
 
     failures: pl.DataFrame
     check_ids: list[tuple[str, str]]
-    docs_dir: Path | None
 
 
 def prepare(
@@ -119,14 +120,25 @@ def prepare(
     history_url: str | None = None,
     migration: str | None = None,
     baseline: Path | None = None,
+    source: Path | None = None,
 ) -> RunConfig:
-    """Check the arguments and load the configuration (mappings, gates, waivers)."""
+    """Check every argument and path, and load the configuration (mappings, gates, waivers).
+
+    Everything that can be known before reading data is checked here, so that a wrong option stops
+    the run at once with one line naming it: the report folder (``claim_folder``: never one that is
+    not migcheck's, nor the extract), the history database, the baseline, the mappings.
+    """
     if not trial_load.strip():
         raise MigcheckError("--trial-load: give the trial load a name, e.g. TL3")
     mroot = Path(mappings_root or default_mappings_root())
+    if not mroot.is_dir():
+        raise MigcheckError(f"--mappings {mroot}: no such folder")
     out = Path(out)
+    claim_folder(out, "report", "--out", reads={"--source": source, "--mappings": mroot})
     if baseline is not None and not (Path(baseline) / "discrepancies.parquet").exists():
         raise MigcheckError(f"--baseline {baseline}: no discrepancies.parquet there (not a migcheck report)")
+    history = history_url or os.environ.get("MIGCHECK_HISTORY_URL") or _default_history(out)
+    _check_history(history, out)
     return RunConfig(
         trial_load=trial_load,
         out=out,
@@ -135,27 +147,37 @@ def prepare(
         gates=load_gates(mroot / "gates.yaml"),
         waivers=load_waivers(mroot / "waivers.yaml"),
         as_of=as_of or dt.date.today(),
-        history_url=history_url or os.environ.get("MIGCHECK_HISTORY_URL") or _default_history(out),
+        history_url=history,
         baseline=Path(baseline) if baseline is not None else None,
         target_checks=target_checks,
     )
 
 
+def _check_history(url: str, out: Path) -> None:
+    """The history database answers, and (SQLite) does not live inside the report folder it outlives."""
+    u = sa.engine.make_url(url) if "://" in url else None
+    if u is not None and u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
+        db = Path(u.database).expanduser().resolve()
+        report = out.expanduser().resolve()
+        if report == db or report in db.parents:
+            raise MigcheckError(f"--history {safe_url(u)}: lies inside --out {out}, which each run replaces")
+    connect(url, setting="--history").dispose()
+
+
 def run_target_checks_on(target_url: str, cfg: RunConfig) -> TargetCheckPart:
     """The target checks pushed down to the database (Great Expectations)."""
     if not cfg.target_checks:
-        return TargetCheckPart(pl.DataFrame(), [], None)
+        return TargetCheckPart(pl.DataFrame(), [])
     from checks.target_checks import build_target_checks
     from pipelines.gx_checks import run_target_checks
 
     engine = connect(target_url)
     try:
         checks = build_target_checks(cfg.mappings.code_value, cfg.mappings.nomenclature, engine.dialect.name)
-        docs_dir = Path(tempfile.mkdtemp(prefix="migcheck-gx-"))
-        run = run_target_checks(engine, checks, data_docs_dir=docs_dir)
+        run = run_target_checks(engine, checks)
     finally:
         engine.dispose()
-    return TargetCheckPart(run.failures, [(c.check_id, c.category) for c in checks], docs_dir)
+    return TargetCheckPart(run.failures, [(c.check_id, c.category) for c in checks])
 
 
 @dataclass(frozen=True)
@@ -255,15 +277,13 @@ def finish(
         )
         tmp = _prepare(cfg.out)
         try:
-            _write_outputs(tmp, disc, view, ledger, summary, gates, src.unmapped, target_part.docs_dir)
+            _write_outputs(tmp, disc, view, ledger, summary, gates, src.unmapped)
             record_run(history, cfg.migration, cfg.trial_load, disc, totals)
-            _move_in(tmp, cfg.out)
+            _move_in(tmp, cfg.out, cfg.trial_load)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     finally:
         history.dispose()
-        if target_part.docs_dir is not None:
-            shutil.rmtree(target_part.docs_dir, ignore_errors=True)
     code = 0 if totals["gate_passed"] else 1
     return ValidationResult(
         cfg.out, code, totals["errors"], totals["warnings"], summary["ledger_balanced"], {}, summary
@@ -293,8 +313,10 @@ def run_validation(
     """
     meter = StageMeter()
     lap = meter.lap
-    cfg = prepare(trial_load, out, mappings_root, as_of, target_checks, history_url, migration, baseline)
-    engine = connect(target_url)
+    cfg = prepare(
+        trial_load, out, mappings_root, as_of, target_checks, history_url, migration, baseline, source=Path(source)
+    )
+    engine = connect(target_url, must_exist=True)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="migcheck-target-checks") as pool:
         checks = pool.submit(_timed, run_target_checks_on, target_url, cfg)
         extract = read_extract(Path(source))
@@ -353,15 +375,15 @@ def _read_baseline(prev: Path) -> pl.DataFrame:
 
 
 def _prepare(out: Path) -> Path:
+    """A temporary folder beside ``out`` to write the report into (moved in when complete)."""
     parent = out.resolve().parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     except OSError as e:
         raise MigcheckError(f"--out {out}: cannot create the report folder ({e.strerror})") from e
 
 
-def _write_outputs(tmp: Path, disc, view, ledger, summary, gates, unmapped, docs_dir) -> None:
+def _write_outputs(tmp: Path, disc, view, ledger, summary, gates, unmapped) -> None:
     from pipelines.report_excel import write_worklists
     from pipelines.report_html import write_report_html
     from pipelines.report_junit import write_junit
@@ -373,20 +395,24 @@ def _write_outputs(tmp: Path, disc, view, ledger, summary, gates, unmapped, docs
         (tmp / "summary.json").write_text(
             json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
         )
-        unmapped.with_columns(pl.col("candidates").list.join(" | ")).write_csv(tmp / "unmapped_codes.csv")
-        href = None
-        if docs_dir is not None and (docs_dir / "index.html").exists():
-            shutil.copytree(docs_dir, tmp / "gx_data_docs", dirs_exist_ok=True)
-            href = "gx_data_docs/index.html"
+        unmapped.with_columns(pl.col(pl.List(pl.String)).list.join(" | ")).write_csv(tmp / "unmapped_codes.csv")
         write_junit(tmp / "junit.xml", gates, summary["trial_load"])
         write_worklists(tmp, view)
-        write_report_html(tmp, view, summary, unmapped, href)
+        write_report_html(tmp, view, summary, unmapped, None)
     except OSError as e:
         raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e
 
 
-def _move_in(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by the finished report; the old one is removed only once the new is in."""
+def _move_in(tmp: Path, out: Path, trial_load: str) -> None:
+    """Mark the finished report, then replace ``out`` by it.
+
+    ``out`` is checked again first (someone may have put a file into it while the run went on); the
+    old report is removed only once the new one is in. The folder gets the umask's permissions
+    (``mkdtemp`` made it owner-only).
+    """
+    write_marker(tmp, "report", trial_load=trial_load)
+    open_up(tmp)
+    claim_folder(out, "report", "--out")
     parent = out.resolve().parent
     old = None
     try:

@@ -72,10 +72,41 @@ def test_unreachable_database_hides_password(sample_extract, tmp_path):
     assert "s3cret" not in r.stderr and "***" in r.stderr
 
 
-def test_not_a_database_url(tmp_path):
-    assert_one_line_exit_2(run("trial-load", "--source", str(tmp_path), "--target", "not-a-url"), "--target")
+def test_not_a_database_url(extract_copy):
+    assert_one_line_exit_2(run("trial-load", "--source", str(extract_copy), "--target", "not-a-url"), "--target")
 
 
 def test_sqlite_file_in_missing_folder(sample_extract, tmp_path):
     r = run("trial-load", "--source", str(sample_extract), "--target", f"sqlite:///{tmp_path}/no/such/t.db")
     assert_one_line_exit_2(r, "--target", "does not exist")
+
+
+def test_version():
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.startswith("migcheck ") and r.stdout.split()[1][0].isdigit()
+
+
+@pytest.mark.parametrize("command", ["generate", "trial-load", "validate", "demo"])
+def test_help_shows_an_example_and_the_exit_codes(command):
+    r = run(command, "--help")
+    assert r.returncode == 0
+    assert "example" in r.stdout and f"migcheck {command} " in r.stdout.split("example", 1)[1]
+    assert "exit codes:" in r.stdout and "  2  " in r.stdout
+
+
+def test_settings_forms_are_in_the_help():
+    r = run("validate", "--help")
+    assert "env:NAME" in r.stdout and "block:NAME" in r.stdout
+
+
+def test_one_prefix_per_error_line():
+    r = run("validate", "--source", "x")
+    assert_one_line_exit_2(r, "--trial-load")
+    assert r.stderr.count("migcheck") == 2 and r.stderr.startswith(
+        "migcheck: the following"
+    )  # prefix + "see migcheck validate --help"
+
+
+def test_target_given_as_env_setting_is_resolved(tmp_path):
+    r = run("trial-load", "--source", str(tmp_path), "--target", "env:MIGCHECK_NOT_SET_ANYWHERE")
+    assert_one_line_exit_2(r, "--target", "MIGCHECK_NOT_SET_ANYWHERE", "not set")

@@ -32,7 +32,7 @@ def _executed_per_worker(address: str) -> dict[str, int]:
 
 
 def test_dask_run_gives_the_same_discrepancies_ledger_and_summary(harness, dask_address, tmp_path, sample_extract):
-    from pipelines.flows import validate_trial_load
+    from pipelines.flows import validate_trial_load, verdict_of
     from pipelines.synth.trial_load import simulate_trial_load
 
     extract = tmp_path / "extract"
@@ -44,7 +44,8 @@ def test_dask_run_gives_the_same_discrepancies_ledger_and_summary(harness, dask_
     runs = {}
     for name, dask in (("local", None), ("dask", dask_address)):
         out = tmp_path / name / "report"
-        r = validate_trial_load(
+        out.parent.mkdir()
+        state = validate_trial_load(
             str(extract),
             "TL-dask",
             str(out),
@@ -52,12 +53,14 @@ def test_dask_run_gives_the_same_discrepancies_ledger_and_summary(harness, dask_
             history=f"sqlite:///{tmp_path / name}.db",
             dask=dask,
             partitions=7,
+            return_state=True,
         )
-        runs[name] = (r, out)
+        assert state.is_failed()  # the faulted load fails its gate
+        runs[name] = (verdict_of(state), out)
 
     (r1, local), (r2, dask) = runs["local"], runs["dask"]
-    assert r1["errors"] > 0 and {k: v for k, v in r1.items() if k != "report"} == {
-        k: v for k, v in r2.items() if k != "report"
+    assert r1["errors"] > 0 and {k: v for k, v in r1.items() if k not in ("report", "message")} == {
+        k: v for k, v in r2.items() if k not in ("report", "message")
     }
     # byte-identical discrepancy list; the same ledger and summary
     assert (local / "discrepancies.csv").read_bytes() == (dask / "discrepancies.csv").read_bytes()

@@ -72,10 +72,11 @@ def test_generate_sample_flow(harness, tmp_path):
 
 
 def test_validate_flow_gives_the_library_result(flow_run):
+    from pipelines.flows import verdict_of
     from pipelines.validate import run_validation
 
     root, extract, url, state = flow_run
-    result = state.result()
+    result = verdict_of(state)
     assert result["exit_code"] == 1 and result["ledger_balanced"]
     lib = run_validation(extract, url, "TL-flow", root / "lib", history_url=f"sqlite:///{root / 'h2.db'}")
     a = pl.read_parquet(root / "report" / "discrepancies.parquet")
@@ -83,6 +84,36 @@ def test_validate_flow_gives_the_library_result(flow_run):
     assert a.height > 0 and a.equals(b)
     assert (root / "report" / "report.html").exists() and (root / "report" / "junit.xml").exists()
     assert lib.errors == result["errors"]
+
+
+def test_a_failed_gate_ends_the_flow_run_failed_with_verdict_and_report(flow_run):
+    root, _, _, state = flow_run
+    assert state.is_failed(), state.type
+    report = str((root / "report" / "report.html").resolve())
+    assert state.message.startswith("FAILED") and report in state.message
+    assert (root / "report" / "report.html").exists()  # the report is still written
+
+
+def test_a_passing_gate_ends_the_flow_run_completed(harness, tmp_path, extract_copy, monkeypatch):
+    from pipelines.flows import validate_trial_load
+    from pipelines.synth.trial_load import simulate_trial_load
+
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    simulate_trial_load(extract_copy, url, faults="none")
+    mappings = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS, mappings)
+    (mappings / "gates.yaml").write_text("default: {max_count: 100000}\n")  # a gate that tolerates the defects
+    monkeypatch.setenv("MIGCHECK_MAPPINGS", str(mappings))
+    state = validate_trial_load(
+        str(extract_copy),
+        "TL-pass",
+        str(tmp_path / "r"),
+        target=url,
+        history=f"sqlite:///{tmp_path / 'h.db'}",
+        return_state=True,
+    )
+    assert state.is_completed() and state.result()["exit_code"] == 0
+    assert state.result()["message"].startswith("PASSED")
 
 
 def test_tasks_per_file_and_entity_and_artifact(flow_run):

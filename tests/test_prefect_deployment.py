@@ -101,14 +101,19 @@ def test_deploy_trigger_and_report(tmp_path, sample_extract):
             "--param",
             f"history=sqlite:///{tmp_path / 'history.db'}",
         )
-        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-        assert "Completed" in r.stdout + r.stderr
+        # the faulted load fails its gate: the run ends Failed, so --watch exits non-zero
+        assert r.returncode != 0, r.stdout[-2000:] + r.stderr[-2000:]
+        assert "Failed" in r.stdout + r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
         assert (out / "report.html").exists() and (out / "discrepancies.parquet").exists()
         summary = json.loads((out / "summary.json").read_text())
         assert summary["trial_load"] == "TL-e2e" and summary["ledger_balanced"] is True
         runs = _post(f"{api}/flow_runs/filter", {"flow_runs": {"name": {}}, "limit": 10})
         run = next(x for x in runs if x["parameters"].get("trial_load") == "TL-e2e")
-        assert run["state"]["type"] == "COMPLETED"
+        assert run["state"]["type"] == "FAILED"
+        assert (
+            run["state"]["message"].startswith("FAILED")
+            and str(out.resolve() / "report.html") in run["state"]["message"]
+        )
         assert run["parameters"]["target"] == "env:MIGCHECK_TARGET_URL"  # no URL stored as a parameter
         arts = _post(f"{api}/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
         assert len(arts) == 1 and "FAILED" in arts[0]["data"] and str(out.resolve()) in arts[0]["data"]

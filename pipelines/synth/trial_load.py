@@ -118,6 +118,21 @@ def target_rows(rows: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     return {t: rows[t].select(columns_of(t)) for t in DATA_TABLES}
 
 
+def check_truth_file(path: Path) -> None:
+    """``load_faults.csv`` is rewritten on every load: only when it is migcheck's own (by its header)."""
+    if not path.exists():
+        return
+    try:
+        with path.open("rb") as f:
+            head = f.readline(200)
+    except OSError as e:
+        raise MigcheckError(f"--source {path.parent}: cannot read load_faults.csv ({e.strerror})") from e
+    if not head.startswith(",".join(TRUTH_COLUMNS[:3]).encode()):
+        raise MigcheckError(
+            f"--source {path.parent}: load_faults.csv there was not written by migcheck; move it away first"
+        )
+
+
 def simulate_trial_load(
     source: Path,
     target_url: str,
@@ -130,6 +145,8 @@ def simulate_trial_load(
     if faults not in ("none", "default"):
         raise MigcheckError("--faults must be none or default")
     source = Path(source)
+    truth_path = source / "load_faults.csv"
+    check_truth_file(truth_path)
     mappings_root = mappings_root or default_mappings_root()
     m = load_mappings(mappings_root)
     as_of = as_of or dt.date.today()
@@ -142,7 +159,6 @@ def simulate_trial_load(
         rows, truth = inject_faults(rows, exp, m, seed)
     out = target_rows(rows)
     del rows, exp
-    truth_path = source / "load_faults.csv"
     try:
         truth.write_csv(truth_path)
     except OSError as e:
