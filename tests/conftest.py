@@ -70,3 +70,41 @@ def harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+# ---------------------------------------------------------------------------------------------
+# The suite leaves the working tree as it found it: tests and the tools they run write only to
+# temporary folders. Compared at the end of the session with `git status`; a difference fails the run.
+
+
+def _git_status() -> str | None:
+    import subprocess
+
+    try:
+        r = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return r.stdout if r.returncode == 0 else None
+
+
+def pytest_sessionstart(session):
+    session.config._migcheck_git_status = _git_status()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before = getattr(session.config, "_migcheck_git_status", None)
+    if before is None or hasattr(session.config, "workerinput"):
+        return
+    after = _git_status()
+    if after is not None and after != before:
+        changed = sorted(set(after.splitlines()) ^ set(before.splitlines()))
+        print("\nThe test run changed the working tree (tests must write only to temporary folders):")
+        for line in changed[:20]:
+            print(f"  {line}")
+        session.exitstatus = 1
