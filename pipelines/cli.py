@@ -58,7 +58,8 @@ EXAMPLES = {
     "  migcheck trial-load --source work/extract --target sqlite:///work/target.db --faults default",
     "validate": "examples:\n"
     "  migcheck validate --source work/extract --target sqlite:///work/target.db --trial-load TL1 --out work/tl1\n"
-    "  export MIGCHECK_TARGET_URL='postgresql+psycopg://migcheck:SECRET@db-host/millennium_tl2'\n"
+    "  # ~/.migcheck-target (chmod 600) holds the URL with its password: kept out of ps and shell history\n"
+    "  MIGCHECK_TARGET_URL=\"$(cat ~/.migcheck-target)\" \\\n"
     "  migcheck validate --source /data/tl2 --target env:MIGCHECK_TARGET_URL --trial-load TL2 \\\n"
     "      --out /data/reports/tl2 --baseline /data/reports/tl1",
     "demo": "example:\n  migcheck demo --out demo",
