@@ -70,7 +70,11 @@ def _blank(df: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
 
 
 def source_findings(exp: Expected) -> pl.DataFrame:
-    """Source-layer findings (rules on the extract) with their check ids."""
+    """Source-layer findings (rules on the extract) with their check ids.
+
+    ``expected``/``actual`` as the rules engine gives them: for a code, what would have been
+    accepted and the code as found (D41); blank where a finding shows no value.
+    """
     f = exp.findings
     return _blank(
         f.with_columns((pl.col("entity") + ".source." + pl.col("category")).alias("check")),
@@ -79,12 +83,20 @@ def source_findings(exp: Expected) -> pl.DataFrame:
 
 
 def target_check_findings(failures: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
-    """Target-check failures, each named by its legacy record where the row was matched to one."""
+    """Target-check failures, each named by its legacy record where the row was matched to one.
+
+    ``failures`` as ``pipelines.gx_checks`` gives them: per failing row what the check expected,
+    the value found (masked where it identifies a person) and the steward message.
+    """
     if failures.height == 0:
         return pl.DataFrame(schema=FINDING_SCHEMA)
     link = links.select("target_ref", "source_ref").unique("target_ref", keep="first")
     out = failures.join(link, on="target_ref", how="left")
-    msg = pl.col("description") if "description" in out.columns else pl.lit("target check failed")
+
+    def text(c: str) -> pl.Expr:
+        return pl.col(c).cast(pl.String) if c in out.columns else pl.lit(None, dtype=pl.String)
+
+    fallback = pl.lit("the row fails ") + pl.col("check_id")
     return out.select(
         pl.col("check_id").alias("check"),
         "category",
@@ -93,9 +105,9 @@ def target_check_findings(failures: pl.DataFrame, links: pl.DataFrame) -> pl.Dat
         "source_ref",
         "target_ref",
         "column",
-        pl.lit(None, dtype=pl.String).alias("expected"),
-        pl.lit(None, dtype=pl.String).alias("actual"),
-        msg.alias("message"),
+        text("expected").alias("expected"),
+        text("actual").alias("actual"),
+        pl.coalesce(text("message"), text("description"), fallback).alias("message"),
     )
 
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from checks.identity import identity_columns
-from checks.mapping import Mappings, SourceMap
+from checks.mapping import ColumnMap, Mappings, SourceMap
+from checks.masking import PERSONAL
 from checks.records import FILE_ENTITY
 from checks.transforms import TZ, column_exprs
 
@@ -31,6 +32,8 @@ SOURCE_FINDING_SCHEMA = {
     "source_system": pl.String,
     "source_ref": pl.String,
     "column": pl.String,
+    "expected": pl.String,
+    "actual": pl.String,
     "message": pl.String,
 }
 LEDGER_SCHEMA = {
@@ -104,6 +107,20 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     ],
 }
 SEVERITY = {"duplicate": "warning", "implausible": "warning"}
+#: target columns whose source value identifies a person: a finding never shows it
+PERSONAL_COLUMNS = {c for _, c in PERSONAL} | {"identity", "alias"}
+#: what a steward calls the code of a column, in a finding's message
+CODE_LABELS = {
+    ("diagnosis", "nomenclature_id"): "diagnosis",
+    ("procedure", "nomenclature_id"): "procedure",
+    ("orders", "atc_nomenclature_id"): "medication (ATC)",
+    ("allergy", "substance_nom_id"): "substance (ATC)",
+    ("person", "sex_cd"): "sex",
+    ("encounter", "encntr_type_cd"): "contact type",
+    ("encounter", "loc_nurse_unit_cd"): "unit",
+    ("diagnosis", "diag_type_cd"): "diagnosis type",
+    ("allergy", "severity_cd"): "severity",
+}
 
 
 @dataclass(frozen=True)
@@ -116,13 +133,79 @@ class Expected:
     staged: dict[str, pl.DataFrame]  # per record kind, every record with its disposition
 
 
-def _when_chain(conds: list[tuple[pl.Expr, str]], name: str) -> pl.Expr:
+def _when_chain(conds: list[tuple[pl.Expr, str | pl.Expr | None]], name: str) -> pl.Expr:
     if not conds:
         return pl.lit(None, dtype=pl.String).alias(name)
-    expr = pl.when(conds[0][0]).then(pl.lit(conds[0][1]))
+
+    def lit(v: str | pl.Expr | None) -> pl.Expr:
+        return v if isinstance(v, pl.Expr) else pl.lit(v, dtype=pl.String)
+
+    expr = pl.when(conds[0][0]).then(lit(conds[0][1]))
     for c, v in conds[1:]:
-        expr = expr.when(c).then(pl.lit(v))
+        expr = expr.when(c).then(lit(v))
     return expr.otherwise(pl.lit(None, dtype=pl.String)).alias(name)
+
+
+def _quoted(e: pl.Expr) -> pl.Expr:
+    return pl.lit("'") + e + pl.lit("'")
+
+
+def _code_blocks(
+    table: str, name: str, cm: ColumnMap, src: SourceMap, raw: str | None, value: str
+) -> tuple[tuple[str | None, pl.Expr | None, pl.Expr], tuple[str | None, pl.Expr | None, pl.Expr]]:
+    """(expected, actual, message) of an unmapped and of an inactive code of column ``name``.
+
+    ``raw``: the column holding the legacy code as found (trimmed), None where the column has no
+    legacy code (a constant, a presence flag); ``value``: the column holding the target value (a
+    code map's cdf_meaning, or ``VOCAB:identifier``). A code is no personal data and is shown as
+    found; a column that identifies a person never is (D41).
+    """
+    label = CODE_LABELS.get((table, name), name)
+    personal = name in PERSONAL_COLUMNS or (src.identity is not None and cm.source == src.identity.value)
+    cs = f" of code set {cm.code_set}" if cm.code_set is not None else ""
+    generic = (None, None, pl.lit(f"the code for {name} has no mapping"))
+    if personal:
+        return generic, (None, None, pl.lit(f"the code for {name} maps to an inactive code value"))
+    if raw is None:  # a value the mapping makes itself: only ever inactive
+        meaning = pl.col(value).cast(pl.String)
+        inactive = (
+            f"an active code value{cs}",
+            meaning,
+            pl.lit(f"{name} ") + meaning + pl.lit(f" is an inactive code value{cs}; correct mappings/{table}.yaml"),
+        )
+        return generic, inactive
+    code = pl.col(raw)
+    if cm.nomenclature is not None:
+        vocab = cm.nomenclature
+        compared = pl.col(value).str.strip_prefix(f"{vocab}:")
+        read_as = (
+            pl.when(compared != code).then(pl.lit(" (read as ") + _quoted(compared) + pl.lit(")")).otherwise(pl.lit(""))
+        )
+        expected = f"an active {vocab} nomenclature code"
+        head = pl.lit(f"{label} code ") + _quoted(code) + read_as
+        unmapped = (expected, code, head + pl.lit(f" is not in the {vocab} nomenclature"))
+        inactive = (
+            expected,
+            code,
+            head + pl.lit(f" is an inactive row of the {vocab} nomenclature; use an active code"),
+        )
+        return unmapped, inactive
+    path = f"mappings/code_maps/{cm.code_map}.csv" if cm.code_map else "the code map"
+    unmapped = (
+        f"a source_code of {path}",
+        code,
+        pl.lit(f"{label} code ") + _quoted(code) + pl.lit(f" has no mapping in {path}"),
+    )
+    inactive = (
+        f"a source_code of {path} mapped to an active code value{cs}",
+        code + pl.lit(" → ") + pl.col(value) + pl.lit(" (inactive)"),
+        pl.lit(f"{label} code ")
+        + _quoted(code)
+        + pl.lit(" maps to ")
+        + pl.col(value)
+        + pl.lit(f", an inactive code value{cs} ({path})"),
+    )
+    return unmapped, inactive
 
 
 def _stage(frame: pl.DataFrame, src: SourceMap, table: str, m: Mappings, as_of: dt.date) -> pl.DataFrame:
@@ -135,39 +218,54 @@ def _stage(frame: pl.DataFrame, src: SourceMap, table: str, m: Mappings, as_of: 
             *identity_columns(pl.col(src.identity.value), as_of, declared),
         )
     exprs = {name: column_exprs(cm, m) for name, cm in src.columns.items()}
-    blocks: list[tuple[pl.Expr, str, str, str]] = []  # cond, category, column, message
+    # cond, category, column, message, expected, actual (D41: a code is shown, a person's value never)
+    blocks: list[tuple[pl.Expr, str, str, str | pl.Expr, str | None, pl.Expr | None]] = []
     for name, e in exprs.items():
-        blocks.append((e.missing, "mandatory_missing", name, f"{name} is missing"))
+        blocks.append((e.missing, "mandatory_missing", name, f"{name} is missing", None, None))
     if src.identity is not None:
-        blocks.append((pl.col("identity").is_null(), "mandatory_missing", "alias", "identity number is missing"))
+        blocks.append(
+            (pl.col("identity").is_null(), "mandatory_missing", "alias", "identity number is missing", None, None)
+        )
     if src.require_one_of:
         none = pl.all_horizontal([exprs[c].value.is_null() for c in src.require_one_of])
         col = src.require_one_of_column or src.require_one_of[0]
-        blocks.append((none, "mandatory_missing", col, f"{col} is missing (neither coded nor free text)"))
+        blocks.append((none, "mandatory_missing", col, f"{col} is missing (neither coded nor free text)", None, None))
     for name, e in exprs.items():
-        blocks.append((e.unreadable, "unparseable", name, f"{name} cannot be read as a date or time"))
+        blocks.append((e.unreadable, "unparseable", name, f"{name} cannot be read as a date or time", None, None))
     if src.identity is not None:
-        blocks.append((~pl.col("id_valid"), "invalid_identifier", "alias", "identity number is invalid"))
+        blocks.append((~pl.col("id_valid"), "invalid_identifier", "alias", "identity number is invalid", None, None))
+    # the legacy code of every coded column as found (trimmed), kept beside the target value
+    raw_codes = {
+        name: f"_raw_{name}"
+        for name, cm in src.columns.items()
+        if cm.source is not None and (cm.code_map is not None or cm.nomenclature is not None)
+    }
+    code_blocks = {name: _code_blocks(table, name, src.columns[name], src, raw_codes.get(name), name) for name in exprs}
     for name, e in exprs.items():
-        blocks.append((e.unmapped, "unmapped_code", name, f"the code for {name} has no mapping"))
+        exp_, act, msg = code_blocks[name][0]
+        blocks.append((e.unmapped, "unmapped_code", name, msg, exp_, act))
     for name, e in exprs.items():
-        blocks.append((e.inactive, "invalid_code", name, f"the code for {name} maps to an inactive code value"))
+        exp_, act, msg = code_blocks[name][1]
+        blocks.append((e.inactive, "invalid_code", name, msg, exp_, act))
     nonexistent = [pl.when(e.nonexistent).then(pl.lit(name)) for name, e in exprs.items()]
     # values and conditions first, as columns, so each expression is computed once
     conds = [f"_c{i}" for i in range(len(blocks))]
     out = df.with_columns(
         *[e.value.alias(name) for name, e in exprs.items()],
-        *[c.fill_null(False).alias(n) for (c, _, _, _), n in zip(blocks, conds, strict=True)],
+        *[pl.col(src.columns[n].source).cast(pl.String).str.strip_chars().alias(r) for n, r in raw_codes.items()],
+        *[b[0].fill_null(False).alias(n) for b, n in zip(blocks, conds, strict=True)],
         pl.concat_list(nonexistent).list.drop_nulls().alias("_nonexistent") if nonexistent else pl.lit(None),
     )
     out = out.with_columns(
-        _when_chain([(pl.col(n), cat) for n, (_, cat, _, _) in zip(conds, blocks, strict=True)], "_block_cat"),
-        _when_chain([(pl.col(n), col) for n, (_, _, col, _) in zip(conds, blocks, strict=True)], "_block_col"),
-        _when_chain([(pl.col(n), msg) for n, (_, _, _, msg) in zip(conds, blocks, strict=True)], "_block_msg"),
+        _when_chain([(pl.col(n), b[1]) for n, b in zip(conds, blocks, strict=True)], "_block_cat"),
+        _when_chain([(pl.col(n), b[2]) for n, b in zip(conds, blocks, strict=True)], "_block_col"),
+        _when_chain([(pl.col(n), b[3]) for n, b in zip(conds, blocks, strict=True)], "_block_msg"),
+        _when_chain([(pl.col(n), b[4]) for n, b in zip(conds, blocks, strict=True)], "_block_exp"),
+        _when_chain([(pl.col(n), b[5]) for n, b in zip(conds, blocks, strict=True)], "_block_act"),
         pl.lit(src.system).alias("source_system"),
         pl.lit(table).alias("entity"),
         (pl.col(src.key).cast(pl.String) if src.key else pl.lit(None, dtype=pl.String)).alias("_key"),
-    ).drop(conds)
+    ).drop(*conds, *raw_codes.values())
     if src.identity is not None:
         out = out.with_columns(
             pl.when(pl.col("_block_cat") == "invalid_identifier")
@@ -262,12 +360,15 @@ def _dispose(df: pl.DataFrame, src: SourceMap) -> pl.DataFrame:
         .then(pl.lit(f"orphan: the parent record ({pdesc}) it refers to is not in the extract"))
         .otherwise(pl.col("_block_msg"))
     )
+    own = finding == pl.col("_block_cat")  # the finding is the record's own blocking rule
     return df.with_columns(
         disp.alias("disposition"),
         reason.alias("reason"),
         finding.alias("_finding"),
         fcol.alias("_fcol"),
         fmsg.alias("_fmsg"),
+        pl.when(own).then(pl.col("_block_exp")).otherwise(pl.lit(None, dtype=pl.String)).alias("_fexp"),
+        pl.when(own).then(pl.col("_block_act")).otherwise(pl.lit(None, dtype=pl.String)).alias("_fact"),
     )
 
 
@@ -322,6 +423,8 @@ def _merge_persons(staged: list[pl.DataFrame], src_by_sys: dict[str, SourceMap])
         .otherwise(pl.col("_fmsg"))
         .alias("_fmsg"),
         pl.when(pl.col("_sys_n") > 1).then(pl.lit("alias")).otherwise(pl.col("_fcol")).alias("_fcol"),
+        pl.when(pl.col("_sys_n") > 1).then(pl.lit(None, dtype=pl.String)).otherwise(pl.col("_fexp")).alias("_fexp"),
+        pl.when(pl.col("_sys_n") > 1).then(pl.lit(None, dtype=pl.String)).otherwise(pl.col("_fact")).alias("_fact"),
     )
     rest = allp.filter(pl.col("disposition") != "expected").with_columns(
         pl.lit(None, dtype=pl.String).alias("person_ref"),
@@ -400,6 +503,8 @@ def _fold_repeated_keys(df: pl.DataFrame) -> pl.DataFrame:
         .then(pl.lit("the same record id occurs more than once; the first row loads"))
         .otherwise(pl.col("_fmsg"))
         .alias("_fmsg"),
+        pl.when(pl.col("_n") > 1).then(pl.lit(None, dtype=pl.String)).otherwise(pl.col("_fexp")).alias("_fexp"),
+        pl.when(pl.col("_n") > 1).then(pl.lit(None, dtype=pl.String)).otherwise(pl.col("_fact")).alias("_fact"),
     ).drop("_pos", "_n")
     return pl.concat([acc, df.filter(pl.col("disposition") != "expected")], how="vertical_relaxed").sort("_line")
 
@@ -493,6 +598,8 @@ def _findings_of(df: pl.DataFrame) -> pl.DataFrame:
         "source_system",
         "source_ref",
         pl.col("_fcol").alias("column"),
+        (pl.col("_fexp") if "_fexp" in df.columns else pl.lit(None, dtype=pl.String)).alias("expected"),
+        (pl.col("_fact") if "_fact" in df.columns else pl.lit(None, dtype=pl.String)).alias("actual"),
         pl.col("_fmsg").alias("message"),
     )
 
@@ -571,7 +678,11 @@ def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
             .alias("reason"),
             pl.when(pl.col("_scope").is_null()).then(pl.lit("unmapped_code")).otherwise(None).alias("_finding"),
             pl.lit(None, dtype=pl.String).alias("_fcol"),
-            pl.lit("no target table is mapped for these records").alias("_fmsg"),
+            pl.lit(f"no target table is mapped for {records} records (mappings/*.yaml)").alias("_fmsg"),
+            pl.lit(f"a target table mapped for {records} in mappings/, or a rule in mappings/scope.yaml").alias(
+                "_fexp"
+            ),
+            pl.lit(records).alias("_fact"),
         )
 
     unp = extract.unparseable

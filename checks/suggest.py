@@ -2,7 +2,8 @@
 
 ``unmapped_code_suggestions(exp, m)`` takes every record rejected as ``unmapped_code`` (one row per
 ``unmapped_code`` discrepancy), finds its raw source code through the mapping, counts each code
-per (entity, source system, target column) and ranks candidates with rapidfuzz:
+per (entity, source system, target column), names every record holding it (``source_refs``, all of
+them: a steward corrects records, not counts) and ranks candidates with rapidfuzz:
 
 - a code-mapped column (``code_map``): the map's known source codes (``MED1 → SAS_MED1 — SÄS
   Medicinavdelning 1``) and the active values of the target code set that no map entry reaches yet
@@ -37,6 +38,7 @@ SUGGESTION_SCHEMA = {
     "code": pl.String,
     "count": pl.Int64,
     "candidates": pl.List(pl.String),
+    "source_refs": pl.List(pl.String),
 }
 #: target columns that identify a person: never read, whatever the mapping says
 PERSONAL_COLUMNS = {"name_last", "name_first", "postal_code", "birth_dt_tm", "identity", "alias"}
@@ -195,10 +197,11 @@ def unmapped_code_suggestions(
     limit: int = 3,
     frames: dict[str, pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
-    """Per unmapped code: its count and the best ``limit`` candidates, most frequent codes first.
+    """Per unmapped code: its count, its records and the best ``limit`` candidates, most frequent first.
 
     Columns ``entity, source_system, column, code, count, candidates`` (list of
-    ``"label (score)"``). ``frames`` (the extract's frames, optional) is consulted only for a raw
+    ``"label (score)"``), ``source_refs`` (list: every record holding the code, in extract order;
+    source refs are no personal data). ``frames`` (the extract's frames, optional) is consulted only for a raw
     code the staged records no longer hold; without it such a code is empty (null) with no
     candidates, still counted.
     """
@@ -229,10 +232,15 @@ def unmapped_code_suggestions(
                     if raw is not None
                     else pl.Series("code", [None] * rows.height, dtype=pl.String)
                 )
+                refs = (
+                    rows["source_ref"].cast(pl.String)
+                    if "source_ref" in rows.columns
+                    else pl.Series("source_ref", [None] * rows.height, dtype=pl.String)
+                )
                 counted = (
-                    pl.DataFrame({"code": codes})
-                    .group_by("code")
-                    .len()
+                    pl.DataFrame({"code": codes, "source_ref": refs})
+                    .group_by("code", maintain_order=True)
+                    .agg(pl.len(), pl.col("source_ref").drop_nulls())
                     .sort(["len", "code"], descending=[True, False], nulls_last=True)
                 )
                 code_list = counted["code"].to_list()
@@ -248,6 +256,7 @@ def unmapped_code_suggestions(
                             "code": code_list,
                             "count": counted["len"].cast(pl.Int64).to_list(),
                             "candidates": [ranked.get(c, []) if c is not None else [] for c in code_list],
+                            "source_refs": counted["source_ref"].to_list(),
                         },
                         schema=SUGGESTION_SCHEMA,
                     )

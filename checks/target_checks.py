@@ -11,9 +11,14 @@ Kinds:
 * ``in_set`` — every ``*_cd`` column in an active code value of its code set, every nomenclature
   reference in an active nomenclature row of its vocabulary (``invalid_code``); nulls pass, a
   missing mandatory value being the ``not_null`` check's finding;
-* ``unexpected_rows`` — a SQL query returning the failing rows' ids as ``row_id``: orphans,
-  persons without identity alias, identity values that sit twice, allergies with neither or both
-  substance columns.
+* ``unexpected_rows`` — a SQL query returning the failing rows' ids as ``row_id`` and, where a
+  value shows what is wrong, that value as ``value``: orphans (the reference that names no row),
+  persons without identity alias (no value), identity values that sit twice (the value, masked in
+  the finding), allergies with neither or both substance columns (which, in words).
+
+Every check says, in steward words, what it expects (``expected``) and what a failing row is
+(``message``, a template over the value found); ``TargetCheck.failure`` fills it in, the value
+masked where it identifies a person (``checks.masking``).
 
 Queries are SQLAlchemy Core statements over ``metadata.tables`` compiled for the target's dialect
 with literal binds; the batch (the table the check runs on) is written ``{batch}``, the placeholder
@@ -27,13 +32,15 @@ subquery that the query must alias itself (here: ``{batch} AS b``); otherwise it
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import polars as pl
 import sqlalchemy as sa
 
 from checks.errors import MigcheckError
 from checks.identity import PNR, RESNR, SAMNR
+from checks.masking import mask
 from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, PRIMARY_KEY, REFERENCES, metadata
 
 KINDS = ("not_null", "in_set", "unexpected_rows")
@@ -47,6 +54,22 @@ ALIAS_TYPE_CODE_SET = CODE_SETS[("person_alias", "person_alias_type_cd")]
 _BATCH = "migcheck_gx_batch"
 _BATCH_ALIAS = "b"
 _JOIN = re.compile(r"\bJOIN\b", re.IGNORECASE)
+#: what a steward calls a code set
+CODE_SET_NAMES = {
+    4: "alias type",
+    17: "diagnosis type",
+    57: "sex",
+    71: "encounter type",
+    87: "confidentiality",
+    89: "contributor system",
+    220: "nurse unit",
+    263: "alias pool",
+    319: "encounter alias type",
+    6004: "order status",
+    12022: "allergy severity",
+}
+#: how many meanings ``expected`` lists before it only counts
+_LISTED = 8
 
 
 @dataclass(frozen=True)
@@ -63,11 +86,30 @@ class TargetCheck:
     query: str | None = None  # unexpected_rows: SQL over {batch} returning the failing ids as "row_id"
     ref_table: str | None = None  # table the returned row_id belongs to (for target_ref); default = table
     description: str = ""  # one sentence for stewards
+    expected: str = ""  # what a row must hold, e.g. "an active code value of code set 57 (MALE, FEMALE, UNKNOWN)"
+    message: str = ""  # a failing row in steward words; "{value}" = the value found, "{what}" = " (what it is)"
+    #: what a failing value is, where known (a code value of another set, an inactive one): value → words
+    known: Mapping[int, str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def target_table(self) -> str:
         """The table a failing row's ``target_ref`` names."""
         return self.ref_table or self.table
+
+    def failure(self, value: object) -> tuple[str | None, str]:
+        """(the value as a report may show it, the message) of one failing row holding ``value``.
+
+        The value is masked where the column identifies a person (``checks.masking.mask``).
+        """
+        shown = mask(self.table, self.column or "", value)
+        what = ""
+        if self.known and value is not None:
+            try:
+                what = self.known.get(int(value), "")
+            except (TypeError, ValueError):
+                what = ""
+        text = self.message or self.description or f"the row fails {self.check_id}"
+        return shown, text.format(value=shown if shown is not None else "(none)", what=f" ({what})" if what else "")
 
 
 def _dialect(dialect_name: str) -> sa.engine.Dialect:
@@ -131,7 +173,7 @@ def _orphan_query(table: str, column: str, parent: str, parent_key: str, dialect
     b = _batch(table, aliased=True)
     p = metadata.tables[parent].alias("p")
     stmt = (
-        sa.select(b.c[PRIMARY_KEY[table]].label("row_id"))
+        sa.select(b.c[PRIMARY_KEY[table]].label("row_id"), b.c[column].label("value"))
         .select_from(b.outerjoin(p, p.c[parent_key] == b.c[column]))
         .where(b.c[column].is_not(None), p.c[parent_key].is_(None))
     )
@@ -153,7 +195,7 @@ def _identity_missing_query(identity_types: tuple[int, ...], dialect: sa.engine.
 
 
 def _identity_duplicate_query(identity_types: tuple[int, ...], dialect: sa.engine.Dialect) -> str:
-    """Every identity alias row whose value sits on an identity alias with a lower id."""
+    """Every identity alias row whose value sits on an identity alias with a lower id, with that value."""
     b = _batch("person_alias", aliased=True)
     pa = metadata.tables["person_alias"].alias("pa")
     first = (
@@ -164,7 +206,7 @@ def _identity_duplicate_query(identity_types: tuple[int, ...], dialect: sa.engin
         .subquery("d")
     )
     stmt = (
-        sa.select(b.c.person_alias_id.label("row_id"))
+        sa.select(b.c.person_alias_id.label("row_id"), b.c.alias.label("value"))
         .select_from(b.join(first, first.c.alias == b.c.alias))
         .where(b.c.person_alias_type_cd.in_(identity_types), b.c.person_alias_id > first.c.first_id)
     )
@@ -172,16 +214,71 @@ def _identity_duplicate_query(identity_types: tuple[int, ...], dialect: sa.engin
 
 
 def _allergy_substance_query(dialect: sa.engine.Dialect) -> str:
-    """Allergies with neither or both of substance_nom_id / substance_ftdesc (blank text = absent)."""
+    """Allergies with neither or both of substance_nom_id / substance_ftdesc (blank text = absent), and which."""
     # the batch's columns, unqualified: GX names the batch "subselect" (see module docstring)
     nom, text = sa.column("substance_nom_id"), sa.column("substance_ftdesc")
     text_absent = sa.or_(text.is_(None), sa.func.trim(text) == "")
+    which = sa.case(
+        (nom.is_(None), sa.literal("neither substance_nom_id nor substance_ftdesc")),
+        else_=sa.literal("both substance_nom_id and substance_ftdesc"),
+    )
     stmt = (
-        sa.select(sa.column(PRIMARY_KEY["allergy"]).label("row_id"))
+        sa.select(sa.column(PRIMARY_KEY["allergy"]).label("row_id"), which.label("value"))
         .select_from(_batch("allergy", aliased=False))
         .where(sa.or_(sa.and_(nom.is_(None), text_absent), sa.and_(nom.is_not(None), sa.not_(text_absent))))
     )
     return _gx_query(stmt, dialect, aliased=False)
+
+
+class _Known(Mapping):
+    """What a value of another set, or an inactive one of the check's own set, is: id → words.
+
+    One shared table of every code value (or nomenclature row) as ``id → (set, name, active)``,
+    read relative to the set ``own`` the check expects: ``SAS_MED3, inactive`` in its own set,
+    ``MALE of code set 57`` in another.
+    """
+
+    def __init__(self, rows: dict[int, tuple[str, str, bool]], own: str) -> None:
+        self._rows, self._own = rows, own
+
+    def __getitem__(self, key: int) -> str:
+        group, name, active = self._rows[key]
+        if group == self._own:
+            return name if active else f"{name}, inactive"
+        return f"{name} of {group}"
+
+    def __iter__(self):  # noqa: ANN204 - Mapping protocol
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+def _code_rows(code_value: pl.DataFrame) -> dict[int, tuple[str, str, bool]]:
+    return {
+        int(v): (f"code set {cs}", str(meaning), a == 1)
+        for v, cs, meaning, a in code_value.select("code_value", "code_set", "cdf_meaning", "active_ind").iter_rows()
+    }
+
+
+def _nomenclature_rows(code_value: pl.DataFrame, nomenclature: pl.DataFrame) -> dict[int, tuple[str, str, bool]]:
+    vocabularies = code_value.filter(pl.col("code_set") == VOCABULARY_CODE_SET)
+    vocab = dict(vocabularies.select("code_value", "cdf_meaning").iter_rows())
+    return {
+        int(i): (str(vocab.get(v, f"vocabulary {v}")), str(ident), a == 1)
+        for i, v, ident, a in nomenclature.select(
+            "nomenclature_id", "source_vocabulary_cd", "source_identifier", "active_ind"
+        ).iter_rows()
+    }
+
+
+def _meanings(code_value: pl.DataFrame, code_set: int) -> str:
+    """The active meanings of a code set, listed up to ``_LISTED``: ``MALE, FEMALE, UNKNOWN``."""
+    cv = code_value.filter((pl.col("code_set") == code_set) & (pl.col("active_ind") == 1)).sort("code_value")
+    names = [str(m) for m in cv["cdf_meaning"].to_list()]
+    if len(names) <= _LISTED:
+        return ", ".join(names)
+    return ", ".join(names[:_LISTED]) + f", … ({len(names)} in all)"
 
 
 def build_target_checks(code_value: pl.DataFrame, nomenclature: pl.DataFrame, dialect_name: str) -> list[TargetCheck]:
@@ -194,39 +291,61 @@ def build_target_checks(code_value: pl.DataFrame, nomenclature: pl.DataFrame, di
     def add(check_id: str, table: str, kind: str, column: str | None, category: str, **kw) -> None:
         checks.append(TargetCheck(check_id, table, kind, column, category, kw.pop("entity", table), **kw))
 
+    code_rows = _code_rows(code_value)
+    nom_rows = _nomenclature_rows(code_value, nomenclature)
     for table in DATA_TABLES:
         for c in metadata.tables[table].columns:
             if not c.nullable and not c.primary_key:
                 add(f"{table}.target.not_null.{c.name}", table, "not_null", c.name, "mandatory_missing",
-                    description=f"Every {table} row must have {c.name} filled.")
+                    description=f"Every {table} row must have {c.name} filled.",
+                    expected="a value (NOT NULL)",
+                    message=f"{c.name} is empty; every {table} row must have it")
         for col, code_set in ((col, cs) for (t, col), cs in CODE_SETS.items() if t == table):
+            name = CODE_SET_NAMES.get(code_set, f"code set {code_set}")
             add(f"{table}.target.code.{col}", table, "in_set", col, "invalid_code",
                 value_set=_active_codes(code_value, code_set),
-                description=f"{table}.{col} must be an active code value of code set {code_set}.")
+                description=f"{table}.{col} must be an active code value of code set {code_set}.",
+                expected=f"an active code value of code set {code_set} ({_meanings(code_value, code_set)})",
+                message=f"{col} {{value}}{{what}} is not an active code value of code set {code_set} ({name})",
+                known=_Known(code_rows, f"code set {code_set}"))
         for col, vocabulary in ((col, v) for (t, col), v in NOMENCLATURE.items() if t == table):
             add(f"{table}.target.nomenclature.{col}", table, "in_set", col, "invalid_code",
                 value_set=_active_nomenclature(code_value, nomenclature, vocabulary),
-                description=f"{table}.{col} must name an active {vocabulary} nomenclature row.")
+                description=f"{table}.{col} must name an active {vocabulary} nomenclature row.",
+                expected=f"the nomenclature_id of an active {vocabulary} nomenclature row",
+                message=f"{col} {{value}}{{what}} is not an active {vocabulary} nomenclature row",
+                known=_Known(nom_rows, vocabulary))
         for col, (parent, key) in ((col, p) for (t, col), p in REFERENCES.items() if t == table):
             add(f"{table}.target.orphan.{col}", table, "unexpected_rows", col, "orphan",
                 query=_orphan_query(table, col, parent, key, dialect),
-                description=f"{table}.{col} must name an existing {parent} row.")
+                description=f"{table}.{col} must name an existing {parent} row.",
+                expected=f"an existing {parent} row ({parent}.{key})",
+                message=f"{col} {{value}} names no {parent} row (no {parent}.{key} {{value}})")
         if table == "person":
             add("person_alias.target.identity_missing", "person", "unexpected_rows", "alias",
                 "mandatory_missing", entity="person_alias", ref_table="person",
                 query=_identity_missing_query(identity_types, dialect),
                 description="Every person must have an identity alias (personnummer, samordningsnummer or "
-                "reservnummer).")
+                "reservnummer).",
+                expected=f"an identity alias ({', '.join(IDENTITY_ALIAS_TYPES[:-1])} or "
+                f"{IDENTITY_ALIAS_TYPES[-1]}) in person_alias",
+                message="the person has no identity alias (personnummer, samordningsnummer or reservnummer) "
+                "in person_alias")
         if table == "person_alias":
             add("person_alias.target.identity_duplicate", "person_alias", "unexpected_rows", "alias",
                 "duplicate", query=_identity_duplicate_query(identity_types, dialect),
                 description="An identity value must sit on one identity alias only; every later copy is "
-                "named.")
+                "named.",
+                expected="an identity value found on one identity alias only",
+                message="identity value {value} already sits on an identity alias with a lower "
+                "person_alias_id; this copy is extra")
         if table == "allergy":
             add("allergy.target.substance_exactly_one", "allergy", "unexpected_rows", None,
                 "mandatory_missing", query=_allergy_substance_query(dialect),
                 description="An allergy must name its substance exactly once: a nomenclature id or a free "
-                "text, not neither and not both.")
+                "text, not neither and not both.",
+                expected="exactly one of substance_nom_id and substance_ftdesc",
+                message="the allergy names its substance in {value}")
     # fmt: on
     ids = [c.check_id for c in checks]
     assert len(ids) == len(set(ids)), "check ids must be unique"

@@ -7,6 +7,14 @@ whole-table batch and one expectation suite per table. Each table is validated b
 checkpoint because the row ids GX returns (``unexpected_index_column_names``) are set per run, and
 every table has its own primary key.
 
+Every failing row names the value it holds (``actual``, masked where the column identifies a person),
+what the check expected and a steward message (``TargetCheck.failure``): GX's ``COMPLETE`` result
+format returns the failing rows' values with their ids (``unexpected_index_list``, aligned with
+``unexpected_list``); an ``UnexpectedRowsExpectation``'s query returns it as ``value``.
+
+No Data Docs (``docs/decisions.md`` D40): the report's own gate and target-check lists are the
+documentation, and GX's pages load their styles from the internet.
+
 Every failing row, not GX's sample of it: GX 1.24 returns ``unexpected_index_list`` only up to
 ``partial_unexpected_count`` rows (20 by default), so that is raised to "all"; and it fetches an
 ``UnexpectedRowsExpectation``'s rows with ``fetchmany(200)``, with no setting to lift that, so where
@@ -23,7 +31,6 @@ import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
@@ -39,7 +46,6 @@ log = logging.getLogger(__name__)
 
 #: GX's "all of them": a LIMIT every supported database takes
 _ALL_ROWS = 2**31 - 1
-_SITE = "migcheck"
 _DATASOURCE = "target"
 
 FAILURE_SCHEMA = {
@@ -49,6 +55,9 @@ FAILURE_SCHEMA = {
     "category": pl.String,
     "entity": pl.String,
     "target_ref": pl.String,
+    "expected": pl.String,
+    "actual": pl.String,
+    "message": pl.String,
 }
 RESULT_SCHEMA = {
     "check_id": pl.String,
@@ -65,9 +74,10 @@ RESULT_SCHEMA = {
 class TargetCheckRun:
     """What the target checks found."""
 
-    failures: pl.DataFrame  # check_id, table, column, category, entity, target_ref ("{ref_table}:{row_id}")
+    #: check_id, table, column, category, entity, target_ref ("{ref_table}:{row_id}"), expected,
+    #: actual (the value found, masked where personal), message
+    failures: pl.DataFrame
     results: pl.DataFrame  # check_id, table, column, category, success (bool), unexpected_count (int), description
-    data_docs: Path | None  # index.html of the Data Docs site, when written
 
 
 def _target_url(engine_or_url: Engine | URL | str, setting: str) -> URL:
@@ -98,8 +108,8 @@ def _one_line(e: BaseException, url: URL) -> str:
     return line[:200]
 
 
-def _gx_context(gx, data_docs_dir: Path | None):
-    """An ephemeral context: in-memory stores, no analytics, no progress bars, our docs site only."""
+def _gx_context(gx):
+    """An ephemeral context: in-memory stores, no analytics, no progress bars, no Data Docs site."""
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,
@@ -111,20 +121,7 @@ def _gx_context(gx, data_docs_dir: Path | None):
         analytics_enabled=False,
         progress_bars=ProgressBarsConfig(globally=False),
     )
-    context = gx.get_context(mode="ephemeral", project_config=config)
-    if data_docs_dir is not None:
-        context.add_data_docs_site(
-            site_name=_SITE,
-            site_config={
-                "class_name": "SiteBuilder",
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(data_docs_dir),
-                },
-            },
-        )
-    return context
+    return gx.get_context(mode="ephemeral", project_config=config)
 
 
 def _data_source(context, url: URL):
@@ -170,30 +167,42 @@ def _raised(exception_info) -> str | None:
     return None
 
 
-def _all_ids(engine: Engine, sql: str) -> list[int]:
+def _all_rows(engine: Engine, sql: str) -> list[tuple[object, object]]:
+    """(id, value) of every row ``sql`` returns: its first column, and its second where it has one."""
     with engine.connect() as c:
-        return [row[0] for row in c.execute(sa.text(sql))]
+        return [(row[0], row[1] if len(row) > 1 else None) for row in c.execute(sa.text(sql))]
 
 
-def _ids(check: TargetCheck, result: dict, engine: Engine) -> tuple[int, list[int]]:
-    """(unexpected count, every failing row's id) of one expectation result."""
+def _failing(check: TargetCheck, result: dict, engine: Engine) -> tuple[int, list[tuple[int, object]]]:
+    """(unexpected count, every failing row's (id, value)) of one expectation result, by id."""
     if check.kind == "unexpected_rows":
         count = int(result.get("observed_value") or 0)
-        rows = result.get("details", {}).get("unexpected_rows") or []
-        ids = [r["row_id"] for r in rows]
-        if len(ids) < count:  # GX fetched only its first 200 rows: run the same query over the same table
+        got = result.get("details", {}).get("unexpected_rows") or []
+        rows = [(r["row_id"], r.get("value")) for r in got]
+        if len(rows) < count:  # GX fetched only its first 200 rows: run the same query over the same table
             table = engine.dialect.identifier_preparer.quote(check.table)
-            ids = [r for r in _all_ids(engine, check.query.format(batch=table))]
+            rows = _all_rows(engine, check.query.format(batch=table))
     else:
         count = int(result.get("unexpected_count") or 0)
         pk = PRIMARY_KEY[check.table]
-        ids = [r[pk] for r in result.get("unexpected_index_list") or []]
-        if len(ids) < count and result.get("unexpected_index_query"):
-            ids = _all_ids(engine, result["unexpected_index_query"])
-    ids = sorted({int(i) for i in ids})
-    if len(ids) != count:
-        raise MigcheckError(f"target check {check.check_id}: {count} rows failed but {len(ids)} ids came back")
-    return count, ids
+        index = result.get("unexpected_index_list") or []
+        values = result.get("unexpected_list") or []
+        aligned = len(values) == len(index)
+        # each index entry holds the id and, for a column expectation, the column's value
+        rows = [
+            (r[pk], r.get(check.column, values[n] if aligned else None) if check.kind == "in_set" else None)
+            for n, r in enumerate(index)
+        ]
+        if len(rows) < count and result.get("unexpected_index_query"):
+            rows = _all_rows(engine, result["unexpected_index_query"])  # SELECT id, column
+            if check.kind != "in_set":
+                rows = [(i, None) for i, _ in rows]
+    by_id: dict[int, object] = {}
+    for i, v in rows:
+        by_id.setdefault(int(i), v)
+    if len(by_id) != count:
+        raise MigcheckError(f"target check {check.check_id}: {count} rows failed but {len(by_id)} ids came back")
+    return count, sorted(by_id.items())
 
 
 def _group(checks: Iterable[TargetCheck]) -> dict[str, list[TargetCheck]]:
@@ -206,7 +215,6 @@ def _group(checks: Iterable[TargetCheck]) -> dict[str, list[TargetCheck]]:
 def run_target_checks(
     engine_or_url: Engine | URL | str,
     checks: list[TargetCheck],
-    data_docs_dir: Path | None = None,
     *,
     setting: str = "--target",
 ) -> TargetCheckRun:
@@ -220,24 +228,16 @@ def run_target_checks(
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise MigcheckError(f"{setting} {shown}: table {missing[0]}{more} not found (is this a trial-load target?)")
-        if data_docs_dir is not None:
-            data_docs_dir = Path(data_docs_dir).resolve()
-            try:
-                data_docs_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise MigcheckError(f"data docs folder {data_docs_dir}: cannot create ({e.strerror})") from e
-        results = _run_gx(url, shown, setting, by_table, data_docs_dir)
+        results = _run_gx(url, shown, setting, by_table)
         try:
-            return _frames(results, {c.check_id: c for c in checks}, engine, data_docs_dir, setting)
+            return _frames(results, {c.check_id: c for c in checks}, engine, setting)
         except SQLAlchemyError as e:
             raise MigcheckError(f"{setting} {shown}: could not read the failing rows ({_one_line(e, url)})") from e
     finally:
         engine.dispose()
 
 
-def _run_gx(
-    url: URL, shown: str, setting: str, by_table: dict[str, list[TargetCheck]], data_docs_dir: Path | None
-) -> list:
+def _run_gx(url: URL, shown: str, setting: str, by_table: dict[str, list[TargetCheck]]) -> list:
     """Build the context, data source, assets, suites and checkpoints; run; return GX's results."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     try:
@@ -248,7 +248,7 @@ def _run_gx(
 
     step = "set up the GX context"
     try:
-        context = _gx_context(gx, data_docs_dir)
+        context = _gx_context(gx)
         step = "open the GX data source"
         ds = _data_source(context, url)
         checkpoints = []
@@ -284,10 +284,6 @@ def _run_gx(
         for cp in checkpoints:
             step = f"run the checks of table {cp.name.rsplit('.', 1)[-1]}"
             out.extend(cp.run().run_results.values())
-        if data_docs_dir is not None:
-            # once for all tables: an UpdateDataDocsAction per checkpoint rebuilds the site per table
-            step = f"write the Data Docs to {data_docs_dir}"
-            context.build_data_docs(site_names=[_SITE])
     except MigcheckError:
         raise
     except Exception as e:  # noqa: BLE001 - GX and the driver raise many kinds; each is a one-line reason
@@ -299,7 +295,6 @@ def _frames(
     suite_results: list,
     by_id: dict[str, TargetCheck],
     engine: Engine,
-    data_docs_dir: Path | None,
     setting: str,
 ) -> TargetCheckRun:
     failures: list[dict] = []
@@ -312,7 +307,7 @@ def _frames(
             if error is not None:
                 line = error.strip().splitlines()[0] if error.strip() else "unknown error"
                 raise MigcheckError(f"{setting} {shown}: target check {check.check_id} failed to run ({line[:200]})")
-            count, ids = _ids(check, r.result or {}, engine)
+            count, rows = _failing(check, r.result or {}, engine)
             if bool(r.success) != (count == 0):
                 raise MigcheckError(f"target check {check.check_id}: GX verdict disagrees with {count} failing rows")
             results.append(
@@ -326,18 +321,22 @@ def _frames(
                     description=check.description,
                 )
             )
-            failures.extend(
-                dict(
-                    check_id=check.check_id,
-                    table=check.table,
-                    column=check.column,
-                    category=check.category,
-                    entity=check.entity,
-                    target_ref=f"{check.target_table}:{i}",
-                    _id=i,
+            for i, value in rows:
+                actual, message = check.failure(value)
+                failures.append(
+                    dict(
+                        check_id=check.check_id,
+                        table=check.table,
+                        column=check.column,
+                        category=check.category,
+                        entity=check.entity,
+                        target_ref=f"{check.target_table}:{i}",
+                        expected=check.expected or None,
+                        actual=actual,
+                        message=message,
+                        _id=i,
+                    )
                 )
-                for i in ids
-            )
     order = {cid: n for n, cid in enumerate(by_id)}
     results_df = pl.DataFrame(results, schema=RESULT_SCHEMA).sort(
         pl.col("check_id").replace_strict(order, return_dtype=pl.Int64)
@@ -347,9 +346,4 @@ def _frames(
         .sort(pl.col("check_id").replace_strict(order, return_dtype=pl.Int64), "_id")
         .drop("_id")
     )
-    docs = None
-    if data_docs_dir is not None:
-        docs = data_docs_dir / "index.html"
-        if not docs.exists():
-            raise MigcheckError(f"data docs folder {data_docs_dir}: GX wrote no index.html")
-    return TargetCheckRun(failures_df, results_df, docs)
+    return TargetCheckRun(failures_df, results_df)

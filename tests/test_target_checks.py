@@ -44,7 +44,6 @@ class Target:
     faulted: object  # TargetCheckRun of the faulted load
     faulted_url: str
     truth: pl.DataFrame
-    docs_dir: Path | None
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +58,7 @@ def extract(tmp_path_factory) -> Path:
     return out
 
 
-def _load_and_check(
-    extract: Path, work: Path, clean_url: str, faulted_url: str, dialect: str, docs_dir: Path | None
-) -> Target:
+def _load_and_check(extract: Path, work: Path, clean_url: str, faulted_url: str, dialect: str) -> Target:
     m = load_mappings(MAPPINGS)
     checks = build_target_checks(m.code_value, m.nomenclature, dialect)
     clean_src, faulted_src = work / "clean_src", work / "faulted_src"
@@ -70,9 +67,9 @@ def _load_and_check(
     simulate_trial_load(clean_src, clean_url, faults="none", seed=1)
     clean = run_target_checks(clean_url, checks)
     simulate_trial_load(faulted_src, faulted_url, faults="default", seed=1)
-    faulted = run_target_checks(faulted_url, checks, data_docs_dir=docs_dir)
+    faulted = run_target_checks(faulted_url, checks)
     truth = pl.read_csv(faulted_src / "load_faults.csv", infer_schema_length=0)
-    return Target(clean_url, checks, clean, faulted, faulted_url, truth, docs_dir)
+    return Target(clean_url, checks, clean, faulted, faulted_url, truth)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +81,6 @@ def sqlite_target(extract, tmp_path_factory) -> Target:
         f"sqlite:///{work / 'clean.db'}",
         f"sqlite:///{work / 'faulted.db'}",
         "sqlite",
-        work / "data_docs",
     )
 
 
@@ -103,7 +99,7 @@ def pg_target(extract, tmp_path_factory):
         for s in schemas
     ]
     try:
-        yield _load_and_check(extract, tmp_path_factory.mktemp("pg_target"), urls[0], urls[1], "postgresql", None)
+        yield _load_and_check(extract, tmp_path_factory.mktemp("pg_target"), urls[0], urls[1], "postgresql")
     finally:
         with eng.begin() as c:
             for s in schemas:
@@ -246,13 +242,6 @@ def test_failing_ids_agree_with_plain_sql(target):
         )
         != []
     )
-
-
-def test_sqlite_data_docs_are_written(sqlite_target):
-    docs = sqlite_target.faulted.data_docs
-    assert docs is not None and docs == sqlite_target.docs_dir / "index.html" and docs.is_file()
-    assert "migcheck.target.person" in docs.read_text(encoding="utf-8")
-    assert sqlite_target.clean.data_docs is None
 
 
 # -- every failing row, not GX's sample; not_null on a target without NOT NULL constraints -----------
