@@ -93,8 +93,13 @@ def _git_status() -> str | None:
     return r.stdout if r.returncode == 0 else None
 
 
+#: environment variables that ask tests to rewrite committed files (golden outputs, screenshots)
+UPDATING = ("MIGCHECK_UPDATE_GOLDEN", "MIGCHECK_UPDATE_SCREENSHOTS")
+
+
 def pytest_sessionstart(session):
-    session.config._migcheck_git_status = _git_status()
+    updating = any(os.environ.get(v) == "1" for v in UPDATING)
+    session.config._migcheck_git_status = None if updating else _git_status()
 
 
 def pytest_sessionfinish(session, exitstatus):
