@@ -17,22 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from checks.errors import MigcheckError
 from checks.records import PAS_COLUMNS, PCS_SCHEMAS, SOURCE_REF
+from checks.transforms import TRANSFORMS
 
 TABLES = ["person", "person_alias", "encounter", "encntr_alias", "diagnosis", "procedure", "orders", "allergy"]
-#: Tables whose rows come from one legacy record each (aliases are derived from their parents).
-RECORD_TABLES = ["person", "encounter", "diagnosis", "procedure", "orders", "allergy"]
-TRANSFORMS = {
-    "text",
-    "upper_nospace",
-    "icd10se",
-    "postal_code",
-    "local_timestamp",
-    "offset_timestamp",
-    "date",
-    "skydd",
-    "flag",
-    "presence",
-}
 IMPLAUSIBLE_RULES = {
     "deceased_in_future",
     "sex_contradicts_identity",

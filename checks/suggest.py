@@ -30,6 +30,7 @@ from rapidfuzz.distance import Prefix
 
 from checks.expected import Expected
 from checks.mapping import ColumnMap, Mappings, SourceMap
+from checks.target_schema import VOCABULARY_CODE_SET
 
 SUGGESTION_SCHEMA = {
     "entity": pl.String,
@@ -99,7 +100,9 @@ def _code_map_candidates(cm: ColumnMap, m: Mappings) -> _Candidates:
 
 
 def _nomenclature_candidates(cm: ColumnMap, m: Mappings) -> _Candidates:
-    vcd = m.code_value.filter((pl.col("code_set") == 400) & (pl.col("cdf_meaning") == cm.nomenclature))["code_value"]
+    vcd = m.code_value.filter((pl.col("code_set") == VOCABULARY_CODE_SET) & (pl.col("cdf_meaning") == cm.nomenclature))[
+        "code_value"
+    ]
     if vcd.len() == 0:
         return _Candidates([], [], [], [])
     nom = m.nomenclature.filter((pl.col("source_vocabulary_cd") == vcd[0]) & (pl.col("active_ind") == 1))

@@ -161,6 +161,8 @@ CODE_SETS: dict[tuple[str, str], int] = {
     ("orders", "order_status_cd"): 6004,
     ("orders", "contributor_system_cd"): 89,
 }
+#: the code set of the source vocabularies (ICD10SE, KVA, ATC) nomenclature rows belong to
+VOCABULARY_CODE_SET = 400
 #: vocabulary of every nomenclature reference
 NOMENCLATURE: dict[tuple[str, str], str] = {
     ("diagnosis", "nomenclature_id"): "ICD10SE",

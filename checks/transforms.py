@@ -7,11 +7,16 @@ time that does not exist).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from checks.mapping import ColumnMap, Mappings
+from checks.target_schema import VOCABULARY_CODE_SET
+
+if TYPE_CHECKING:  # the mapping models name these transforms: no import cycle at run time
+    from checks.mapping import ColumnMap, Mappings
 
 TZ = "Europe/Stockholm"
 _TS = pl.Datetime("us")
@@ -95,7 +100,9 @@ def _active_in_set(meaning: pl.Expr, code_set: int, m: Mappings) -> pl.Expr:
 
 
 def _nomenclature(value: pl.Expr, vocab: str, m: Mappings) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    vcd = m.code_value.filter((pl.col("code_set") == 400) & (pl.col("cdf_meaning") == vocab))["code_value"]
+    vcd = m.code_value.filter((pl.col("code_set") == VOCABULARY_CODE_SET) & (pl.col("cdf_meaning") == vocab))[
+        "code_value"
+    ]
     nom = m.nomenclature.filter(pl.col("source_vocabulary_cd") == vcd.item())
     active = dict(zip(nom["source_identifier"].to_list(), nom["active_ind"].to_list(), strict=True))
     state = value.replace_strict(active, default=None, return_dtype=pl.Int64)
@@ -104,39 +111,55 @@ def _nomenclature(value: pl.Expr, vocab: str, m: Mappings) -> tuple[pl.Expr, pl.
     return pl.lit(f"{vocab}:") + value, unmapped, inactive
 
 
+@dataclass(frozen=True)
+class Parsed:
+    """What a transform makes of a raw legacy value."""
+
+    value: pl.Expr
+    unreadable: pl.Expr = _FALSE  # present but not readable as the transform's type
+    nonexistent: pl.Expr = _FALSE  # a local time in the spring-forward gap
+
+
+def _local_timestamp(raw: pl.Expr, cm: ColumnMap) -> Parsed:
+    parsed = raw.str.to_datetime("%Y-%m-%d %H:%M", strict=False, time_unit="us")
+    value, nonexistent = local_to_utc(parsed)
+    return Parsed(value, raw.is_not_null() & parsed.is_null(), nonexistent)
+
+
+def _offset_timestamp(raw: pl.Expr, cm: ColumnMap) -> Parsed:
+    value = offset_to_utc(raw)
+    return Parsed(value, raw.is_not_null() & value.is_null())
+
+
+def _date(raw: pl.Expr, cm: ColumnMap) -> Parsed:
+    value = raw.str.to_date("%Y-%m-%d", strict=False).cast(_TS)
+    return Parsed(value, raw.is_not_null() & value.is_null())
+
+
+#: every transform a mapping file may name (``transform:``), by name: raw value → ``Parsed``
+TRANSFORMS: dict[str, Callable[[pl.Expr, ColumnMap], Parsed]] = {
+    "text": lambda raw, cm: Parsed(raw),
+    "upper_nospace": lambda raw, cm: Parsed(upper_nospace(raw)),
+    "icd10se": lambda raw, cm: Parsed(normalise_icd10se(raw)),
+    "postal_code": lambda raw, cm: Parsed(raw.str.replace_all(r"\s+", "")),
+    "local_timestamp": _local_timestamp,
+    "offset_timestamp": _offset_timestamp,
+    "date": _date,
+    "skydd": lambda raw, cm: Parsed(raw.is_not_null() & (raw.str.to_uppercase() != "N")),
+    "flag": lambda raw, cm: Parsed(raw.fill_null("false").str.to_lowercase() == "true"),
+    "presence": lambda raw, cm: Parsed(
+        pl.when(raw.is_not_null()).then(pl.lit(cm.present)).otherwise(pl.lit(cm.absent))
+    ),
+}
+
+
 def column_exprs(cm: ColumnMap, m: Mappings) -> ColumnExprs:
     """The expressions of one mapped column."""
     raw = _raw(cm)
-    unreadable = nonexistent = unmapped = inactive = _FALSE
-    t = cm.transform
-    if cm.from_parent is not None:
-        value = raw
-    elif t == "text":
-        value = raw
-    elif t == "upper_nospace":
-        value = upper_nospace(raw)
-    elif t == "icd10se":
-        value = normalise_icd10se(raw)
-    elif t == "postal_code":
-        value = raw.str.replace_all(r"\s+", "")
-    elif t == "local_timestamp":
-        parsed = raw.str.to_datetime("%Y-%m-%d %H:%M", strict=False, time_unit="us")
-        unreadable = raw.is_not_null() & parsed.is_null()
-        value, nonexistent = local_to_utc(parsed)
-    elif t == "offset_timestamp":
-        value = offset_to_utc(raw)
-        unreadable = raw.is_not_null() & value.is_null()
-    elif t == "date":
-        value = raw.str.to_date("%Y-%m-%d", strict=False).cast(_TS)
-        unreadable = raw.is_not_null() & value.is_null()
-    elif t == "skydd":
-        value = raw.is_not_null() & (raw.str.to_uppercase() != "N")
-    elif t == "flag":
-        value = raw.fill_null("false").str.to_lowercase() == "true"
-    elif t == "presence":
-        value = pl.when(raw.is_not_null()).then(pl.lit(cm.present)).otherwise(pl.lit(cm.absent))
-    else:  # pragma: no cover - the model rejects unknown transforms
-        raise ValueError(t)
+    # a value taken from the parent record is the parent's target value already
+    parsed = Parsed(raw) if cm.from_parent is not None else TRANSFORMS[cm.transform](raw, cm)
+    value = parsed.value
+    unmapped = inactive = _FALSE
     if cm.code_map is not None:
         value, unmapped = _code_lookup(value, raw, cm, m)
     if cm.nomenclature is not None:
@@ -144,4 +167,4 @@ def column_exprs(cm: ColumnMap, m: Mappings) -> ColumnExprs:
     elif cm.code_set is not None:
         inactive = _active_in_set(value, cm.code_set, m)
     missing = raw.is_null() if cm.mandatory else _FALSE
-    return ColumnExprs(value, missing, unreadable, unmapped, inactive, nonexistent)
+    return ColumnExprs(value, missing, parsed.unreadable, unmapped, inactive, parsed.nonexistent)

@@ -20,8 +20,6 @@ import polars as pl
 from checks.errors import MigcheckError
 from checks.records import FILE_ENTITY, PAS_COLUMNS, PCS_SCHEMAS, SOURCE_REF
 
-_EMPTY_LINES = {"", "\r"}
-
 
 @dataclass(frozen=True)
 class Extract:
