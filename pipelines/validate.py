@@ -384,8 +384,8 @@ def _prepare(out: Path) -> Path:
 
 
 def _write_outputs(tmp: Path, disc, view, ledger, summary, gates, unmapped) -> None:
+    from pipelines.report.html import write_report_html
     from pipelines.report_excel import write_worklists
-    from pipelines.report_html import write_report_html
     from pipelines.report_junit import write_junit
 
     try:
@@ -398,7 +398,7 @@ def _write_outputs(tmp: Path, disc, view, ledger, summary, gates, unmapped) -> N
         unmapped.with_columns(pl.col(pl.List(pl.String)).list.join(" | ")).write_csv(tmp / "unmapped_codes.csv")
         write_junit(tmp / "junit.xml", gates, summary["trial_load"])
         write_worklists(tmp, view)
-        write_report_html(tmp, view, summary, unmapped, None)
+        write_report_html(tmp, view, summary, unmapped)
     except OSError as e:
         raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e
 

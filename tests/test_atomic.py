@@ -43,7 +43,7 @@ def test_a_crash_while_writing_leaves_the_previous_report(load, tmp_path, monkey
     run_validation(extract, url, "TL1", out, history_url=hist)
     before = _digest(out)
 
-    import pipelines.report_html as rh
+    import pipelines.report.html as rh
 
     def crash(*a, **k):
         raise RuntimeError("disk pulled out")

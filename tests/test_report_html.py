@@ -4,14 +4,19 @@ The inputs come from the real pipeline: two faulted trial loads of ``sample_data
 against TL1 as baseline, so findings are new, persisting and resolved) and a clean load. The page
 is rendered, opened in chromium, and the DOM after its scripts ran is checked: verdict, counts,
 owner groups and their rows, the in-page filter and sort, waivers, no network reference. The
-screenshots in docs/screenshots/ are taken here.
+page is rendered from the view model (pipelines/report/view.py) through the Jinja2 templates and
+assets of pipelines/report/. The README's screenshots are taken here (written to docs/screenshots/
+only with MIGCHECK_UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 import urllib.parse
@@ -22,8 +27,11 @@ import polars as pl
 import pytest
 
 from checks.discrepancies import DISCREPANCY_COLUMNS, OWNERS, owner
-from pipelines import report_html
-from pipelines.report_html import render_report_html, write_report_html
+from pipelines.report import html as report_html
+from pipelines.report.html import render_report_html, render_view, write_report_html
+from pipelines.report.palette import COLOURS, FATES
+from pipelines.report.view import MAX_ROWS_PER_OWNER, MAX_UNMAPPED_ROWS, ReportView, build_report_view
+from pipelines.report_excel import OWNER_FILES
 from pipelines.synth.generator import generate
 from pipelines.synth.trial_load import simulate_trial_load
 from pipelines.validate import run_validation
@@ -31,6 +39,7 @@ from pipelines.validate import run_validation
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data"
 SHOTS = REPO / "docs" / "screenshots"
+REPORT_PKG = REPO / "pipelines" / "report"
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium")) if p and Path(p).exists()), None)
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None,
@@ -253,7 +262,7 @@ def with_waivers(disc: pl.DataFrame, summary: dict) -> tuple[pl.DataFrame, dict]
 def failed_page(faulted) -> tuple[Path, pl.DataFrame, dict, pl.DataFrame]:
     disc, summary, unmapped = read_inputs(faulted)
     disc, summary = with_waivers(disc, summary)
-    page = write_report_html(faulted, disc, summary, unmapped, "gx_data_docs/index.html")
+    page = write_report_html(faulted, disc, summary, unmapped)
     assert page == faulted / "report.html"
     return page, disc, summary, unmapped
 
@@ -317,7 +326,7 @@ def test_failed_load_shows_verdict_counts_and_owner_lists(failed_page):
     assert [p.attrs["data-owner"] for p in panels][:3] == OWNERS
     for p in panels:
         own = disc.filter(pl.col("owner") == p.attrs["data-owner"])
-        assert own.height < report_html.MAX_ROWS_PER_OWNER
+        assert own.height < MAX_ROWS_PER_OWNER
         rows = p.find_all("tr", class_="d")
         assert len(rows) == own.height, p.attrs["data-owner"]
         assert sorted(r.attrs["data-id"] for r in rows) == sorted(own["discrepancy_id"].to_list())
@@ -341,7 +350,7 @@ def test_failed_load_shows_verdict_counts_and_owner_lists(failed_page):
     # unmapped codes with their candidates
     if unmapped.height:
         rows = dom.find("table", id="unmapped-table").find_all("tbody")[0].find_all("tr")
-        assert len(rows) == min(unmapped.height, report_html.MAX_UNMAPPED_ROWS)
+        assert len(rows) == min(unmapped.height, MAX_UNMAPPED_ROWS)
         best = unmapped.filter(pl.col("candidates").list.len() > 0)
         if best.height:
             assert best["candidates"][0][0] in dom.find("table", id="unmapped-table").text()
@@ -365,7 +374,8 @@ def test_page_fetches_nothing_and_its_links_resolve(failed_page):
     for script in dom.find_all("script"):
         assert "src" not in script.attrs
     hrefs = {a.attrs["href"] for a in dom.find_all("a") if "href" in a.attrs}
-    assert {"discrepancies.csv", "junit.xml", "worklists/", "gx_data_docs/index.html"} <= hrefs
+    # the report's own files, and nothing else outside the page (no GX Data Docs: docs/decisions.md D40)
+    assert {h for h in hrefs if not h.startswith("#")} == {"discrepancies.csv", "junit.xml", "worklists/"}
     for h in hrefs:
         if h.startswith("#"):
             assert dom.find(id=h[1:].split("?")[0]), h
@@ -424,7 +434,7 @@ def test_filter_and_sort_preset_by_the_url_fragment(failed_page):
 def test_clean_load_passes(clean):
     disc, summary, unmapped = read_inputs(clean)
     assert summary["gate_passed"] is True
-    page = write_report_html(clean, disc, summary, unmapped, None)
+    page = write_report_html(clean, disc, summary, unmapped)
     dom = dump_dom(page)
     assert dom.find("section", id="verdict").attrs["data-verdict"] == "PASSED"
     assert dom.find(id="verdict-text").text().strip() == "PASSED"
@@ -432,7 +442,6 @@ def test_clean_load_passes(clean):
     assert num(dom.find(id="k-errors").find(class_="kv").text()) == 0
     assert num(dom.find(id="k-warnings").find(class_="kv").text()) == 0
     assert not dom.find_all("table", id="failing-gates")
-    assert not dom.find_all("a", id="gx-link")
     person = summary["entities"]["person"]
     cell = dom.find("td", data_entity="person", data_key="migrated")
     assert num(cell.text()) == person["migrated"] == person["records_read"]
@@ -446,7 +455,7 @@ def test_clean_load_passes(clean):
 
 def test_renders_without_optional_inputs():
     empty = pl.DataFrame(schema={c: pl.String for c in DISCREPANCY_COLUMNS})
-    page = render_report_html(empty, {}, pl.DataFrame(), None)
+    page = render_report_html(empty, {}, pl.DataFrame())
     assert 'data-verdict="PASSED"' in page and "No unmapped codes" in page and "No waivers are recorded" in page
     first_run = {"trial_load": "TL1", "gate_passed": False, "entities": {"person": {"records_read": 3}}}
     row = {c: None for c in DISCREPANCY_COLUMNS} | {
@@ -458,7 +467,7 @@ def test_renders_without_optional_inputs():
         "status": "new",
         "message": "name_last differs",
     }
-    page = render_report_html(pl.DataFrame([row]), first_run, pl.DataFrame(), None)
+    page = render_report_html(pl.DataFrame([row]), first_run, pl.DataFrame())
     assert 'data-verdict="FAILED"' in page and "First trial load" in page
     assert 'data-owner="vendor load"' in page  # owner derived when the column is absent
 
@@ -502,15 +511,14 @@ def test_escapes_every_value_from_the_data():
         },
         "trend": [{"trial_load": evil, "errors": 1}],
     }
-    page = render_report_html(disc, summary, unmapped, 'x"><script>alert(2)</script>')
+    page = render_report_html(disc, summary, unmapped)
     assert "<script>alert" not in page and "<img src=x" not in page and '"><u>' not in page
     assert page.count("<script") == 2  # the page's own: report meta and the inline script
 
 
-def test_large_reports_are_capped_per_owner(faulted, monkeypatch):
+def test_large_reports_are_capped_per_owner(faulted):
     disc, summary, unmapped = read_inputs(faulted)
-    monkeypatch.setattr(report_html, "MAX_ROWS_PER_OWNER", 10)
-    dom = parse(render_report_html(disc, summary, unmapped, None))
+    dom = parse(render_view(build_report_view(disc, summary, unmapped, max_rows_per_owner=10)))
     for p in dom.find_all("section", class_="owner-panel"):
         total = disc.filter(pl.col("owner") == p.attrs["data-owner"]).height
         rows = p.find_all("tr", class_="d")
@@ -519,6 +527,10 @@ def test_large_reports_are_capped_per_owner(faulted, monkeypatch):
         if total > 10:
             note = p.find("p", class_="cap").text()
             assert f"first 10 of {total}" in note and "discrepancies.csv" in note
+            # the note links the owner's worklist, as report_excel names it, and it is there
+            links = [a.attrs["href"] for a in p.find("p", class_="cap").find_all("a")]
+            assert f"worklists/{OWNER_FILES[p.attrs['data-owner']]}.xlsx" in links
+            assert all((faulted / h).exists() for h in links), links
             assert rows[0].attrs["data-sev"] == "error"  # open errors first
 
 
@@ -542,13 +554,82 @@ def test_no_personal_value_from_the_extract_reaches_the_page(failed_page):
     assert not leaks, f"personal values in report.html: {leaks[:5]}"
 
 
+def test_assets_are_inlined_under_the_same_policy_and_colours_are_defined_once(failed_page):
+    page, disc, summary, unmapped = failed_page
+    raw = page.read_text(encoding="utf-8")
+    css = (REPORT_PKG / "assets" / "report.css").read_text(encoding="utf-8")
+    js = (REPORT_PKG / "assets" / "report.js").read_text(encoding="utf-8")
+    dom = parse(raw)
+    # one self-contained file: the asset files verbatim in the page's only <style> and <script>
+    (style,) = dom.find_all("style")
+    assert style.text().endswith(css) and len(css) > 5000
+    scripts = [s for s in dom.find_all("script") if s.attrs.get("type") != "application/json"]
+    assert [s.text() for s in scripts] == [js]
+    (csp,) = [m for m in dom.find_all("meta") if m.attrs.get("http-equiv") == "Content-Security-Policy"]
+    assert csp.attrs["content"] == report_html.CSP
+    assert "default-src 'none'" in report_html.CSP and "connect-src 'none'" in report_html.CSP
+    # the palette reaches the page once, as CSS custom properties the stylesheet uses ...
+    root_vars = "".join(f"--c-{name}:{colour};" for name, colour in COLOURS.items())
+    assert f":root{{{root_vars}}}" in style.text()
+    assert all(f"var(--c-{name})" in css for name in COLOURS)
+    # ... and no stylesheet, script or template writes a palette colour itself
+    templates = [t.read_text(encoding="utf-8").lower() for t in (REPORT_PKG / "templates").rglob("*.j2")]
+    assert len(templates) > 5
+    for colour in COLOURS.values():
+        assert not any(colour in w for w in [css.lower(), js.lower(), *templates]), colour
+    for _, _, colour in FATES:
+        assert not any(colour in w for w in templates), colour
+    # the charts draw in the palette's colours
+    charts = dom.find("section", id="charts")
+    fills = {n.attrs.get("fill") for n in charts.iter() if n.tag in ("rect", "circle")}
+    assert {COLOURS["error"], COLOURS["warning"], COLOURS["new"], COLOURS["persisting"]} <= fills
+    fates = {n.attrs["fill"] for n in dom.find("table", id="counts-table").iter() if n.tag == "rect"}
+    assert fates and fates <= {c for _, _, c in FATES}
+    # the embedded summary agrees with the page
+    meta = json.loads(dom.find("script", id="report-meta").text())
+    tile = {k: num(dom.find(id=f"k-{k}").find(class_="kv").text()) for k in ("errors", "warnings")}
+    assert meta == {"trial_load": "TL2", "verdict": "FAILED", **tile}
+
+
+def test_the_view_model_is_frozen_and_holds_what_the_page_shows(failed_page):
+    _, disc, summary, unmapped = failed_page
+    view = build_report_view(disc, summary, unmapped)
+    assert isinstance(view, ReportView)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        view.verdict = None
+    assert view.verdict.word == "FAILED" and view.verdict.trial_load == "TL2"
+    assert [p.owner for p in view.lists.panels] == OWNERS
+    assert sum(p.total for p in view.lists.panels) == disc.height
+    assert [p.stem for p in view.lists.panels] == [OWNER_FILES[o] for o in OWNERS]
+    # rendering is a function of the view alone
+    assert render_view(view) == render_report_html(disc, summary, unmapped)
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
 @needs_chromium
-def test_screenshots_for_the_readme(failed_page):
+def test_screenshots_for_the_readme(failed_page, tmp_path):
+    """The README's screenshots of the report: the top of the page and the vendor-load list.
+
+    Taken into tmp_path and checked there (real PNGs of the window's size, with content). Only when
+    the environment variable MIGCHECK_UPDATE_SCREENSHOTS=1 is set are they copied over
+    docs/screenshots/, so an ordinary test run leaves the repository unchanged.
+    """
     page, *_ = failed_page
-    top, lists = SHOTS / "report-top.png", SHOTS / "report-lists.png"
-    screenshot(page, top)
-    screenshot(page, lists, "#lists?owner=vendor%20load&entity=person&focus=1", size="1400,1600")
-    for png in (top, lists):
+    shots = {
+        "report-top.png": ("", "1400,2000"),
+        "report-lists.png": ("#lists?owner=vendor%20load&entity=person&focus=1", "1400,1600"),
+    }
+    for name, (fragment, size) in shots.items():
+        png = tmp_path / name
+        screenshot(page, png, fragment, size=size)
         data = png.read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n"
-        assert 20_000 < len(data) < 500_000, (png.name, len(data))
+        assert _png_size(data) == tuple(int(v) for v in size.split(","))
+        assert 20_000 < len(data) < 500_000, (name, len(data))
+    if os.environ.get("MIGCHECK_UPDATE_SCREENSHOTS") == "1":
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for name in shots:
+            shutil.copyfile(tmp_path / name, SHOTS / name)

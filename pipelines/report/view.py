@@ -1,0 +1,757 @@
+"""The view model of ``report.html``: everything the page shows, computed once, typed and frozen.
+
+:func:`build_report_view` turns the discrepancies, summary.json and the unmapped codes into a
+:class:`ReportView`; the templates render only from it. Values stay plain text here: the
+templates escape them. Values that identify a person arrive masked in ``expected`` / ``actual``
+(docs/decisions.md D29); nothing here adds a value of its own from the extract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from checks.discrepancies import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, OWNERS, owner, status_totals
+from pipelines.report import charts
+from pipelines.report.charts import Chart, FateBar, LegendItem
+from pipelines.report.fmt import Figure, count_text, opt_text, text, when
+from pipelines.report_excel import OWNER_FILES
+
+MAX_ROWS_PER_OWNER = 2000
+MAX_UNMAPPED_ROWS = 1000
+
+ENTITY_ORDER = ENTITIES
+#: owner group → (tab title, who acts)
+OWNER_INFO = {
+    "source system": ("Source system", "PAS / PCS data stewards correct the legacy record before the next extract."),
+    "code map": ("Code map", "The code-map owner adds or corrects codes in mappings/code_maps/ (see Unmapped codes)."),
+    "vendor load": ("Vendor load", "The vendor corrects the load: rows missing, unexpected, changed or inconsistent."),
+}
+SEV_RANK = {"error": 0, "warning": 1, "info": 2}
+STATUS_RANK = {"new": 0, "persisting": 1, "resolved": 2}
+#: the count columns of the counts table: (key in summary.json entities, header)
+COUNT_COLUMNS = (
+    ("out_of_scope", "Out of scope"),
+    ("rejected", "Rejected"),
+    ("merged", "Merged"),
+    ("migrated", "Migrated unchanged"),
+    ("with_differences", "With differences"),
+    ("missing", "Missing in target"),
+    ("unexpected", "Unexpected in target"),
+    ("expected_in_target", "Expected in target"),
+    ("found_in_target", "Found in target"),
+)
+#: the columns of the findings per category: severities, then waived and resolved
+CATEGORY_COLUMNS = ("error", "warning", "info", "waived", "resolved")
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate of summary.json."""
+
+    gate: str
+    category: str
+    errors: int
+    warnings: int | None
+    waived: int
+    threshold: str
+    passed: bool
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A key figure under the verdict; ``cls`` colours it (its kind, or 'zero')."""
+
+    id: str
+    label: str
+    value: int
+    cls: str
+    sub: str
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Whether every record read is in the ledger."""
+
+    balanced: bool | None
+    records_read: Figure
+    ledger_rows: Figure
+
+    @property
+    def text(self) -> str:
+        """'yes', 'NO' or 'unknown'."""
+        return "unknown" if self.balanced is None else ("yes" if self.balanced else "NO")
+
+    @property
+    def cls(self) -> str:
+        """'ok', 'bad' or '' (unknown)."""
+        return "" if self.balanced is None else ("ok" if self.balanced else "bad")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The head of the page: PASSED / FAILED, key figures, the failing gates."""
+
+    passed: bool
+    trial_load: str
+    migration: str | None
+    when: str
+    lead: str
+    tiles: tuple[Tile, ...]
+    ledger: Ledger
+    failing: tuple[Gate, ...]  # the worst few
+    failing_more: int  # failing gates not in ``failing``
+
+    @property
+    def word(self) -> str:
+        """'PASSED' or 'FAILED'."""
+        return "PASSED" if self.passed else "FAILED"
+
+
+@dataclass(frozen=True)
+class Charts:
+    """The three charts and how many trial loads the trend has."""
+
+    trend: Chart
+    changes: Chart
+    entities: Chart
+    loads: int
+
+
+@dataclass(frozen=True)
+class CountCell:
+    """One count of an entity; ``cls`` marks the figures to look at."""
+
+    key: str
+    value: Figure
+    cls: str
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class EntityCounts:
+    """One row of the counts table."""
+
+    name: str
+    records_read: Figure
+    derived: bool  # derived in the target, no legacy records of its own
+    by_system: tuple[tuple[str, Figure], ...]
+    cells: tuple[CountCell, ...]
+    fate: FateBar | None
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """Rejected records of one entity, per reason (in ``Counts.reasons`` order)."""
+
+    name: str
+    counts: tuple[int, ...]
+    total: int
+
+
+@dataclass(frozen=True)
+class ExtractFile:
+    """One extract file read."""
+
+    file: str
+    status: str
+    records: Figure
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Counts per entity and source system, rejected by reason, the files read."""
+
+    systems: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]
+    rows: tuple[EntityCounts, ...]
+    reasons: tuple[str, ...]
+    rejected: tuple[RejectedRow, ...]
+    files: tuple[ExtractFile, ...]
+    fate_legend: tuple[LegendItem, ...]
+
+
+@dataclass(frozen=True)
+class CategoryRow:
+    """Open findings of one category, in ``CATEGORY_COLUMNS`` order; ``gate`` None when no gate names it."""
+
+    category: str
+    counts: tuple[tuple[str, int], ...]
+    owners: tuple[tuple[str, int], ...]
+    gate: bool | None
+
+    @property
+    def empty(self) -> bool:
+        """No finding of this category at all."""
+        return not any(n for _, n in self.counts)
+
+
+@dataclass(frozen=True)
+class Categories:
+    """Findings per category and severity, and the totals."""
+
+    rows: tuple[CategoryRow, ...]
+    totals: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ListColumn:
+    """A column of the discrepancy lists: sort key, header, css class, width in %."""
+
+    key: str
+    label: str
+    cls: str
+    width: float
+
+
+LIST_COLUMNS = (
+    ListColumn("severity", "Severity", "c-sev", 5.5),
+    ListColumn("status", "Status", "c-status", 7),
+    ListColumn("category", "Category / check / id", "c-cat", 12),
+    ListColumn("entity", "Entity", "c-ent", 6.5),
+    ListColumn("source_ref", "Source ref", "c-ref", 10),
+    ListColumn("target_ref", "Target ref", "c-ref", 7),
+    ListColumn("column", "Column", "c-col", 7.5),
+    ListColumn("expected", "Expected → actual", "c-val", 13),
+    ListColumn("message", "Message", "c-msg", 18.5),
+    ListColumn("suggested_action", "Suggested action", "c-act", 13),
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One discrepancy as the lists show it."""
+
+    id: str | None
+    owner: str
+    severity: str
+    status: str
+    category: str | None
+    check: str | None
+    entity: str | None
+    source_ref: str | None
+    target_ref: str | None
+    column: str | None
+    expected: str | None
+    actual: str | None
+    message: str | None
+    suggested_action: str | None
+    waived: bool
+    waiver: str | None
+
+    @property
+    def sev_rank(self) -> int:
+        """Sort key of the severity (error first)."""
+        return SEV_RANK.get(self.severity, 3)
+
+    @property
+    def status_rank(self) -> int:
+        """Sort key of the status (new first)."""
+        return STATUS_RANK.get(self.status, 3)
+
+
+@dataclass(frozen=True)
+class OwnerPanel:
+    """The tab of one owner group; ``stem`` names its worklist and its element ids."""
+
+    owner: str
+    stem: str
+    title: str
+    who: str
+    total: int
+    open_errors: int
+    findings: tuple[Finding, ...]  # the first MAX_ROWS_PER_OWNER
+    active: bool
+
+    @property
+    def worklist(self) -> str:
+        """Relative link to the owner's Excel worklist."""
+        return f"worklists/{self.stem}.xlsx"
+
+
+@dataclass(frozen=True)
+class Lists:
+    """The discrepancy lists: columns, one panel per owner, the values the filters offer."""
+
+    columns: tuple[ListColumn, ...]
+    panels: tuple[OwnerPanel, ...]
+    categories: tuple[str, ...]
+    severities: tuple[str, ...]
+    statuses: tuple[str, ...]
+    entities: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UnmappedCode:
+    """A legacy code with no mapping and its best candidates; ``bar`` its frequency in % of the most frequent."""
+
+    entity: str | None
+    system: str
+    column: str | None
+    code: str | None
+    count: int
+    bar: int
+    candidates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    """The unmapped codes shown (the most frequent first), of ``total`` codes in ``records`` records."""
+
+    codes: tuple[UnmappedCode, ...]
+    total: int
+    records: int
+
+    @property
+    def capped(self) -> bool:
+        """Some codes are only in unmapped_codes.csv."""
+        return self.total > len(self.codes)
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """A waiver of summary.json; ``days_left`` to its expiry when the date parses."""
+
+    id: str | None
+    matched: Figure
+    reason: str | None
+    approver_role: str | None
+    expires: str | None
+    days_left: int | None
+
+    @property
+    def expires_soon(self) -> bool:
+        """Expires within 30 days."""
+        return self.days_left is not None and 0 <= self.days_left <= 30
+
+
+@dataclass(frozen=True)
+class Waivers:
+    """Waivers applied, in force but unmatched, and expired."""
+
+    applied: tuple[Waiver, ...]
+    unmatched: tuple[Waiver, ...]
+    expired: tuple[Waiver, ...]
+
+    @property
+    def any(self) -> bool:
+        """Any waiver recorded at all."""
+        return bool(self.applied or self.unmatched or self.expired)
+
+
+@dataclass(frozen=True)
+class GateTable:
+    """Every gate, failed first."""
+
+    gates: tuple[Gate, ...]
+
+    @property
+    def has_warnings(self) -> bool:
+        """Some gate counts warnings (the column is shown)."""
+        return any(g.warnings is not None for g in self.gates)
+
+    @property
+    def failed(self) -> int:
+        """How many gates failed."""
+        return sum(not g.passed for g in self.gates)
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """Everything report.html shows, in page order."""
+
+    verdict: Verdict
+    charts: Charts
+    counts: Counts
+    categories: Categories
+    lists: Lists
+    unmapped: Unmapped
+    waivers: Waivers
+    gates: GateTable
+    errors: int
+    warnings: int
+
+    @property
+    def title(self) -> str:
+        """The page title (without the product name)."""
+        v = self.verdict
+        return f"{v.word} · trial load {v.trial_load}" + (f" · {v.migration}" if v.migration else "")
+
+    @property
+    def meta(self) -> dict[str, object]:
+        """The machine-readable summary embedded in the page."""
+        return {
+            "trial_load": self.verdict.trial_load,
+            "verdict": self.verdict.word,
+            "errors": self.errors,
+            "warnings": self.warnings,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# building it
+
+
+def build_report_view(
+    disc: pl.DataFrame,
+    summary: dict | None,
+    unmapped: pl.DataFrame | None,
+    *,
+    max_rows_per_owner: int = MAX_ROWS_PER_OWNER,
+    max_unmapped_rows: int = MAX_UNMAPPED_ROWS,
+) -> ReportView:
+    """The view of one trial load's report.
+
+    ``disc``: the discrepancies (contract columns; ``owner``, ``waived`` and ``waiver`` are derived
+    when absent); ``summary``: summary.json; ``unmapped``: the unmapped codes with their candidates.
+    """
+    summary = summary or {}
+    disc = _prepare(disc)
+    open_ = disc.filter(pl.col("status") != "resolved")
+    ents = _entities(summary)
+    gates = _gates(summary)
+    totals = _totals(open_, disc, summary)
+    if "gate_passed" in summary:
+        passed = bool(summary["gate_passed"])
+    elif gates:
+        passed = all(g.passed for g in gates)
+    else:
+        passed = totals["errors"] == 0
+    trial = text(summary.get("trial_load", "") or (disc["trial_load"][0] if disc.height else ""))
+    trend = [p for p in (summary.get("trend") or []) if isinstance(p, dict)]
+    if not trend:
+        trend = [{"trial_load": trial, "run_at": summary.get("run_at"), **totals}]
+    # this load's point shows the figures of this page, so chart and tiles agree
+    trend = [({**p, **totals} if p.get("trial_load") == trial else p) for p in trend]
+    this_run = next((p for p in reversed(trend) if p.get("trial_load") == trial), None)
+    run_at = summary.get("run_at") or (this_run or {}).get("run_at")
+    try:
+        today = dt.datetime.fromisoformat(str(run_at)).date() if run_at else dt.date.today()
+    except ValueError:
+        today = dt.date.today()
+    return ReportView(
+        verdict=_verdict(summary, trial, totals, gates, passed, when(run_at)),
+        charts=_charts(trend, open_, ents),
+        counts=_counts(summary, ents),
+        categories=_categories(disc, gates),
+        lists=_lists(disc, max_rows_per_owner),
+        unmapped=_unmapped(unmapped, max_unmapped_rows),
+        waivers=_waivers(summary, today),
+        gates=GateTable(tuple(sorted(gates, key=lambda g: (g.passed, -g.errors, g.gate)))),
+        errors=totals["errors"],
+        warnings=totals["warnings"],
+    )
+
+
+def _prepare(disc: pl.DataFrame) -> pl.DataFrame:
+    """The discrepancies with every column the page uses, in the page's order."""
+    for c in DISCREPANCY_COLUMNS:
+        if c not in disc.columns:
+            disc = disc.with_columns(pl.lit(None, dtype=pl.String).alias(c))
+    if "owner" not in disc.columns:
+        disc = disc.with_columns(owner().alias("owner"))
+    if "waived" not in disc.columns:
+        disc = disc.with_columns(pl.lit(False).alias("waived"))
+    if "waiver" not in disc.columns:
+        disc = disc.with_columns(pl.lit(None, dtype=pl.String).alias("waiver"))
+    disc = disc.with_columns(
+        pl.col("waived").cast(pl.Boolean).fill_null(False),
+        pl.col("status").fill_null("new"),
+        pl.col("owner").fill_null("vendor load"),
+    )
+    return (
+        disc.with_columns(
+            pl.col("severity").replace_strict(SEV_RANK, default=3, return_dtype=pl.Int8).alias("_sev"),
+            pl.col("status").replace_strict(STATUS_RANK, default=3, return_dtype=pl.Int8).alias("_st"),
+        )
+        .sort(["_st", "_sev", "waived", "entity", "category", "source_ref", "target_ref", "column"], nulls_last=True)
+        .drop("_sev", "_st")
+    )
+
+
+def _entities(summary: dict) -> dict[str, dict]:
+    ents = summary.get("entities") or {}
+    if isinstance(ents, list):  # tolerate a list of {entity: …, …}
+        ents = {x.get("entity", str(i)): x for i, x in enumerate(ents) if isinstance(x, dict)}
+    order = {n: i for i, n in enumerate(ENTITY_ORDER)}
+    return dict(sorted(ents.items(), key=lambda kv: (order.get(kv[0], 99), kv[0])))
+
+
+def _totals(open_: pl.DataFrame, disc: pl.DataFrame, summary: dict) -> dict[str, int]:
+    """Errors / warnings (open, not waived), waived (open), new / persisting / resolved."""
+    t = {**status_totals(disc), "info": open_.filter(pl.col("severity") == "info").height}
+    given = summary.get("totals")
+    if isinstance(given, dict):  # the figures of summary.json win, so the page and CI agree
+        t |= {k: v for k, v in given.items() if k in t and isinstance(v, int)}
+    return t
+
+
+def _gates(summary: dict) -> list[Gate]:
+    out = []
+    for g in summary.get("gates") or []:
+        if not isinstance(g, dict):
+            continue
+        name = text(g.get("gate") or g.get("check") or g.get("category") or "?")
+        threshold = g.get("threshold")
+        if threshold is None and g.get("max_errors") is not None:
+            threshold = f"max {g['max_errors']} errors"
+        warnings = g.get("warnings")
+        out.append(
+            Gate(
+                gate=name,
+                category=text(g.get("category") or (name if name in CATEGORIES else "")),
+                errors=int(g.get("errors", 0) or 0),
+                warnings=None if warnings is None else int(warnings),
+                waived=int(g.get("waived", 0) or 0),
+                threshold=text(threshold or ""),
+                passed=bool(g.get("passed", True)),
+            )
+        )
+    return out
+
+
+def _verdict(summary: dict, trial: str, totals: dict[str, int], gates: list[Gate], passed: bool, at: str) -> Verdict:
+    failing = [g for g in gates if not g.passed]
+    n_all, n_failing = count_text(len(gates)), count_text(len(failing))
+    if passed:
+        lead = (
+            f"All {n_all} gates pass." if gates else "No gate failed."
+        ) + " The trial load may proceed as far as this validation can tell."
+    else:
+        lead = (
+            f"{n_failing} of {n_all} gates fail: error findings above their threshold, not waived."
+            if gates
+            else "The trial load fails its gate."
+        )
+    tiles = (
+        ("k-errors", "Errors", "errors", "error", "open, not waived"),
+        ("k-warnings", "Warnings", "warnings", "warning", "open, not waived"),
+        ("k-waived", "Waived", "waived", "waived", "accepted by stewards"),
+        ("k-new", "New", "new", "new", "since the previous load"),
+        ("k-persisting", "Persisting", "persisting", "persisting", "still open"),
+        ("k-resolved", "Resolved", "resolved", "resolved", "gone since last"),
+    )
+    shown = sorted(failing, key=lambda g: -g.errors)[:8]
+    balanced = summary.get("ledger_balanced")
+    return Verdict(
+        passed=passed,
+        trial_load=trial,
+        migration=opt_text(summary.get("migration") or None),
+        when=at,
+        lead=lead,
+        tiles=tuple(Tile(i, label, totals[k], cls if totals[k] else "zero", sub) for i, label, k, cls, sub in tiles),
+        ledger=Ledger(
+            None if balanced is None else bool(balanced), summary.get("records_read"), summary.get("ledger_rows")
+        ),
+        failing=tuple(shown),
+        failing_more=len(failing) - len(shown),
+    )
+
+
+def _charts(trend: list[dict], open_: pl.DataFrame, ents: dict[str, dict]) -> Charts:
+    names = list(ents) or ENTITY_ORDER
+    extra = sorted(set(open_["entity"].drop_nulls().to_list()) - set(names))
+    rows = []
+    for name in [*names, *extra]:
+        sub = open_.filter(pl.col("entity") == name)
+        nw = sub.filter(~pl.col("waived"))
+        rows.append(
+            (
+                name,
+                nw.filter(pl.col("severity") == "error").height,
+                nw.filter(pl.col("severity") == "warning").height,
+                sub.filter(pl.col("waived") & (pl.col("severity") != "info")).height,
+            )
+        )
+    return Charts(charts.trend_lines(trend), charts.trend_changes(trend), charts.entity_bars(rows), len(trend))
+
+
+def _counts(summary: dict, ents: dict[str, dict]) -> Counts:
+    systems = tuple(sorted({s for v in ents.values() for s in (v.get("records_read_by_system") or {})}))
+    rows = []
+    for name, v in ents.items():
+        by = v.get("records_read_by_system") or {}
+        read = v.get("records_read")
+        cells = []
+        for k, _ in COUNT_COLUMNS:
+            val = v.get(k)
+            cls = "num"
+            if k in ("missing", "unexpected", "with_differences") and val:
+                cls += " hl-bad"
+            elif k == "rejected" and val:
+                cls += " hl-warn"
+            title = None
+            if k == "rejected" and v.get("rejected_by_category"):
+                title = ", ".join(f"{c}: {n}" for c, n in v["rejected_by_category"].items())
+            cells.append(CountCell(k, val, cls, title))
+        rows.append(
+            EntityCounts(
+                name=name,
+                records_read=read,
+                derived=not read and not by,
+                by_system=tuple((s, by.get(s, 0)) for s in systems),
+                cells=tuple(cells),
+                fate=charts.fate_bar(v),
+            )
+        )
+    reasons = tuple(sorted({r for v in ents.values() for r in (v.get("rejected_by_category") or {})}))
+    rejected = tuple(
+        RejectedRow(name, tuple(int(rc.get(r, 0) or 0) for r in reasons), sum(rc.values()))
+        for name, v in ents.items()
+        if (rc := v.get("rejected_by_category") or {})
+    )
+    files = tuple(
+        ExtractFile(text(f.get("file")), text(f.get("status")), f.get("records"))
+        for f in summary.get("files") or []
+        if isinstance(f, dict)
+    )
+    return Counts(systems, COUNT_COLUMNS, tuple(rows), reasons, rejected, files, charts.fate_legend())
+
+
+def _categories(disc: pl.DataFrame, gates: list[Gate]) -> Categories:
+    open_ = disc.filter(pl.col("status") != "resolved")
+    cats = list(CATEGORIES) + sorted(set(disc["category"].drop_nulls().to_list()) - set(CATEGORIES))
+    gate_state: dict[str, bool] = {}
+    for g in gates:
+        if g.category:
+            gate_state[g.category] = gate_state.get(g.category, True) and g.passed
+    rows = []
+    totals = dict.fromkeys(CATEGORY_COLUMNS, 0)
+    for c in cats:
+        sub = open_.filter(pl.col("category") == c)
+        nw = sub.filter(~pl.col("waived"))
+        vals = {s: nw.filter(pl.col("severity") == s).height for s in ("error", "warning", "info")}
+        vals["waived"] = sub.filter(pl.col("waived")).height
+        vals["resolved"] = disc.filter((pl.col("category") == c) & (pl.col("status") == "resolved")).height
+        for k in totals:
+            totals[k] += vals[k]
+        owners = tuple((o, n) for o, n in sub.group_by("owner").len().sort("owner").iter_rows())
+        rows.append(CategoryRow(c, tuple((k, vals[k]) for k in CATEGORY_COLUMNS), owners, gate_state.get(c)))
+    return Categories(tuple(rows), tuple(totals.values()))
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")
+
+
+def _finding(r: dict) -> Finding:
+    return Finding(
+        id=opt_text(r.get("discrepancy_id")),
+        owner=text(r.get("owner")),
+        severity=text(r.get("severity")),
+        status=text(r.get("status")),
+        category=opt_text(r.get("category")),
+        check=opt_text(r.get("check")),
+        entity=opt_text(r.get("entity")),
+        source_ref=opt_text(r.get("source_ref")),
+        target_ref=opt_text(r.get("target_ref")),
+        column=opt_text(r.get("column")),
+        expected=opt_text(r.get("expected")),
+        actual=opt_text(r.get("actual")),
+        message=opt_text(r.get("message")),
+        suggested_action=opt_text(r.get("suggested_action")),
+        waived=bool(r.get("waived")),
+        waiver=opt_text(r.get("waiver")),
+    )
+
+
+def _lists(disc: pl.DataFrame, max_rows: int) -> Lists:
+    owners = list(OWNERS) + sorted(set(disc["owner"].drop_nulls().to_list()) - set(OWNERS))
+    panels = []
+    for i, o in enumerate(owners):
+        sub = disc.filter(pl.col("owner") == o)
+        open_err = sub.filter(
+            (pl.col("status") != "resolved") & (pl.col("severity") == "error") & ~pl.col("waived")
+        ).height
+        title, who = OWNER_INFO.get(o, (o.capitalize(), ""))
+        panels.append(
+            OwnerPanel(
+                owner=o,
+                stem=OWNER_FILES.get(o) or _slug(o),
+                title=title,
+                who=who,
+                total=sub.height,
+                open_errors=open_err,
+                findings=tuple(_finding(r) for r in sub.head(max_rows).iter_rows(named=True)),
+                active=i == 0,
+            )
+        )
+
+    def options(col: str, order: list[str]) -> tuple[str, ...]:
+        vals = {text(v) for v in disc[col].drop_nulls().to_list()}
+        return tuple([v for v in order if v in vals] + sorted(vals - set(order)))
+
+    return Lists(
+        columns=LIST_COLUMNS,
+        panels=tuple(panels),
+        categories=options("category", CATEGORIES),
+        severities=options("severity", list(SEV_RANK)),
+        statuses=options("status", list(STATUS_RANK)),
+        entities=options("entity", ENTITY_ORDER),
+    )
+
+
+def _unmapped(unmapped: pl.DataFrame | None, max_rows: int) -> Unmapped:
+    if unmapped is None or unmapped.height == 0:
+        return Unmapped((), 0, 0)
+    u = unmapped
+    for c in ("entity", "source_system", "column", "code"):
+        if c not in u.columns:
+            u = u.with_columns(pl.lit(None, dtype=pl.String).alias(c))
+    if "count" not in u.columns:
+        u = u.with_columns(pl.lit(0).alias("count"))
+    if "candidates" not in u.columns:
+        u = u.with_columns(pl.lit(None, dtype=pl.List(pl.String)).alias("candidates"))
+    u = u.sort(["count", "entity", "code"], descending=[True, False, False], nulls_last=True)
+    vmax = max(int(u["count"].fill_null(0).max() or 0), 1)
+    codes = []
+    for r in u.head(max_rows).iter_rows(named=True):
+        cnt = int(r.get("count") or 0)
+        cands = r.get("candidates") or []
+        if isinstance(cands, str):
+            cands = [cands]
+        codes.append(
+            UnmappedCode(
+                entity=opt_text(r.get("entity")),
+                system=text(r.get("source_system") or "").upper(),
+                column=opt_text(r.get("column")),
+                code=None if r.get("code") in (None, "") else text(r.get("code")),
+                count=cnt,
+                bar=round(100 * cnt / vmax),
+                candidates=tuple(text(c) for c in list(cands)[:5]),
+            )
+        )
+    return Unmapped(tuple(codes), u.height, int(u["count"].fill_null(0).sum()))
+
+
+def _days_to(expires: object, today: dt.date) -> int | None:
+    try:
+        return (dt.date.fromisoformat(str(expires)[:10]) - today).days
+    except ValueError:
+        return None
+
+
+def _waivers(summary: dict, today: dt.date) -> Waivers:
+    w = summary.get("waivers") or {}
+
+    def items(kind: str) -> tuple[Waiver, ...]:
+        return tuple(
+            Waiver(
+                id=opt_text(x.get("id")),
+                matched=x.get("matched"),
+                reason=opt_text(x.get("reason")),
+                approver_role=opt_text(x.get("approver_role")),
+                expires=opt_text(x.get("expires")),
+                days_left=_days_to(x.get("expires"), today),
+            )
+            for x in w.get(kind) or []
+            if isinstance(x, dict)
+        )
+
+    return Waivers(items("applied"), items("unmatched"), items("expired"))
