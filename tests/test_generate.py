@@ -20,11 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from checks.errors import MigcheckError
-from checks.identity import classify
+from checks.identity import classify, luhn_digit
 from pipelines.synth.generator import DEFECT_COLUMNS, PAS_HEADERS, VARIANTS, generate
+from pipelines.synth.population import luhn
+from pipelines.synth.writers import to_cp1252
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPINGS = ROOT / "mappings"
@@ -602,6 +605,31 @@ def test_tiny_extract_still_has_every_variant(tmp_path: Path) -> None:
     for v in VARIANTS:
         assert any(r["description"].startswith(v.description) for r in rows), v.name
     _assert_same(_reference_findings(tmp_path), Counter((r["category"], r["source_ref"]) for r in rows))
+
+
+def test_every_row_carries_its_variants_declaration(default_extract: Path) -> None:
+    by_description = {v.description: v for v in VARIANTS}
+    assert len(VARIANTS) == len({v.name for v in VARIANTS}) == 77
+    for r in _read_defects(default_extract):
+        v = next(v for d, v in by_description.items() if r["description"].startswith(d))
+        assert (r["category"], r["entity"], r["column"]) == (v.category, v.entity, v.column), v.name
+
+
+def test_larger_extract_ground_truth_holds(tmp_path: Path) -> None:
+    """Ten instances of every variant: host pools, clean-contact pools and derived identities at scale."""
+    result = generate(tmp_path, patients=5_000, seed=7)
+    rows = _read_defects(tmp_path)
+    assert result.defects == len(rows) == 10 * len(VARIANTS) + 10 * (1 + 1 + 2)  # every record of a duplicate group
+    _assert_same(_reference_findings(tmp_path), Counter((r["category"], r["source_ref"]) for r in rows))
+
+
+def test_vectorised_luhn_and_cp1252_agree_with_the_scalar_rules() -> None:
+    rng = np.random.default_rng(5)
+    digits = rng.integers(0, 10, (2_000, 9))
+    expected = [luhn_digit("".join(map(str, row))) for row in digits]
+    assert luhn(digits).tolist() == expected
+    for text in ("Åsa Öberg;Zoë;Loïc\r\n", "plain ascii\r\n", "Šárka €5 – ok\r\n", ""):
+        assert bytes(to_cp1252(memoryview(text.encode("utf-8")))) == text.encode("cp1252")
 
 
 def test_more_patients_more_defects(tmp_path: Path) -> None:
