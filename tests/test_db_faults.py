@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 
 import polars as pl
 import pytest
@@ -87,6 +88,8 @@ def test_an_empty_target_is_all_missing(loaded, tmp_path):
 def test_a_database_without_the_schema_is_exit_2(tmp_path, sample_extract):
     extract = tmp_path / "extract"
     shutil.copytree(sample_extract, extract)
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).execute("CREATE TABLE unrelated (x INTEGER)").connection.close()
     with pytest.raises(MigcheckError, match="missing in the target database"):
         run_validation(
             extract,
