@@ -10,10 +10,13 @@ from dataclasses import asdict, dataclass, field
 
 import polars as pl
 
-from checks.expected import SEVERITY, Expected
+from checks import catalogue
+from checks.catalogue import CATEGORIES
+from checks.expected import Expected
 from checks.findings import FINDING_SCHEMA, FINDING_SCHEMA_INFO
 from checks.mapping import Mappings
 from checks.reconcile import Reconciliation
+from checks.records import FILE_ENTITY
 
 DISCREPANCY_COLUMNS = [
     "discrepancy_id",
@@ -32,22 +35,8 @@ DISCREPANCY_COLUMNS = [
     "suggested_action",
     "status",
 ]
-CATEGORIES = [
-    "row_count",
-    "missing_in_target",
-    "unexpected_in_target",
-    "value_mismatch",
-    "mandatory_missing",
-    "invalid_identifier",
-    "unmapped_code",
-    "invalid_code",
-    "duplicate",
-    "orphan",
-    "implausible",
-    "confidentiality",
-    "unparseable",
-]
-WARNING = {c for c, sev in SEVERITY.items() if sev == "warning"}  # the load rules' warning categories
+#: who must act on a finding, in report order (the catalogue's owners)
+OWNERS = catalogue.OWNERS
 DISPOSITIONS = ["migrated", "migrated_with_differences", "missing_in_target", "rejected", "merged", "out_of_scope"]
 #: the entities of the report, in the order they are shown
 ENTITIES = [
@@ -76,10 +65,16 @@ def source_findings(exp: Expected) -> pl.DataFrame:
     accepted and the code as found (D41); blank where a finding shows no value.
     """
     f = exp.findings
-    return _blank(
-        f.with_columns((pl.col("entity") + ".source." + pl.col("category")).alias("check")),
-        ["target_ref", "expected", "actual"],
+    declared = pl.DataFrame(
+        [(e, cat, c.id) for (e, cat), c in catalogue.SOURCE.items()],
+        schema=["entity", "category", "check"],
+        orient="row",
     )
+    f = f.join(declared, on=["entity", "category"], how="left", maintain_order="left")
+    if f["check"].null_count():
+        pairs = f.filter(pl.col("check").is_null()).select("entity", "category").unique().rows()
+        raise catalogue.UndeclaredCheck(f"no source check declared for (entity, category) {sorted(pairs)}")
+    return _blank(f, ["target_ref", "expected", "actual"])
 
 
 def target_check_findings(failures: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
@@ -122,14 +117,15 @@ def row_count_findings(exp: Expected, target: dict[str, pl.DataFrame]) -> pl.Dat
             .fill_null(0)
             .sort("contributor_system_cd", nulls_last=True)
         )
+        chk = catalogue.COUNT[t]
         for r in j.iter_rows(named=True):
             sysname = (r["contributor_system_cd"] or "unknown").lower()
             same = r["expected"] == r["actual"]
             rows.append(
                 {
-                    "check": f"{t}.count",
-                    "category": "row_count",
-                    "entity": t,
+                    "check": chk.id,
+                    "category": chk.category,
+                    "entity": chk.entity,
                     "source_system": sysname if sysname in ("pas", "pcs") else None,
                     "source_ref": None,
                     "target_ref": None,
@@ -156,72 +152,33 @@ def _code_hints(m: Mappings) -> dict[tuple[str, str, str], str]:
     return hints
 
 
-def suggested_action(m: Mappings):
-    """An expression giving what to correct and where, by layer and category."""
+def _extract_files() -> dict[str, str]:
+    """``system|entity`` → the extract file holding that system's records of the entity."""
+    return {f"{f.split('/')[0]}|{e}": f for f, e in FILE_ENTITY.items()}
+
+
+def suggested_action(m: Mappings) -> pl.Expr:
+    """An expression giving what to correct and where: the action of each finding's check, filled in.
+
+    The templates are the catalogue's (``checks.catalogue``); the mappings say which code map or
+    nomenclature a column's codes belong to.
+    """
     hints = _code_hints(m)
     keys = [f"{t}|{s}|{c}" for (t, s, c) in hints]
     hint = (
         pl.col("entity") + "|" + pl.col("source_system").fill_null("") + "|" + pl.col("column").fill_null("")
     ).replace_strict(dict(zip(keys, hints.values(), strict=True)), default="the code map")
-    system = pl.col("source_system").fill_null("").str.to_uppercase()
-    is_source = pl.col("check").str.contains(".source.", literal=True)
-    cat = pl.col("category")
-    return (
-        pl.when(is_source & (cat == "unmapped_code"))
-        .then(pl.lit("Code map owner: add this code to ") + hint + pl.lit(", or correct the code in ") + system)
-        .when(is_source & (cat == "invalid_code"))
-        .then(
-            pl.lit("Code map owner: map the code to an active value in ")
-            + hint
-            + pl.lit(", or close/move the record in ")
-            + system
-        )
-        .when(is_source & (cat == "duplicate"))
-        .then(
-            pl.lit("Source system: confirm the duplicate patient records are one person (merge in ")
-            + system
-            + pl.lit("), or correct the identity number")
-        )
-        .when(is_source & (cat == "implausible"))
-        .then(
-            pl.lit("Source system: check the dates/sex of this record in ")
-            + system
-            + pl.lit(" and correct them if wrong (it is loaded as it stands)")
-        )
-        .when(is_source & (cat == "unparseable"))
-        .then(pl.lit("Extract: the line cannot be read; fix the export of this line in ") + system)
-        .when(is_source)
-        .then(pl.lit("Source system: correct this record in ") + system + pl.lit(" before the next extract"))
-        .when(cat == "confidentiality")
-        .then(pl.lit("Vendor load: mark the person PROTECTED at once and review who has seen the record"))
-        .when(cat == "row_count")
-        .then(pl.lit("Vendor load: see the missing/unexpected findings of this entity for the rows behind the count"))
-        .when(cat == "missing_in_target")
-        .then(pl.lit("Vendor load: load this record (it passes every load rule)"))
-        .when(cat == "unexpected_in_target")
-        .then(pl.lit("Vendor load: remove this row, or tell which legacy record it comes from"))
-        .when(cat == "value_mismatch")
-        .then(
-            pl.lit("Vendor load: correct ")
-            + pl.col("column").fill_null("the value")
-            + pl.lit(" to the source value (see message for the nature of the difference)")
-        )
-        .when(cat == "invalid_code")
-        .then(
-            pl.lit("Vendor load: use an active code value of the right code set / vocabulary for ")
-            + pl.col("column").fill_null("the code")
-        )
-        .when(cat == "orphan")
-        .then(
-            pl.lit(
-                "Vendor load: the parent row this row refers to does not exist; load the parent or fix the reference"
-            )
-        )
-        .when(cat == "duplicate")
-        .then(pl.lit("Vendor load: keep one identity alias per identity value"))
-        .when(cat == "mandatory_missing")
-        .then(pl.lit("Vendor load: fill ") + pl.col("column").fill_null("the mandatory value"))
-        .otherwise(pl.lit("Review"))
+    file = (pl.col("source_system").fill_null("") + "|" + pl.col("entity")).replace_strict(
+        _extract_files(), default="the extract file"
+    )
+    return catalogue.render_action(
+        {
+            "system": pl.col("source_system").fill_null("").str.to_uppercase(),
+            "code_map": hint,
+            "column": pl.col("column").fill_null("the value"),
+            "field": pl.col("column").fill_null("the line"),
+            "file": file,
+        }
     )
 
 
@@ -237,21 +194,42 @@ def _stable_id(
     return hashlib.sha1(f"{check}|{anchor}|{column or ''}".encode()).hexdigest()[:16]
 
 
+def _declared(df: pl.DataFrame) -> pl.DataFrame:
+    """The findings with their check's declaration (``_severity``); raises on an undeclared check.
+
+    A finding whose check the catalogue does not declare, or whose category is not its check's, is
+    a bug in the check that emitted it, never a user error.
+    """
+    unknown = catalogue.undeclared(df["check"].unique().to_list())
+    if unknown:
+        raise catalogue.UndeclaredCheck(
+            f"findings name check ids that checks/catalogue.py does not declare: {', '.join(map(str, unknown))}"
+        )
+    decl = catalogue.catalogue_frame().select(
+        "check", pl.col("category").alias("_declared_category"), pl.col("severity").alias("_severity")
+    )
+    df = df.join(decl, on="check", how="left", maintain_order="left")
+    wrong = df.filter(pl.col("category").ne_missing(pl.col("_declared_category")))
+    if wrong.height:
+        pairs = sorted(wrong.select("check", "category").unique().rows(), key=str)
+        raise catalogue.UndeclaredCheck(f"findings carry a category their check does not declare: {pairs}")
+    return df.drop("_declared_category")
+
+
 def discrepancies(parts: list[pl.DataFrame], trial_load: str, m: Mappings) -> pl.DataFrame:
-    """All findings as the contract's discrepancy rows, sorted, with stable ids."""
+    """All findings as the contract's discrepancy rows, sorted, with stable ids.
+
+    Severity and suggested action come from each finding's check in the catalogue; a finding of an
+    undeclared check raises ``catalogue.UndeclaredCheck``.
+    """
     cols = list(FINDING_SCHEMA)
     frames = []
     for p in parts:
         p = _blank(p, cols + ["_info"])
         frames.append(p.select(*cols, pl.col("_info").cast(pl.Boolean)))
-    df = pl.concat(frames, how="vertical_relaxed")
+    df = _declared(pl.concat(frames, how="vertical_relaxed"))
     df = df.with_columns(
-        pl.when(pl.col("_info").fill_null(False))
-        .then(pl.lit("info"))
-        .when(pl.col("category").is_in(list(WARNING)))
-        .then(pl.lit("warning"))
-        .otherwise(pl.lit("error"))
-        .alias("severity"),
+        pl.when(pl.col("_info").fill_null(False)).then(pl.lit("info")).otherwise(pl.col("_severity")).alias("severity"),
         pl.lit(trial_load).alias("trial_load"),
         pl.lit("new").alias("status"),
     ).with_columns(suggested_action(m).alias("suggested_action"))
@@ -299,9 +277,7 @@ def final_ledger(exp: Expected, recon: Reconciliation, disc: pl.DataFrame) -> pl
     )
     touched = (
         disc.filter(pl.col("severity") != "info")
-        .filter(~pl.col("check").str.contains(".source.", literal=True) & pl.col("source_ref").is_not_null())[
-            "source_ref"
-        ]
+        .filter(catalogue.layer_of().is_in(["reconcile", "target"]) & pl.col("source_ref").is_not_null())["source_ref"]
         .unique()
     )
     others = status.filter(pl.col("entity") != "person").select(
@@ -507,69 +483,11 @@ def apply_baseline(disc: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([now, gone.select(DISCREPANCY_COLUMNS)], how="vertical_relaxed")
 
 
-OWNERS = ["source system", "code map", "vendor load"]
-
-
 def owner() -> pl.Expr:
-    """Who must act on a discrepancy: source system, code map or vendor load.
+    """Who must act on a discrepancy: source system, code map or vendor load (``OWNERS``).
 
-    Derived from the check id and category, never stored.
+    The owner its check declares in the catalogue, never stored. A check id the catalogue does not
+    declare (a resolved finding of a report an older migcheck wrote) is left to the vendor load,
+    as the report does with an owner it does not know.
     """
-    is_source = pl.col("check").str.contains(".source.", literal=True) | pl.col("check").str.contains(
-        ".extract.", literal=True
-    )
-    return (
-        pl.when(is_source & pl.col("category").is_in(["unmapped_code", "invalid_code"]))
-        .then(pl.lit("code map"))
-        .when(is_source)
-        .then(pl.lit("source system"))
-        .otherwise(pl.lit("vendor load"))
-    )
-
-
-_RECORD_TABLES = ["person", "encounter", "diagnosis", "procedure", "orders", "allergy"]
-_SOURCE_CATS = {
-    "person": ["mandatory_missing", "unparseable", "invalid_identifier", "unmapped_code", "duplicate", "implausible"],
-    "encounter": [
-        "mandatory_missing",
-        "unparseable",
-        "unmapped_code",
-        "invalid_code",
-        "orphan",
-        "duplicate",
-        "implausible",
-    ],
-    "diagnosis": ["mandatory_missing", "unparseable", "unmapped_code", "orphan"],
-    "procedure": ["mandatory_missing", "unparseable", "unmapped_code", "orphan"],
-    "orders": ["mandatory_missing", "unparseable", "unmapped_code", "orphan"],
-    "allergy": ["mandatory_missing", "unparseable", "unmapped_code", "orphan"],
-    "labresult": ["unparseable"],
-}
-_RECON = {
-    "missing": "missing_in_target",
-    "unexpected": "unexpected_in_target",
-    "value": "value_mismatch",
-    "confidentiality": "confidentiality",
-}
-
-
-def checks_catalogue(target_check_ids: list[tuple[str, str]]) -> pl.DataFrame:
-    """Every check migcheck runs (``check``, ``category``), findings or not: the junit test cases."""
-    rows = [(f"{e}.source.{c}", c) for e, cats in _SOURCE_CATS.items() for c in cats]
-    rows += [("person.source.schema", "implausible"), ("encounter.source.schema", "implausible")]
-    for t in ["person", "person_alias", "encounter", "encntr_alias", *_RECORD_TABLES[2:]]:
-        rows.append((f"{t}.count", "row_count"))
-    for e in [*_RECORD_TABLES, "labresult"]:
-        rows.append((f"{e}.extract.file", "row_count"))
-    recon = {
-        "person": ["missing", "unexpected", "value", "confidentiality"],
-        "person_alias": ["missing", "unexpected"],
-        "encounter": ["missing", "unexpected", "value"],
-        "encntr_alias": ["missing"],
-    }
-    recon |= {t: ["missing", "unexpected", "value"] for t in _RECORD_TABLES[2:]}
-    rows += [(f"{t}.reconcile.{k}", _RECON[k]) for t, ks in recon.items() for k in ks]
-    rows += list(target_check_ids)
-    return pl.DataFrame(rows, schema={"check": pl.String, "category": pl.String}, orient="row").unique(
-        "check", keep="first", maintain_order=True
-    )
+    return catalogue.owner_of().fill_null("vendor load")

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from checks.catalogue import CATEGORY_SEVERITY, entity_of_records
 from checks.identity import identity_columns
 from checks.mapping import ColumnMap, Mappings, SourceMap
 from checks.masking import PERSONAL
-from checks.records import FILE_ENTITY
 from checks.transforms import TZ, column_exprs
 
 _TS = pl.Datetime("us")
@@ -106,7 +106,6 @@ TABLE_COLUMNS: dict[str, list[str]] = {
         "contributor_system_cd",
     ],
 }
-SEVERITY = {"duplicate": "warning", "implausible": "warning"}
 #: target columns whose source value identifies a person: a finding never shows it
 PERSONAL_COLUMNS = {c for _, c in PERSONAL} | {"identity", "alias"}
 #: what a steward calls the code of a column, in a finding's message
@@ -665,9 +664,7 @@ def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
         df = _scope(frames[records], records, m)
         staged[records] = df.with_columns(
             pl.lit(records.split("/")[0]).alias("source_system"),
-            pl.lit(FILE_ENTITY.get(records + (".csv" if records.startswith("pas") else ".jsonl"), "labresult")).alias(
-                "entity"
-            ),
+            pl.lit(entity_of_records(records)).alias("entity"),
             pl.when(pl.col("_scope").is_not_null())
             .then(pl.lit("out_of_scope"))
             .otherwise(pl.lit("rejected"))
@@ -719,6 +716,6 @@ def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
             )
         ],
         how="diagonal_relaxed",
-    ).with_columns(pl.col("category").replace_strict(SEVERITY, default="error").alias("severity"))
+    ).with_columns(pl.col("category").replace_strict(CATEGORY_SEVERITY, default="error").alias("severity"))
     findings = findings.select(list(SOURCE_FINDING_SCHEMA))
     return Expected(tables=tables, ledger=ledger, findings=findings, staged=staged)

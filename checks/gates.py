@@ -11,6 +11,7 @@
 A gate counts the error findings of one check that no waiver covers; it fails when the count is
 above ``max_count`` or above ``max_share`` of the entity's records (both when both are given).
 The most specific entry wins: check, then category, then default. Warnings and infos never fail.
+A check or category the catalogue (``checks.catalogue``) does not know is a fault of the file.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from checks import catalogue
 from checks.mapping import load_yaml_model
 
 
@@ -63,6 +65,16 @@ class GateConfig(BaseModel):
     categories: dict[str, Threshold] = {}
     checks: dict[str, Threshold] = {}
 
+    @model_validator(mode="after")
+    def _known(self) -> GateConfig:
+        bad_cats = sorted(set(self.categories) - set(catalogue.CATEGORIES))
+        if bad_cats:
+            raise ValueError(f"unknown categories {bad_cats}; known: {catalogue.CATEGORIES}")
+        bad_checks = catalogue.undeclared(self.checks)
+        if bad_checks:
+            raise ValueError(f"unknown checks {bad_checks} (see checks/catalogue.py, or junit.xml for the ids)")
+        return self
+
     def threshold(self, check: str, category: str) -> Threshold:
         """The most specific threshold of a check."""
         return self.checks.get(check) or self.categories.get(category) or self.default
@@ -81,7 +93,8 @@ def evaluate_gates(
     """One gate per check that ran: check, category, errors, warnings, waived, threshold, passed.
 
     ``disc`` carries ``waived``; ``checks_run`` has ``check`` and ``category`` for every check that
-    ran, findings or not; ``denominators`` gives the records of each entity (for shares).
+    ran, findings or not; ``denominators`` gives the records of each check's entity (for shares), the
+    entity the catalogue declares.
     """
     live = disc.filter(pl.col("status") != "resolved")
     per = live.group_by("check").agg(
@@ -100,8 +113,7 @@ def evaluate_gates(
     )
     rows = []
     for r in allc.iter_rows(named=True):
-        entity = r["check"].split(".")[0]
-        denom = denominators.get(entity, 0)
+        denom = denominators.get(catalogue.check(r["check"]).entity, 0)
         th = config.threshold(r["check"], r["category"] or "")
         rows.append({**r, "threshold": th.describe(denom), "passed": th.passes(r["errors"], denom)})
     return pl.DataFrame(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from checks.catalogue import RECONCILE, Check
 from checks.expected import TABLE_COLUMNS, Expected
 from checks.findings import FINDING_SCHEMA
 from checks.mapping import Mappings
@@ -87,20 +88,19 @@ def logical_target(target: dict[str, pl.DataFrame], m: Mappings) -> dict[str, pl
 
 def _finding(
     df: pl.DataFrame,
-    check: str,
-    category: str,
-    entity: str,
+    check: Check,
     message: pl.Expr | str,
     source_ref: pl.Expr | None = None,
     target_ref: pl.Expr | None = None,
 ) -> pl.DataFrame:
+    """One finding of ``check`` per row of ``df``."""
     src = source_ref if source_ref is not None else pl.lit(None, dtype=pl.String)
     tgt = target_ref if target_ref is not None else pl.lit(None, dtype=pl.String)
     msg = pl.lit(message) if isinstance(message, str) else message
     return df.select(
-        pl.lit(check).alias("check"),
-        pl.lit(category).alias("category"),
-        pl.lit(entity).alias("entity"),
+        pl.lit(check.id).alias("check"),
+        pl.lit(check.category).alias("category"),
+        pl.lit(check.entity).alias("entity"),
         pl.when(src.is_not_null()).then(_sys_of(src)).otherwise(None).alias("source_system"),
         src.alias("source_ref"),
         tgt.alias("target_ref"),
@@ -111,8 +111,9 @@ def _finding(
     )
 
 
-def _compare(matched: pl.DataFrame, table: str, columns: list[str], check: str) -> pl.DataFrame:
+def _compare(matched: pl.DataFrame, check: Check, columns: list[str]) -> pl.DataFrame:
     """Value differences between ``col`` (expected) and ``col__act`` (target) of matched rows."""
+    table = check.entity
     rows = []
     for col in columns:
         if col == "confid_level_cd":  # reported as confidentiality, see _confidentiality
@@ -126,9 +127,9 @@ def _compare(matched: pl.DataFrame, table: str, columns: list[str], check: str) 
             tcol = TARGET_COLUMN.get(col, col)
             rows.append(
                 {
-                    "check": check,
-                    "category": "value_mismatch",
-                    "entity": table,
+                    "check": check.id,
+                    "category": check.category,
+                    "entity": check.entity,
                     "source_system": ref.split(":")[0],
                     "source_ref": ref,
                     "target_ref": tref,
@@ -149,9 +150,7 @@ def _confidentiality(matched: pl.DataFrame) -> pl.DataFrame:
     )
     f = _finding(
         bad,
-        "person.reconcile.confidentiality",
-        "confidentiality",
-        "person",
+        RECONCILE[("person", "confidentiality")],
         "protected identity exposed: the person is protected in the source but not marked PROTECTED in the target",
         pl.col("source_ref"),
         pl.col("_target_ref"),
@@ -159,9 +158,7 @@ def _confidentiality(matched: pl.DataFrame) -> pl.DataFrame:
     over = matched.filter((pl.col("confid_level_cd") == "ROUTINE") & (pl.col("confid_level_cd__act") == "PROTECTED"))
     g = _finding(
         over,
-        "person.reconcile.value",
-        "value_mismatch",
-        "person",
+        RECONCILE[("person", "value")],
         "confid_level_cd differs: marked PROTECTED in the target, no source record is protected",
         pl.col("source_ref"),
         pl.col("_target_ref"),
@@ -327,21 +324,17 @@ def reconcile_persons(exp: Expected, tgt: dict[str, pl.DataFrame]) -> tuple[list
     finds = [
         _finding(
             p_missing,
-            "person.reconcile.missing",
-            "missing_in_target",
-            "person",
+            RECONCILE[("person", "missing")],
             "person not found in the target (no identity or MRN alias leads to it)",
             pl.col("person_ref"),
         ),
         _finding(
             p_unexp,
-            "person.reconcile.unexpected",
-            "unexpected_in_target",
-            "person",
+            RECONCILE[("person", "unexpected")],
             "person in the target that no legacy record accounts for",
             target_ref=pl.lit("person:") + pl.col("_id").cast(pl.String),
         ),
-        _compare(pm, "person", pcols, "person.reconcile.value"),
+        _compare(pm, RECONCILE[("person", "value")], pcols),
         _confidentiality(pm),
     ]
     person = EntityPart(
@@ -370,17 +363,13 @@ def reconcile_persons(exp: Expected, tgt: dict[str, pl.DataFrame]) -> tuple[list
             [
                 _finding(
                     mrn_missing,
-                    "person_alias.reconcile.missing",
-                    "missing_in_target",
-                    "person_alias",
+                    RECONCILE[("person_alias", "missing")],
                     "the record's MRN alias (legacy patient id) is missing on its person",
                     pl.col("source_ref"),
                 ).with_columns(pl.lit("alias").alias("column")),
                 _finding(
                     mrn_unexp,
-                    "person_alias.reconcile.unexpected",
-                    "unexpected_in_target",
-                    "person_alias",
+                    RECONCILE[("person_alias", "unexpected")],
                     "an MRN alias in the target that no legacy record accounts for",
                     target_ref=pl.lit("person_alias:") + pl.col("_id").cast(pl.String),
                 ),
@@ -436,24 +425,20 @@ def reconcile_encounters(
     finds = [
         _finding(
             e_missing.join(pmap, on="person_ref", how="semi"),
-            "encounter.reconcile.missing",
-            "missing_in_target",
-            "encounter",
+            RECONCILE[("encounter", "missing")],
             "encounter not found in the target",
             pl.col("source_ref"),
         ),
         _finding(
             e_unexp,
-            "encounter.reconcile.unexpected",
-            "unexpected_in_target",
-            "encounter",
+            RECONCILE[("encounter", "unexpected")],
             pl.when(pl.col("_disp").is_not_null())
             .then(why)
             .otherwise(pl.lit("encounter in the target that no legacy record accounts for")),
             pl.when(pl.col("_disp").is_not_null()).then(pl.col("_legacy")).otherwise(None),
             pl.lit("encounter:") + pl.col("_id").cast(pl.String),
         ),
-        _compare(em, "encounter", ecols, "encounter.reconcile.value"),
+        _compare(em, RECONCILE[("encounter", "value")], ecols),
     ]
     encounter = EntityPart(
         "encounter",
@@ -466,9 +451,7 @@ def reconcile_encounters(
         "encntr_alias",
         _finding(
             by_content.join(em.select("source_ref", "_target_ref"), on="source_ref"),
-            "encntr_alias.reconcile.missing",
-            "missing_in_target",
-            "encntr_alias",
+            RECONCILE[("encntr_alias", "missing")],
             "encounter loaded without its VISITID alias (found by its content)",
             pl.col("source_ref"),
             pl.col("_target_ref"),
@@ -579,22 +562,18 @@ def reconcile_child_slice(s: ChildSlice) -> EntityPart:
     finds = [
         _finding(
             c_missing.filter(_parent_present(c_missing, t, emap, pmap)),
-            f"{t}.reconcile.missing",
-            "missing_in_target",
-            t,
+            RECONCILE[(t, "missing")],
             f"{t} row not found in the target (matched on {', '.join(key)})",
             pl.col("source_ref"),
         ),
         _finding(
             c_unexp.filter(parent_matched),
-            f"{t}.reconcile.unexpected",
-            "unexpected_in_target",
-            t,
+            RECONCILE[(t, "unexpected")],
             f"{t} row in the target that no legacy record accounts for (or loaded twice)",
             target_ref=pl.lit(f"{t}:") + pl.col("_id").cast(pl.String),
         ),
-        _compare(cm, t, vcols, f"{t}.reconcile.value"),
-        *[_compare(r, t, [r["_relaxed"][0], *vcols], f"{t}.reconcile.value") for r in relaxed],
+        _compare(cm, RECONCILE[(t, "value")], vcols),
+        *[_compare(r, RECONCILE[(t, "value")], [r["_relaxed"][0], *vcols]) for r in relaxed],
     ]
     cm = pl.concat(
         [

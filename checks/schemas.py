@@ -12,6 +12,8 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
+from checks.catalogue import SCHEMA
+
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 
@@ -114,17 +116,18 @@ def schema_findings(frames: dict[str, pl.DataFrame], ledger: pl.DataFrame) -> pl
         if fails.height == 0:
             continue
         hits = fails.join(df.select("_pos", "source_ref"), on="_pos").join(loaded, on="source_ref", how="semi")
+        chk = SCHEMA[ENTITY[records]]
         text = {k: v[1] for k, v in cols.items()}
         target = {k: v[0] for k, v in cols.items()}
         out.append(
             hits.select(
-                pl.lit("implausible").alias("category"),
-                pl.lit(ENTITY[records]).alias("entity"),
+                pl.lit(chk.category).alias("category"),
+                pl.lit(chk.entity).alias("entity"),
                 pl.lit(records.split("/")[0]).alias("source_system"),
                 "source_ref",
                 pl.col("column").replace_strict(target, default=None).alias("column"),
                 pl.col("column").replace_strict(text, default="field has an unexpected form").alias("message"),
-                pl.lit(f"{ENTITY[records]}.source.schema").alias("check"),
+                pl.lit(chk.id).alias("check"),
             )
         )
     if not out:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import polars as pl
 import sqlalchemy as sa
 
+from checks.catalogue import TARGET, Check
 from checks.errors import MigcheckError
 from checks.identity import PNR, RESNR, SAMNR
 from checks.masking import mask
@@ -288,62 +289,53 @@ def build_target_checks(code_value: pl.DataFrame, nomenclature: pl.DataFrame, di
     # fmt: off
     checks: list[TargetCheck] = []
 
-    def add(check_id: str, table: str, kind: str, column: str | None, category: str, **kw) -> None:
-        checks.append(TargetCheck(check_id, table, kind, column, category, kw.pop("entity", table), **kw))
+    def add(check: Check, table: str, kind: str, column: str | None, **kw) -> None:
+        """The GX form of a check the catalogue declares (id, category, entity, description)."""
+        checks.append(TargetCheck(check.id, table, kind, column, check.category, check.entity,
+                                  description=check.description, **kw))
 
     code_rows = _code_rows(code_value)
     nom_rows = _nomenclature_rows(code_value, nomenclature)
     for table in DATA_TABLES:
         for c in metadata.tables[table].columns:
             if not c.nullable and not c.primary_key:
-                add(f"{table}.target.not_null.{c.name}", table, "not_null", c.name, "mandatory_missing",
-                    description=f"Every {table} row must have {c.name} filled.",
+                add(TARGET[(table, "not_null", c.name)], table, "not_null", c.name,
                     expected="a value (NOT NULL)",
                     message=f"{c.name} is empty; every {table} row must have it")
         for col, code_set in ((col, cs) for (t, col), cs in CODE_SETS.items() if t == table):
             name = CODE_SET_NAMES.get(code_set, f"code set {code_set}")
-            add(f"{table}.target.code.{col}", table, "in_set", col, "invalid_code",
+            add(TARGET[(table, "code", col)], table, "in_set", col,
                 value_set=_active_codes(code_value, code_set),
-                description=f"{table}.{col} must be an active code value of code set {code_set}.",
                 expected=f"an active code value of code set {code_set} ({_meanings(code_value, code_set)})",
                 message=f"{col} {{value}}{{what}} is not an active code value of code set {code_set} ({name})",
                 known=_Known(code_rows, f"code set {code_set}"))
         for col, vocabulary in ((col, v) for (t, col), v in NOMENCLATURE.items() if t == table):
-            add(f"{table}.target.nomenclature.{col}", table, "in_set", col, "invalid_code",
+            add(TARGET[(table, "nomenclature", col)], table, "in_set", col,
                 value_set=_active_nomenclature(code_value, nomenclature, vocabulary),
-                description=f"{table}.{col} must name an active {vocabulary} nomenclature row.",
                 expected=f"the nomenclature_id of an active {vocabulary} nomenclature row",
                 message=f"{col} {{value}}{{what}} is not an active {vocabulary} nomenclature row",
                 known=_Known(nom_rows, vocabulary))
         for col, (parent, key) in ((col, p) for (t, col), p in REFERENCES.items() if t == table):
-            add(f"{table}.target.orphan.{col}", table, "unexpected_rows", col, "orphan",
+            add(TARGET[(table, "orphan", col)], table, "unexpected_rows", col,
                 query=_orphan_query(table, col, parent, key, dialect),
-                description=f"{table}.{col} must name an existing {parent} row.",
                 expected=f"an existing {parent} row ({parent}.{key})",
                 message=f"{col} {{value}} names no {parent} row (no {parent}.{key} {{value}})")
         if table == "person":
-            add("person_alias.target.identity_missing", "person", "unexpected_rows", "alias",
-                "mandatory_missing", entity="person_alias", ref_table="person",
-                query=_identity_missing_query(identity_types, dialect),
-                description="Every person must have an identity alias (personnummer, samordningsnummer or "
-                "reservnummer).",
+            add(TARGET[("person_alias", "identity_missing", None)], "person", "unexpected_rows", "alias",
+                ref_table="person", query=_identity_missing_query(identity_types, dialect),
                 expected=f"an identity alias ({', '.join(IDENTITY_ALIAS_TYPES[:-1])} or "
                 f"{IDENTITY_ALIAS_TYPES[-1]}) in person_alias",
                 message="the person has no identity alias (personnummer, samordningsnummer or reservnummer) "
                 "in person_alias")
         if table == "person_alias":
-            add("person_alias.target.identity_duplicate", "person_alias", "unexpected_rows", "alias",
-                "duplicate", query=_identity_duplicate_query(identity_types, dialect),
-                description="An identity value must sit on one identity alias only; every later copy is "
-                "named.",
+            add(TARGET[("person_alias", "identity_duplicate", None)], "person_alias", "unexpected_rows", "alias",
+                query=_identity_duplicate_query(identity_types, dialect),
                 expected="an identity value found on one identity alias only",
                 message="identity value {value} already sits on an identity alias with a lower "
                 "person_alias_id; this copy is extra")
         if table == "allergy":
-            add("allergy.target.substance_exactly_one", "allergy", "unexpected_rows", None,
-                "mandatory_missing", query=_allergy_substance_query(dialect),
-                description="An allergy must name its substance exactly once: a nomenclature id or a free "
-                "text, not neither and not both.",
+            add(TARGET[("allergy", "substance_exactly_one", None)], "allergy", "unexpected_rows", None,
+                query=_allergy_substance_query(dialect),
                 expected="exactly one of substance_nom_id and substance_ftdesc",
                 message="the allergy names its substance in {value}")
     # fmt: on

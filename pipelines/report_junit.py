@@ -1,5 +1,8 @@
 """``junit.xml``: one test case per check, failing where its gate fails, for CI systems.
 
+The test cases are the gates' rows: every check of the catalogue (``checks.catalogue``) that the
+run performed (``checks_run``), findings or not; each is classed by the entity it declares.
+
 Only counts go in (errors, warnings, waived, threshold): no value of any record, hence no
 personal data. Built with ``xml.etree.ElementTree``, which escapes attribute values and text.
 """
@@ -12,6 +15,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import polars as pl
+
+from checks.catalogue import REGISTRY
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # not allowed in XML 1.0, escaped or not
 
@@ -29,7 +34,9 @@ def _plural(n: int, word: str) -> str:
 
 
 def _classname(check: str) -> str:
-    return "migcheck." + (check.split(".", 1)[0] if check else "unknown")
+    if check in REGISTRY:
+        return "migcheck." + REGISTRY[check].entity
+    return "migcheck." + (check.split(".", 1)[0] if check else "unknown")  # a gate row of no declared check
 
 
 def write_junit(path: Path, gates: pl.DataFrame, trial_load: str) -> Path:
