@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from checks.errors import MigcheckError
-from pipelines.outputs import claim_folder, version
+from pipelines.outputs import version
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,7 +59,7 @@ EXAMPLES = {
     "validate": "examples:\n"
     "  migcheck validate --source work/extract --target sqlite:///work/target.db --trial-load TL1 --out work/tl1\n"
     "  # ~/.migcheck-target (chmod 600) holds the URL with its password: kept out of ps and shell history\n"
-    "  MIGCHECK_TARGET_URL=\"$(cat ~/.migcheck-target)\" \\\n"
+    '  MIGCHECK_TARGET_URL="$(cat ~/.migcheck-target)" \\\n'
     "  migcheck validate --source /data/tl2 --target env:MIGCHECK_TARGET_URL --trial-load TL2 \\\n"
     "      --out /data/reports/tl2 --baseline /data/reports/tl1",
     "demo": "example:\n  migcheck demo --out demo",
@@ -87,7 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, description=help_text, epilog=_epilog(name), formatter_class=fmt)
+        c = sub.add_parser(name, help=help_text, description=help_text, epilog=_epilog(name), formatter_class=fmt)
+        c.add_argument(
+            "--prefect",
+            action="store_true",
+            help="run as a Prefect flow, recorded by the Prefect server (default when PREFECT_API_URL is set; "
+            "else the command runs in this process, no server needed)",
+        )
+        if name in ("validate", "demo"):
+            c.add_argument("--quiet", action="store_true", help="no progress display, only the verdict")
+        return c
 
     g = command("generate", "write a synthetic legacy extract and its defects.csv")
     g.add_argument("--out", required=True, type=Path, help="extract folder to write (new, empty or generated before)")
@@ -201,20 +210,34 @@ def _settings_env(**values: str | None):
 TARGET = "env:MIGCHECK_TARGET_URL"
 
 
+def _use_prefect(a: argparse.Namespace) -> bool:
+    """Run as Prefect flows: asked for, or a Prefect server is configured (the run is recorded there)."""
+    return bool(getattr(a, "prefect", False) or os.environ.get("PREFECT_API_URL"))
+
+
 def _mappings(path: Path | None) -> Path | None:
     if path is not None and not path.is_dir():
         raise MigcheckError(f"--mappings {path}: no such folder")
     return path
 
 
-def _cmd_generate(a: argparse.Namespace) -> int:
-    from pipelines.flows import EXTRACT_EXTRAS
+def _progress(a: argparse.Namespace):  # noqa: ANN202 - a pipelines.run.progress.Progress
+    from pipelines.run.progress import for_terminal
 
-    claim_folder(a.out, "extract", "--out", may_also_hold=EXTRACT_EXTRAS, create_parents=True)
-    r = _flows().generate_sample(str(a.out), a.patients, a.seed, a.defects)
-    total = sum(r["records"].values())
+    return for_terminal(a.quiet)
+
+
+def _cmd_generate(a: argparse.Namespace) -> int:
+    from pipelines.synth.commands import claim_extract, write_extract
+
+    claim_extract(a.out)
+    if _use_prefect(a):
+        r = _flows().generate_sample(str(a.out), a.patients, a.seed, a.defects)
+    else:
+        r = write_extract(a.out, a.patients, a.seed, a.defects)
+    lines = sum(r["records"].values())
     print(
-        f"wrote {total} legacy records in {len(r['records'])} files to {r['out']}; {r['defects']} defects "
+        f"wrote {len(r['records'])} files ({lines} data lines) to {r['out']}; {r['defects']} defects "
         f"listed in {Path(r['out']) / 'defects.csv'}"
     )
     return 0
@@ -223,6 +246,7 @@ def _cmd_generate(a: argparse.Namespace) -> int:
 def _cmd_trial_load(a: argparse.Namespace) -> int:
     from pipelines.extract import check_extract_root
     from pipelines.settings import resolve_url
+    from pipelines.synth.commands import load_target
     from pipelines.synth.trial_load import check_truth_file
     from pipelines.target_db import connect
 
@@ -232,7 +256,10 @@ def _cmd_trial_load(a: argparse.Namespace) -> int:
     check_truth_file(a.source / "load_faults.csv")
     connect(target).dispose()
     with _settings_env(MIGCHECK_MAPPINGS=a.mappings, MIGCHECK_TARGET_URL=target):
-        r = _flows().simulate_trial_load_flow(str(a.source), TARGET, a.faults, a.seed)
+        if _use_prefect(a):
+            r = _flows().simulate_trial_load_flow(str(a.source), TARGET, a.faults, a.seed)
+        else:
+            r = load_target(a.source, target, a.faults, a.seed)
     rows = ", ".join(f"{t} {n}" for t, n in r["rows"].items())
     print(f"loaded {r['target']}: {rows}; {r['faults']} load faults listed in {a.source / 'load_faults.csv'}")
     return 0
@@ -242,7 +269,7 @@ def _cmd_validate(a: argparse.Namespace) -> int:
     from pipelines.extract import check_extract_root
     from pipelines.settings import resolve_url
     from pipelines.target_db import connect
-    from pipelines.validate import prepare
+    from pipelines.validate import prepare, run_validation
 
     target = resolve_url(a.target, "--target")
     history = resolve_url(a.history, "--history")
@@ -251,28 +278,56 @@ def _cmd_validate(a: argparse.Namespace) -> int:
     with _settings_env(MIGCHECK_MAPPINGS=a.mappings, MIGCHECK_HISTORY_URL=history, MIGCHECK_TARGET_URL=target):
         prepare(a.trial_load, a.out, history_url=history, migration=a.migration, baseline=a.baseline, source=a.source)
         connect(target, must_exist=True).dispose()
-        flows = _flows()
-        state = flows.validate_trial_load(
-            str(a.source),
-            a.trial_load,
-            str(a.out),
-            target=TARGET,
-            baseline=str(a.baseline) if a.baseline else None,
-            migration=a.migration,
-            dask=a.dask,
-            partitions=a.partitions,
-            return_state=True,
-        )
-        r = flows.verdict_of(state)
+        dask = a.dask or os.environ.get("MIGCHECK_DASK_ADDRESS") or None
+        if _use_prefect(a):
+            flows = _flows()
+            state = flows.validate_trial_load(
+                str(a.source),
+                a.trial_load,
+                str(a.out),
+                target=TARGET,
+                baseline=str(a.baseline) if a.baseline else None,
+                migration=a.migration,
+                dask=dask,
+                partitions=a.partitions,
+                return_state=True,
+            )
+            r = flows.verdict_of(state)
+        else:
+            result = run_validation(
+                a.source,
+                target,
+                a.trial_load,
+                a.out,
+                baseline=a.baseline,
+                history_url=history,
+                migration=a.migration,
+                dask=dask,
+                partitions=a.partitions,
+                progress=_progress(a),
+            )
+            r = result.verdict()
+            if not a.quiet:
+                print("stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
     print(r["message"])
     return r["exit_code"]
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
-    claim_folder(a.out, "demo", "--out", create_parents=True)
-    r = _flows().demo(str(a.out), a.patients, a.seed)
-    g, load, v = r["extract"], r["load"], r["validation"]
-    print(f"extract: {g['out']} ({sum(g['records'].values())} records, {g['defects']} source defects in defects.csv)")
+    from pipelines.synth.commands import claim_demo, lay_out_demo, load_target, write_extract
+    from pipelines.validate import run_validation
+
+    claim_demo(a.out)
+    if _use_prefect(a):
+        r = _flows().demo(str(a.out), a.patients, a.seed)
+        g, load, v = r["extract"], r["load"], r["validation"]
+    else:
+        root = lay_out_demo(a.out)
+        g = write_extract(root / "extract", a.patients, a.seed, "default")
+        url = f"sqlite:///{root / 'target.db'}"
+        load = load_target(root / "extract", url, "default", a.seed)
+        v = run_validation(root / "extract", url, "DEMO", root / "report", progress=_progress(a)).verdict()
+    print(f"extract: {g['out']} ({v['records_read']} legacy records, {g['defects']} source defects in defects.csv)")
     print(f"target:  {load['target']} ({sum(load['rows'].values())} rows, {load['faults']} load faults)")
     print(v["message"])
     print("(the demo load carries injected defects and faults, so its gate fails by design)")

@@ -11,18 +11,16 @@ import json
 import os
 import shutil
 import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
 
+from checks.catalogue import EXTRACT_FILE, checks_run
 from checks.discrepancies import (
     PERSON_RECORDS,
     apply_baseline,
-    checks_catalogue,
     discrepancies,
     final_ledger,
     owner,
@@ -33,21 +31,19 @@ from checks.discrepancies import (
     target_check_findings,
 )
 from checks.errors import MigcheckError
-from checks.expected import Expected, compute_expected
+from checks.expected import Expected
 from checks.findings import FINDING_SCHEMA_INFO
 from checks.gates import GateConfig, evaluate_gates, load_gates
 from checks.mapping import Mappings, load_mappings
-from checks.reconcile import Reconciliation, logical_target, reconcile
+from checks.reconcile import Reconciliation
 from checks.schemas import schema_findings
 from checks.suggest import unmapped_code_suggestions
 from checks.waivers import apply_waivers, load_waivers
-from pipelines.extract import Extract, read_extract
+from pipelines.extract import Extract
 from pipelines.history import open_history, previous_findings, record_run, trend
-from pipelines.metering import StageMeter
 from pipelines.outputs import claim_folder, open_up, write_marker
 from pipelines.settings import default_mappings_root
 from pipelines.target_db import connect, safe_url
-from pipelines.target_read import read_target
 
 
 @dataclass(frozen=True)
@@ -59,8 +55,23 @@ class ValidationResult:
     errors: int
     warnings: int
     ledger_balanced: bool
-    timings: dict  # stage → wall_s, cpu_s, peak_mb (run_validation only)
+    timings: dict  # stage → seconds (the local runner's)
     summary: dict = field(default_factory=dict)
+
+    def verdict(self) -> dict:
+        """The verdict as flows return it and the command line prints it (``message``: one line)."""
+        report = str(self.out.resolve() / "report.html")
+        word = "PASSED" if self.exit_code == 0 else "FAILED (a gate failed)"
+        return {
+            "exit_code": self.exit_code,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "ledger_balanced": self.ledger_balanced,
+            "records_read": self.summary.get("records_read"),
+            "report": report,
+            "message": f"{word}: {self.errors} errors, {self.warnings} warnings; "
+            f"ledger balanced: {self.ledger_balanced}; report: {report}",
+        }
 
 
 def _file_findings(files: pl.DataFrame) -> pl.DataFrame:
@@ -69,11 +80,12 @@ def _file_findings(files: pl.DataFrame) -> pl.DataFrame:
     rows = []
     for r in files.filter(pl.col("status") != "ok").iter_rows(named=True):
         sysname = r["file"].split("/")[0]
+        chk = EXTRACT_FILE[FILE_ENTITY[r["file"]]]
         rows.append(
             {
-                "check": f"{FILE_ENTITY[r['file']]}.extract.file",
-                "category": "row_count",
-                "entity": FILE_ENTITY[r["file"]],
+                "check": chk.id,
+                "category": chk.category,
+                "entity": chk.entity,
                 "source_system": sysname,
                 "source_ref": None,
                 "target_ref": None,
@@ -233,8 +245,11 @@ def finish(
     tside: TargetSide,
     recon: Reconciliation,
     target_part: TargetCheckPart,
+    timings: dict[str, float] | None = None,
 ) -> ValidationResult:
     """Findings → discrepancies, ledger, statuses, waivers, gates, summary; write the report.
+
+    ``timings``: seconds per stage of the run so far, for the summary.
 
     The report is written to a temporary folder and moved in when complete; the run is recorded in
     the history in the same step.
@@ -257,7 +272,7 @@ def finish(
         view, waiver_report = apply_waivers(disc.with_columns(owner().alias("owner")), cfg.waivers, cfg.as_of)
         denominators = {e: h for e, h in ledger.group_by("entity").len().iter_rows()}
         denominators |= {t: exp.tables[t].height for t in ("person_alias", "encntr_alias")}
-        gates = evaluate_gates(view, checks_catalogue(target_part.check_ids), denominators, cfg.gates)
+        gates = evaluate_gates(view, checks_run(m, [c for c, _ in target_part.check_ids]), denominators, cfg.gates)
         open_disc = disc.filter(pl.col("status") != "resolved")
         summary = summarise(
             cfg.trial_load, exp, recon, tside.found, ledger, open_disc, src.records_read, src.files
@@ -274,6 +289,7 @@ def finish(
             waivers=waiver_report,
             totals=totals,
             trend=_dedupe_trend([*trend(history, cfg.migration), _trend_point(cfg.trial_load, totals)]),
+            timings=timings or {},
         )
         tmp = _prepare(cfg.out)
         try:
@@ -301,51 +317,42 @@ def run_validation(
     target_checks: bool = True,
     history_url: str | None = None,
     migration: str | None = None,
+    *,
+    dask: str | None = None,
+    partitions: int = 16,
+    progress=None,  # noqa: ANN001 - a pipelines.run.progress.Progress
 ) -> ValidationResult:
-    """Validate one trial load and write its report to ``out`` (in this process, step by step).
+    """Validate one trial load and write its report to ``out``, in this process (no Prefect).
 
-    The target checks run in the database while this process reads and reconciles (one thread
-    waits on the database, the others do the polars work), as in the Prefect flow
-    ``validate-trial-load`` (``pipelines/flows.py``), which runs the same steps as tasks, with the
-    extract files and target tables read and the child entities reconciled concurrently.
-    ``timings``: wall, CPU and peak memory per stage; ``target_checks`` is the wait for the checks
-    after reconciling, their own wall time is its ``concurrent_wall_s``.
+    The step sequence of ``pipelines.run.sequence`` with the local runner: the same steps, in the
+    same order, as the Prefect flow ``validate-trial-load``. The target checks run in the database
+    while this process reads and reconciles. ``timings``: seconds per stage.
     """
-    meter = StageMeter()
-    lap = meter.lap
-    cfg = prepare(
-        trial_load, out, mappings_root, as_of, target_checks, history_url, migration, baseline, source=Path(source)
+    from pipelines.run.local import LocalRunner
+    from pipelines.run.sequence import ValidateArgs, validate
+
+    args = ValidateArgs(
+        source=Path(source),
+        target_url=target_url,
+        trial_load=trial_load,
+        out=Path(out),
+        baseline=Path(baseline) if baseline is not None else None,
+        history_url=history_url,
+        migration=migration,
+        mappings_root=Path(mappings_root) if mappings_root is not None else None,
+        as_of=as_of,
+        target_checks=target_checks,
+        dask=dask,
+        partitions=partitions,
     )
-    engine = connect(target_url, must_exist=True)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="migcheck-target-checks") as pool:
-        checks = pool.submit(_timed, run_target_checks_on, target_url, cfg)
-        extract = read_extract(Path(source))
-        lap("extract")
-        exp = compute_expected(extract, cfg.mappings, cfg.as_of)
-        src, exp = source_side(cfg, extract, exp)
-        del extract
-        lap("expected")
-        raw_target = read_target(engine)
-        engine.dispose()
-        lap("read_target")
-        tgt = logical_target(raw_target, cfg.mappings)
-        del raw_target
-        recon = reconcile(exp, tgt, cfg.mappings)
-        tside = target_side(exp, tgt)
-        del tgt
-        lap("reconcile")
-        target_part, checks_wall = checks.result()
-        lap("target_checks")
-    meter.stages["target_checks"]["concurrent_wall_s"] = checks_wall
-    result = finish(cfg, src, exp, tside, recon, target_part)
-    lap("report")
-    return replace(result, timings=meter.stages)
-
-
-def _timed(fn, *args):  # noqa: ANN001, ANN202 - a thin timing wrapper
-    t = time.perf_counter()
-    r = fn(*args)
-    return r, round(time.perf_counter() - t, 3)
+    runner = LocalRunner(progress=progress)
+    try:
+        result = validate(runner, args)
+    finally:
+        runner.close()
+        if progress is not None:
+            progress.close()
+    return replace(result, timings=runner.timings())
 
 
 def _default_history(out: Path) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from test_golden_outputs import normalised
 from test_validate import _personal_values
 
 from conftest import MAPPINGS
@@ -82,6 +83,11 @@ def test_validate_flow_gives_the_library_result(flow_run):
     a = pl.read_parquet(root / "report" / "discrepancies.parquet")
     b = pl.read_parquet(root / "lib" / "discrepancies.parquet")
     assert a.height > 0 and a.equals(b)
+    # the two runners of the one step sequence write the same report, file by file
+    flow_out, local_out = normalised(root / "report"), normalised(root / "lib")
+    assert flow_out == local_out
+    for name in ("discrepancies.csv", "discrepancies.parquet", "ledger.parquet", "unmapped_codes.csv"):
+        assert (root / "report" / name).read_bytes() == (root / "lib" / name).read_bytes(), name
     assert (root / "report" / "report.html").exists() and (root / "report" / "junit.xml").exists()
     assert lib.errors == result["errors"]
 

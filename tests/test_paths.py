@@ -158,7 +158,12 @@ def test_reports_by_env_settings_follow_the_umask_and_are_replaced_only_when_mig
     env = {"MY_TARGET": url, "MY_HISTORY": f"sqlite:///{hist}"}
     r = validate(load, out, "--history", "env:MY_HISTORY", target="env:MY_TARGET", env=env, umask=0o002)
     assert r.returncode == 1, r.stderr[-2000:]
-    assert r.stdout.strip().startswith("FAILED") and str(out / "report.html") in r.stdout
+    lines = r.stdout.strip().splitlines()
+    assert lines[-1].startswith("FAILED") and str(out / "report.html") in lines[-1]
+    # not a terminal: one plain progress line per stage, then the stage times and the verdict
+    started = [ln for ln in lines if ln.startswith("migcheck: ")]
+    assert len(started) == len(set(started)) >= 6 and "migcheck: reading the extract …" in started
+    assert lines[-2].startswith("stages: ") and "reconcile" in lines[-2]
     assert hist.exists()  # the history went where the environment variable said
     marker = json.loads((out / ".migcheck").read_text())
     assert marker["kind"] == "report" and "report.html" in marker["entries"]
@@ -168,8 +173,9 @@ def test_reports_by_env_settings_follow_the_umask_and_are_replaced_only_when_mig
 
     # an earlier migcheck report is replaced
     (out / "discrepancies.csv").write_text("stale")
-    r = validate(load, out, "--history", "env:MY_HISTORY", target="env:MY_TARGET", env=env, umask=0o022)
+    r = validate(load, out, "--history", "env:MY_HISTORY", "--quiet", target="env:MY_TARGET", env=env, umask=0o022)
     assert r.returncode == 1, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines() == [r.stdout.strip()] and r.stdout.startswith("FAILED")  # --quiet
     assert (out / "discrepancies.csv").read_text() != "stale"
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
 

@@ -1,0 +1,89 @@
+"""The local runner: a validation's steps in this process, a few threads, no Prefect server.
+
+The command line's default. Steps that ``submit`` runs (the extract files, the target tables, the
+target checks, the child entities) share a small thread pool: polars and the database drivers
+release the GIL, so two cores are kept busy while one thread waits on the database. With
+``--dask`` the partitions of the child entities go to that Dask cluster through a plain
+``distributed`` client.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from checks.errors import MigcheckError
+from pipelines.run.progress import Progress, Silent
+from pipelines.run.sequence import Step
+
+
+class LocalRunner:
+    """Runs steps in this process; keeps the wall time of each stage."""
+
+    def __init__(self, workers: int = 3, progress: Progress | None = None) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migcheck")
+        self._lock = threading.Lock()
+        self.progress = progress or Silent()
+        #: stage → seconds from its first step's start to its last step's end
+        self._spans: dict[str, list[float]] = defaultdict(lambda: [float("inf"), 0.0])
+
+    def _run(self, step: Step, kwargs: dict[str, Any]) -> Any:
+        t0 = time.perf_counter()
+        with self._lock:
+            span = self._spans[step.stage]
+            span[0] = min(span[0], t0)
+        self.progress.started(step)
+        try:
+            return step.fn(**kwargs)
+        finally:
+            t1 = time.perf_counter()
+            with self._lock:
+                self._spans[step.stage][1] = max(self._spans[step.stage][1], t1)
+            self.progress.finished(step, t1 - t0)
+
+    def submit(self, step: Step, **kwargs: Any) -> Future:
+        """Run the step in the pool; its result later."""
+        self.progress.submitted(step)
+        return self._pool.submit(self._run, step, kwargs)
+
+    def call(self, step: Step, **kwargs: Any) -> Any:
+        """Run the step now, in this thread."""
+        self.progress.submitted(step)
+        return self._run(step, kwargs)
+
+    def map_on_cluster(self, step: Step, address: str, calls: list[dict]) -> list[Any]:
+        """Run one call of ``step`` per item of ``calls`` on the Dask cluster at ``address``."""
+        from distributed import Client  # imported only when a cluster is asked for
+
+        try:
+            client = Client(address, timeout="20s")
+        except (OSError, TimeoutError) as e:
+            raise MigcheckError(
+                f"--dask: no Dask scheduler answered at {address} ({type(e).__name__}); "
+                "start the cluster or fix the address",
+                transient=True,
+            ) from None
+        try:
+            for _ in calls:
+                self.progress.submitted(step)
+            futures = [client.submit(step.fn, pure=False, **c) for c in calls]
+            out = []
+            for f in futures:
+                t0 = time.perf_counter()
+                out.append(f.result())
+                self.progress.finished(step, time.perf_counter() - t0)
+            return out
+        finally:
+            client.close()
+
+    def timings(self) -> dict[str, float]:
+        """Seconds per stage so far (stages overlap: a stage runs while another waits)."""
+        with self._lock:
+            return {s: round(max(0.0, b - a), 3) for s, (a, b) in self._spans.items() if b >= a}
+
+    def close(self) -> None:
+        """Wait for running steps; drop the ones not started (after a failure)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,101 @@
+"""The Prefect runner: each step of the sequence a Prefect task of the running flow.
+
+Used inside the flows of ``pipelines/flows.py`` (deployments, and the command line when a Prefect
+server is configured). A step becomes a task once, with what its declaration asks for: retries with
+back-off for I/O that may pass (``MigcheckError.transient`` or ``OSError``, never a wrong argument),
+a cache keyed on the file's content for the extract readers (a re-run where only a code map or a
+waiver changed does not read and parse the files again), a run name per call. With ``--dask`` the
+partitions run as tasks on that cluster through Prefect's Dask task runner.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+
+from checks.errors import MigcheckError
+from pipelines.extract import extract_file_path
+from pipelines.run.sequence import Step
+
+#: bump when the extract reader changes what it makes of a file (invalidates the file cache)
+READER_VERSION = "1"
+
+
+def _transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's retry_condition_fn signature
+    """Retry only faults that may pass: I/O errors, databases or files that did not answer."""
+    exc = state.result(raise_on_failure=False)
+    if isinstance(exc, MigcheckError):
+        return exc.transient
+    return isinstance(exc, OSError)
+
+
+IO_RETRY: dict[str, Any] = dict(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=_transient)
+
+
+def file_content_key(context, parameters: dict) -> str:  # noqa: ANN001 - Prefect's cache_key_fn signature
+    """Cache key of an extract file: its path, its content and the reader version."""
+    path = extract_file_path(Path(parameters["root"]), parameters["system"], parameters["name"])
+    h = hashlib.sha256(f"{READER_VERSION}|{path.resolve()}|".encode())
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except FileNotFoundError:
+        h.update(b"<missing>")
+    return f"extract-file-{h.hexdigest()}"
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def task_of(step: Step) -> Task:
+    """The Prefect task of a step (made once per process)."""
+    if step.name not in _TASKS:
+        options: dict[str, Any] = {"name": step.name}
+        if step.cached_on_file:
+            options |= dict(cache_key_fn=file_content_key, persist_result=True, cache_expiration=dt.timedelta(days=30))
+        else:
+            options["cache_policy"] = NO_CACHE
+        if step.io:
+            options |= IO_RETRY
+        if step.run_name:
+            options["task_run_name"] = step.run_name
+        _TASKS[step.name] = task(**options)(step.fn)
+    return _TASKS[step.name]
+
+
+class PrefectRunner:
+    """Runs steps as tasks of the current flow run."""
+
+    def submit(self, step: Step, **kwargs: Any):  # noqa: ANN201 - a PrefectFuture
+        """Submit the step's task to the flow's task runner."""
+        return task_of(step).submit(**kwargs)
+
+    def call(self, step: Step, **kwargs: Any) -> Any:
+        """Run the step's task and wait for its result."""
+        return task_of(step)(**kwargs)
+
+    def map_on_cluster(self, step: Step, address: str, calls: list[dict]) -> list[Any]:
+        """One task per call, on the Dask cluster at ``address`` (Prefect's Dask task runner)."""
+        from prefect_dask import DaskTaskRunner  # imported only when a cluster is asked for
+
+        runner = DaskTaskRunner(address=address, client_kwargs={"timeout": "20s"})
+        try:
+            with runner:
+                futures = [runner.submit(task_of(step), c) for c in calls]
+                return [f.result() for f in futures]
+        except (OSError, TimeoutError) as e:
+            raise MigcheckError(
+                f"--dask: no Dask scheduler answered at {address} ({type(e).__name__}); "
+                "start the cluster or fix the address",
+                transient=True,
+            ) from None
+
+    def timings(self) -> dict[str, float]:
+        """Stage times are in the Prefect UI (each task's duration), not kept here."""
+        return {}
