@@ -7,7 +7,7 @@ Every figure is one fresh process under ``/usr/bin/time -v`` (wall time, peak re
 
 - **cli**: ``migcheck validate …`` with a fresh, empty ``PREFECT_HOME`` and no ``PREFECT_API_URL``
   (what a new user and CI get), the report and history written as usual;
-- **library**: ``pipelines.validate.run_validation`` called from Python, the same steps;
+- **library**: ``pipelines.run.validate.run_validation`` called from Python, the same steps;
 - **lower bound**: merely reading the extract (migcheck's readers) and every target table
   (connectorx) into memory.
 
@@ -35,16 +35,16 @@ MIGCHECK = str(Path(PY).parent / "migcheck")
 LIBRARY = """
 import sys
 from pathlib import Path
-from pipelines.validate import run_validation
+from pipelines.run.validate import run_validation
 r = run_validation(Path(sys.argv[1]), sys.argv[2], "BENCH", Path(sys.argv[3]), history_url=sys.argv[4])
 print(r.exit_code)
 """
 LOWER_BOUND = """
 import sys
 from pathlib import Path
-from pipelines.extract import read_extract
-from pipelines.target_db import connect
-from pipelines.target_read import read_target
+from pipelines.io.extract import read_extract
+from pipelines.io.target_db import connect
+from pipelines.io.target_read import read_target
 x = read_extract(Path(sys.argv[1]))
 t = read_target(connect(sys.argv[2]))
 print(sum(f.height for f in x.frames.values()), sum(f.height for f in t.values()))

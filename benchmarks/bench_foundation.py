@@ -28,7 +28,7 @@ if kind == "generate":
     from pipelines.synth.generator import generate
     r = generate(**arg); n = sum(r.records.values())
 elif kind == "validate":
-    from pipelines.validate import run_validation
+    from pipelines.run.validate import run_validation
     r = run_validation(**arg); n = r.errors; print(json.dumps(r.timings), file=sys.stderr)
 else:
     from pipelines.synth.trial_load import simulate_trial_load

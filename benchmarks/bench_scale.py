@@ -10,7 +10,7 @@ fresh processes
   readers validate uses: the extract parsed to frames, the target through connectorx);
 - **validate**: ``run_validation`` with every report file, measured stage by stage (extract,
   expected target, read target, reconcile, target checks, reports): wall, CPU, peak resident memory
-  of the stage (the high-water mark is reset at each stage's start, ``pipelines/metering.py``);
+  of the stage (the high-water mark is reset at each stage's start, ``pipelines/run/metering.py``);
 - **read target**: every target table read by migcheck's reader (connectorx, Arrow-native) and by
   ``pl.read_database`` over a SQLAlchemy connection, same query, same casts.
 
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 STAGE = r"""
 import json, sys
-from pipelines.metering import StageMeter
+from pipelines.run.metering import StageMeter
 meter = StageMeter()
 kind, arg = sys.argv[1], json.loads(sys.argv[2])
 out = {}
@@ -50,9 +50,9 @@ elif kind == "trial-load":
     out["rows"] = sum(r.rows.values())
 elif kind == "lower-bound":
     from pathlib import Path
-    from pipelines.extract import read_extract
-    from pipelines.target_db import connect
-    from pipelines.target_read import read_target
+    from pipelines.io.extract import read_extract
+    from pipelines.io.target_db import connect
+    from pipelines.io.target_read import read_target
     meter = StageMeter()  # imports are not reading
     x = read_extract(Path(arg["source"]))
     meter.lap("read extract")
@@ -63,7 +63,7 @@ elif kind == "lower-bound":
     out["stages"] = dict(meter.stages)
 elif kind == "validate":
     from pathlib import Path
-    from pipelines.validate import run_validation
+    from pipelines.run.validate import run_validation
     r = run_validation(Path(arg["source"]), arg["target_url"], "BENCH", Path(arg["out"]))
     meter.lap("validate")
     out["rows"] = r.errors
@@ -74,8 +74,8 @@ elif kind == "validate":
 elif kind in ("read-connectorx", "read-sqlalchemy"):
     import polars as pl
     from checks.target_schema import DATA_TABLES, REFERENCE_TABLES
-    from pipelines.target_db import connect
-    from pipelines.target_read import _cast, _query, read_table
+    from pipelines.io.target_db import connect
+    from pipelines.io.target_read import _cast, _query, read_table
     eng = connect(arg["target_url"])
     meter = StageMeter()
     n = 0

@@ -212,7 +212,7 @@ SCHEMA: dict[str, Check] = {
 
 
 # ---------------------------------------------------------------------------------------------
-# extract: a file of the extract missing or empty (pipelines.validate)
+# extract: a file of the extract missing or empty (pipelines.run.validate)
 
 EXTRACT_FILE: dict[str, Check] = {
     e: Check(

@@ -80,7 +80,7 @@ def source_findings(exp: Expected) -> pl.DataFrame:
 def target_check_findings(failures: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
     """Target-check failures, each named by its legacy record where the row was matched to one.
 
-    ``failures`` as ``pipelines.gx_checks`` gives them: per failing row what the check expected,
+    ``failures`` as ``pipelines.io.gx_checks`` gives them: per failing row what the check expected,
     the value found (masked where it identifies a person) and the steward message.
     """
     if failures.height == 0:

@@ -2,7 +2,7 @@
 
 ``load-rules.md``, "What the validation checks on the target itself".
 
-A declaration only: no Great Expectations, no I/O. ``pipelines.gx_checks`` turns every
+A declaration only: no Great Expectations, no I/O. ``pipelines.io.gx_checks`` turns every
 ``TargetCheck`` into a GX expectation that runs inside the target database.
 
 Kinds:

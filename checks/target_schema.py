@@ -1,6 +1,6 @@
 """The Millennium-like target schema of ``target-schema.md``, declared once with SQLAlchemy.
 
-A declaration only: creating it, loading it and reading it happen in ``pipelines.target_db``.
+A declaration only: creating it, loading it and reading it happen in ``pipelines.io.target_db``.
 ``CODE_SETS`` says which code set every ``*_cd`` column draws from, and ``NOMENCLATURE`` which
 vocabulary every nomenclature reference must be of; both drive the simulator and the checks.
 """

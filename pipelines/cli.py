@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from checks.errors import MigcheckError
-from pipelines.outputs import version
+from pipelines.io.outputs import version
 
 
 class _Parser(argparse.ArgumentParser):
@@ -155,14 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _flows():
-    """Import the Prefect flows with a console that shows one line per problem, no tracebacks."""
+def _flows(module: str = "pipelines.run.flows"):
+    """Import Prefect flows (the validation's, or ``pipelines.synth.flows``) with a console that shows
+    one line per problem, no tracebacks."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # the first run in a fresh PREFECT_HOME migrates Prefect's database: give the temporary server time
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    import importlib
     import logging
 
-    from pipelines import flows
+    flows = importlib.import_module(module)
 
     class _OneLine(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
@@ -232,7 +234,7 @@ def _cmd_generate(a: argparse.Namespace) -> int:
 
     claim_extract(a.out)
     if _use_prefect(a):
-        r = _flows().generate_sample(str(a.out), a.patients, a.seed, a.defects)
+        r = _flows("pipelines.synth.flows").generate_sample(str(a.out), a.patients, a.seed, a.defects)
     else:
         r = write_extract(a.out, a.patients, a.seed, a.defects)
     lines = sum(r["records"].values())
@@ -244,11 +246,11 @@ def _cmd_generate(a: argparse.Namespace) -> int:
 
 
 def _cmd_trial_load(a: argparse.Namespace) -> int:
-    from pipelines.extract import check_extract_root
-    from pipelines.settings import resolve_url
+    from pipelines.io.extract import check_extract_root
+    from pipelines.io.settings import resolve_url
     from pipelines.synth.commands import load_target
     from pipelines.synth.trial_load import check_truth_file
-    from pipelines.target_db import connect
+    from pipelines.io.target_db import connect
 
     target = resolve_url(a.target, "--target")
     _mappings(a.mappings)
@@ -257,7 +259,7 @@ def _cmd_trial_load(a: argparse.Namespace) -> int:
     connect(target).dispose()
     with _settings_env(MIGCHECK_MAPPINGS=a.mappings, MIGCHECK_TARGET_URL=target):
         if _use_prefect(a):
-            r = _flows().simulate_trial_load_flow(str(a.source), TARGET, a.faults, a.seed)
+            r = _flows("pipelines.synth.flows").simulate_trial_load_flow(str(a.source), TARGET, a.faults, a.seed)
         else:
             r = load_target(a.source, target, a.faults, a.seed)
     rows = ", ".join(f"{t} {n}" for t, n in r["rows"].items())
@@ -266,10 +268,10 @@ def _cmd_trial_load(a: argparse.Namespace) -> int:
 
 
 def _cmd_validate(a: argparse.Namespace) -> int:
-    from pipelines.extract import check_extract_root
-    from pipelines.settings import resolve_url
-    from pipelines.target_db import connect
-    from pipelines.validate import prepare, run_validation
+    from pipelines.io.extract import check_extract_root
+    from pipelines.io.settings import resolve_url
+    from pipelines.io.target_db import connect
+    from pipelines.run.validate import prepare, run_validation
 
     target = resolve_url(a.target, "--target")
     history = resolve_url(a.history, "--history")
@@ -315,11 +317,11 @@ def _cmd_validate(a: argparse.Namespace) -> int:
 
 def _cmd_demo(a: argparse.Namespace) -> int:
     from pipelines.synth.commands import claim_demo, lay_out_demo, load_target, write_extract
-    from pipelines.validate import run_validation
+    from pipelines.run.validate import run_validation
 
     claim_demo(a.out)
     if _use_prefect(a):
-        r = _flows().demo(str(a.out), a.patients, a.seed)
+        r = _flows("pipelines.synth.flows").demo(str(a.out), a.patients, a.seed)
         g, load, v = r["extract"], r["load"], r["validation"]
     else:
         root = lay_out_demo(a.out)

@@ -20,10 +20,10 @@ import sqlalchemy as sa
 
 from checks.mapping import load_mappings
 from checks.target_checks import build_target_checks
-from pipelines.extract import read_extract
-from pipelines.gx_checks import TargetCheckRun, run_target_checks
+from pipelines.io.extract import read_extract
+from pipelines.io.gx_checks import TargetCheckRun, run_target_checks
 from pipelines.synth.trial_load import simulate_trial_load
-from pipelines.validate import run_validation
+from pipelines.run.validate import run_validation
 
 from conftest import MAPPINGS
 

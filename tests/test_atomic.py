@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from test_validate import _all_text, _personal_values
 
 from pipelines.synth.trial_load import simulate_trial_load
-from pipelines.validate import run_validation
+from pipelines.run.validate import run_validation
 
 from conftest import REPO
 
@@ -77,7 +77,7 @@ def test_two_validations_at_the_same_time(tmp_path, sample_extract):
         shutil.copytree(sample_extract, extract)
         simulate_trial_load(extract, f"sqlite:///{tmp_path / f't{i}.db'}", faults="default", seed=seed)
         code = (
-            f"from pipelines.validate import run_validation; run_validation({str(extract)!r}, "
+            f"from pipelines.run.validate import run_validation; run_validation({str(extract)!r}, "
             f"'sqlite:///{tmp_path / f't{i}.db'}', 'TL{i}', {str(tmp_path / f'r{i}')!r}, history_url={hist!r}, "
             "migration='m')"
         )

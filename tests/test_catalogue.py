@@ -23,9 +23,9 @@ from checks.findings import FINDING_SCHEMA_INFO
 from checks.gates import load_gates
 from checks.mapping import load_mappings
 from checks.target_checks import build_target_checks
-from pipelines.report_excel import OWNER_FILES
+from pipelines.report.excel import OWNER_FILES
 from pipelines.synth.trial_load import simulate_trial_load
-from pipelines.validate import run_validation
+from pipelines.run.validate import run_validation
 
 from conftest import MAPPINGS
 

@@ -17,7 +17,7 @@ import pytest
 from checks.errors import MigcheckError
 from pipelines.cli import main
 from pipelines.synth.trial_load import simulate_trial_load
-from pipelines.validate import run_validation
+from pipelines.run.validate import run_validation
 
 CORPUS = Path(__file__).parent / "corpus"
 BASE = CORPUS / "base"
@@ -140,7 +140,7 @@ def test_quoted_delimiter_and_line_break_are_one_record(tmp_path):
     assert ledger.filter(pl.col("entity") == "person", pl.col("source_system") == "pas").height == len(
         base_rows("pas/patient.csv")
     )
-    from pipelines.extract import read_extract
+    from pipelines.io.extract import read_extract
 
     names = read_extract(extract).frames["pas/patient"]
     assert names["ENAMN"].str.contains(";Lind", literal=True).sum() == 1

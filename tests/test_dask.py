@@ -32,7 +32,7 @@ def _executed_per_worker(address: str) -> dict[str, int]:
 
 
 def test_dask_run_gives_the_same_discrepancies_ledger_and_summary(harness, dask_address, tmp_path, sample_extract):
-    from pipelines.flows import validate_trial_load, verdict_of
+    from pipelines.run.flows import validate_trial_load, verdict_of
     from pipelines.synth.trial_load import simulate_trial_load
 
     extract = tmp_path / "extract"
@@ -80,7 +80,7 @@ def test_dask_run_gives_the_same_discrepancies_ledger_and_summary(harness, dask_
 
 def test_unreachable_scheduler_is_a_one_line_exit_2(harness, tmp_path, sample_extract):
     from checks.errors import MigcheckError
-    from pipelines.flows import validate_trial_load
+    from pipelines.run.flows import validate_trial_load
     from pipelines.synth.trial_load import simulate_trial_load
 
     extract = tmp_path / "extract"

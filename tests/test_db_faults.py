@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from checks.errors import MigcheckError
 from pipelines.synth.trial_load import simulate_trial_load
-from pipelines.target_db import connect
-from pipelines.validate import run_validation
+from pipelines.io.target_db import connect
+from pipelines.run.validate import run_validation
 
 
 @pytest.fixture()

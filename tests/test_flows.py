@@ -47,7 +47,8 @@ def _logs_and_artifacts(flow_run_id) -> tuple[str, list]:
 
 @pytest.fixture(scope="module")
 def flow_run(harness, tmp_path_factory, sample_extract):
-    from pipelines.flows import simulate_trial_load_flow, validate_trial_load
+    from pipelines.run.flows import validate_trial_load
+    from pipelines.synth.flows import simulate_trial_load_flow
 
     root = tmp_path_factory.mktemp("flows")
     extract = root / "extract"
@@ -66,15 +67,15 @@ def flow_run(harness, tmp_path_factory, sample_extract):
 
 
 def test_generate_sample_flow(harness, tmp_path):
-    from pipelines.flows import generate_sample
+    from pipelines.synth.flows import generate_sample
 
     r = generate_sample(str(tmp_path / "x"), 40, 3, "default")
     assert (tmp_path / "x" / "pas" / "patient.csv").exists() and r["defects"] > 0
 
 
 def test_validate_flow_gives_the_library_result(flow_run):
-    from pipelines.flows import verdict_of
-    from pipelines.validate import run_validation
+    from pipelines.run.flows import verdict_of
+    from pipelines.run.validate import run_validation
 
     root, extract, url, state = flow_run
     result = verdict_of(state)
@@ -101,7 +102,7 @@ def test_a_failed_gate_ends_the_flow_run_failed_with_verdict_and_report(flow_run
 
 
 def test_a_passing_gate_ends_the_flow_run_completed(harness, tmp_path, extract_copy, monkeypatch):
-    from pipelines.flows import validate_trial_load
+    from pipelines.run.flows import validate_trial_load
     from pipelines.synth.trial_load import simulate_trial_load
 
     url = f"sqlite:///{tmp_path / 't.db'}"
@@ -142,7 +143,7 @@ def test_prefect_logs_hold_no_personal_data(flow_run):
 
 
 def test_rerun_reads_unchanged_files_from_cache(flow_run, tmp_path, monkeypatch):
-    from pipelines.flows import validate_trial_load
+    from pipelines.run.flows import validate_trial_load
 
     root, extract, url, _ = flow_run
     mappings = tmp_path / "mappings"

@@ -145,7 +145,7 @@ def engine():
     """The engine's expected target for the golden extract (imports lazily: the engine may not exist)."""
     from checks.expected import compute_expected
     from checks.mapping import load_mappings
-    from pipelines.extract import read_extract
+    from pipelines.io.extract import read_extract
 
     return compute_expected(read_extract(EXTRACT), load_mappings(REPO / "mappings"), as_of=AS_OF)
 

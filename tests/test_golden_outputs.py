@@ -22,7 +22,7 @@ import polars as pl
 import pytest
 
 from pipelines.synth.trial_load import simulate_trial_load
-from pipelines.validate import run_validation
+from pipelines.run.validate import run_validation
 
 GOLDEN = Path(__file__).parent / "golden" / "outputs"
 UPDATE = os.environ.get("MIGCHECK_UPDATE_GOLDEN") == "1"

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from pipelines.synth.trial_load import simulate_trial_load
-from pipelines.validate import run_validation
+from pipelines.run.validate import run_validation
 
 
 @pytest.fixture(scope="module")

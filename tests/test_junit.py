@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import polars as pl
 
-from pipelines.report_junit import write_junit
+from pipelines.report.junit import write_junit
 
 GATE_SCHEMA = {
     "check": pl.String,

@@ -20,10 +20,10 @@ from checks.reconcile import (
     reconcile_encounters,
     reconcile_persons,
 )
-from pipelines.extract import read_extract
+from pipelines.io.extract import read_extract
 from pipelines.synth.trial_load import simulate_trial_load
-from pipelines.target_db import connect
-from pipelines.target_read import read_target
+from pipelines.io.target_db import connect
+from pipelines.io.target_read import read_target
 
 from conftest import MAPPINGS
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from checks.errors import MigcheckError
 from checks.identity import classify, luhn_digit
-from pipelines.extract import read_pas_file, read_pcs_file
+from pipelines.io.extract import read_pas_file, read_pcs_file
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 HEADER = b"KONTAKTID;KVAKOD;DATUM\r\n"

@@ -12,7 +12,7 @@ import pytest
 from checks.expected import Expected, compute_expected
 from checks.mapping import load_mappings
 from checks.suggest import SUGGESTION_SCHEMA, unmapped_code_suggestions
-from pipelines.extract import read_extract
+from pipelines.io.extract import read_extract
 
 MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 

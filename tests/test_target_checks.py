@@ -22,7 +22,7 @@ from checks.errors import MigcheckError
 from checks.mapping import load_mappings
 from checks.target_checks import TargetCheck, build_target_checks
 from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, PRIMARY_KEY, REFERENCES, metadata
-from pipelines.gx_checks import run_target_checks
+from pipelines.io.gx_checks import run_target_checks
 from pipelines.synth.trial_load import simulate_trial_load
 
 from conftest import MAPPINGS, PG_URL, REPO, SAMPLE, _pg_engine
@@ -159,7 +159,7 @@ def test_checks_are_declared_from_the_schema():
 
 
 def test_neither_module_imports_great_expectations():
-    code = "import sys, checks.target_checks, pipelines.gx_checks; sys.exit('great_expectations' in sys.modules)"
+    code = "import sys, checks.target_checks, pipelines.io.gx_checks; sys.exit('great_expectations' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from checks.expected import compute_expected
 from checks.mapping import load_mappings
 from checks.target_schema import CODE_SETS, DATA_TABLES
-from pipelines.extract import read_extract
+from pipelines.io.extract import read_extract
 from pipelines.synth.trial_load import simulate_trial_load
 
 from conftest import MAPPINGS, REPO

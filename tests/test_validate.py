@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from pipelines.synth.generator import generate
 from pipelines.synth.scoring import read_truth, score
 from pipelines.synth.trial_load import simulate_trial_load
-from pipelines.validate import run_validation
+from pipelines.run.validate import run_validation
 
 SEEDS = [1, 2, 3]
 PATIENTS = 2000

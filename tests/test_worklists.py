@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from checks.discrepancies import DISCREPANCY_COLUMNS, owner
-from pipelines.report_excel import DATA_COLUMNS, DECISION_COLUMNS, OWNER_FILES, write_worklists
+from pipelines.report.excel import DATA_COLUMNS, DECISION_COLUMNS, OWNER_FILES, write_worklists
 from pipelines.synth.trial_load import simulate_trial_load
-from pipelines.validate import run_validation
+from pipelines.run.validate import run_validation
 
 HEADER = DATA_COLUMNS + DECISION_COLUMNS
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}

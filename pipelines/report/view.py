@@ -17,7 +17,7 @@ from checks.discrepancies import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, OWNE
 from pipelines.report import charts
 from pipelines.report.charts import Chart, FateBar, LegendItem
 from pipelines.report.fmt import Figure, count_text, opt_text, text, when
-from pipelines.report_excel import OWNER_FILES
+from pipelines.report.excel import OWNER_FILES
 
 MAX_ROWS_PER_OWNER = 2000
 MAX_UNMAPPED_ROWS = 1000

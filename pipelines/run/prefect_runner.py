@@ -1,6 +1,6 @@
 """The Prefect runner: each step of the sequence a Prefect task of the running flow.
 
-Used inside the flows of ``pipelines/flows.py`` (deployments, and the command line when a Prefect
+Used inside the flows of ``pipelines/run/flows.py`` (deployments, and the command line when a Prefect
 server is configured). A step becomes a task once, with what its declaration asks for: retries with
 back-off for I/O that may pass (``MigcheckError.transient`` or ``OSError``, never a wrong argument),
 a cache keyed on the file's content for the extract readers (a re-run where only a code map or a
@@ -19,7 +19,7 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 
 from checks.errors import MigcheckError
-from pipelines.extract import extract_file_path
+from pipelines.io.extract import extract_file_path
 from pipelines.run.sequence import Step
 
 #: bump when the extract reader changes what it makes of a file (invalidates the file cache)

@@ -36,10 +36,10 @@ from checks.reconcile import (
     reconcile_persons,
 )
 from checks.target_schema import DATA_TABLES, REFERENCE_TABLES
-from pipelines.extract import EXTRACT_FILES, FilePart, assemble_extract, check_extract_root, read_extract_file
-from pipelines.target_db import connect
-from pipelines.target_read import check_tables, read_table
-from pipelines.validate import (
+from pipelines.io.extract import EXTRACT_FILES, FilePart, assemble_extract, check_extract_root, read_extract_file
+from pipelines.io.target_db import connect
+from pipelines.io.target_read import check_tables, read_table
+from pipelines.run.validate import (
     RunConfig,
     ValidationResult,
     finish,

@@ -1,15 +1,15 @@
 """The synthetic instruments as commands: generate an extract, simulate a trial load, lay out a demo.
 
 Plain functions returning plain dicts: the command line calls them in-process, the Prefect flows
-(``pipelines/flows.py``) wrap them as tasks. Every folder they write is claimed first
-(``pipelines.outputs``): never one holding files migcheck did not write.
+(``pipelines/run/flows.py``) wrap them as tasks. Every folder they write is claimed first
+(``pipelines.io.outputs``): never one holding files migcheck did not write.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.outputs import claim_folder, write_marker
+from pipelines.io.outputs import claim_folder, write_marker
 from pipelines.synth.generator import generate
 from pipelines.synth.trial_load import simulate_trial_load
 

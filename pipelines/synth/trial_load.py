@@ -17,10 +17,10 @@ from checks.errors import MigcheckError
 from checks.expected import Expected, compute_expected
 from checks.mapping import Mappings, load_mappings
 from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, PRIMARY_KEY, columns_of
-from pipelines.extract import read_extract
-from pipelines.settings import default_mappings_root
+from pipelines.io.extract import read_extract
+from pipelines.io.settings import default_mappings_root
 from pipelines.synth.faults import TRUTH_COLUMNS, inject_faults
-from pipelines.target_db import connect, create_target, load_reference, safe_url, write_frame
+from pipelines.io.target_db import connect, create_target, load_reference, safe_url, write_frame
 
 _TS = pl.Datetime("us")
 

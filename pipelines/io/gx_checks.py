@@ -40,7 +40,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from checks.errors import MigcheckError
 from checks.target_checks import TargetCheck
 from checks.target_schema import PRIMARY_KEY
-from pipelines.target_db import connect, safe_url, table_names
+from pipelines.io.target_db import connect, safe_url, table_names
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from checks.discrepancies import DISCREPANCY_COLUMNS
 from checks.errors import MigcheckError
-from pipelines.target_db import connect
+from pipelines.io.target_db import connect
 
 meta = sa.MetaData()
 runs = sa.Table(

@@ -17,7 +17,7 @@ from checks.errors import MigcheckError
 def default_mappings_root() -> Path:
     """``mappings/`` of this checkout, or ``$MIGCHECK_MAPPINGS``."""
     env = os.environ.get("MIGCHECK_MAPPINGS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "mappings"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "mappings"
 
 
 def resolve_url(value: str | None, setting: str, default_env: str | None = None) -> str | None:

@@ -39,11 +39,11 @@ from checks.reconcile import Reconciliation
 from checks.schemas import schema_findings
 from checks.suggest import unmapped_code_suggestions
 from checks.waivers import apply_waivers, load_waivers
-from pipelines.extract import Extract
-from pipelines.history import open_history, previous_findings, record_run, trend
-from pipelines.outputs import claim_folder, open_up, write_marker
-from pipelines.settings import default_mappings_root
-from pipelines.target_db import connect, safe_url
+from pipelines.io.extract import Extract
+from pipelines.io.history import open_history, previous_findings, record_run, trend
+from pipelines.io.outputs import claim_folder, open_up, write_marker
+from pipelines.io.settings import default_mappings_root
+from pipelines.io.target_db import connect, safe_url
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ def run_target_checks_on(target_url: str, cfg: RunConfig) -> TargetCheckPart:
     if not cfg.target_checks:
         return TargetCheckPart(pl.DataFrame(), [])
     from checks.target_checks import build_target_checks
-    from pipelines.gx_checks import run_target_checks
+    from pipelines.io.gx_checks import run_target_checks
 
     engine = connect(target_url)
     try:
@@ -392,8 +392,8 @@ def _prepare(out: Path) -> Path:
 
 def _write_outputs(tmp: Path, disc, view, ledger, summary, gates, unmapped) -> None:
     from pipelines.report.html import write_report_html
-    from pipelines.report_excel import write_worklists
-    from pipelines.report_junit import write_junit
+    from pipelines.report.excel import write_worklists
+    from pipelines.report.junit import write_junit
 
     try:
         disc.write_parquet(tmp / "discrepancies.parquet")
