@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from checks.records import FILE_ENTITY, SOURCE_REF
-from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, REFERENCES, metadata
+from checks import target_schema
+from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, REFERENCES
 
 if TYPE_CHECKING:
     from checks.mapping import Mappings
@@ -317,7 +318,7 @@ def _target(entity: str, rule: str, column: str | None, category: str, action: s
 
 _ORPHAN_ACTION = "Vendor load: the parent row this row refers to does not exist; load the parent or fix the reference"
 for _t in DATA_TABLES:
-    for _c in metadata.tables[_t].columns:
+    for _c in target_schema.TABLES[_t]:
         if not _c.nullable and not _c.primary_key:
             _target(
                 _t,

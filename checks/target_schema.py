@@ -1,144 +1,145 @@
-"""The Millennium-like target schema of ``target-schema.md``, declared once with SQLAlchemy.
+"""The Millennium-like target schema of ``target-schema.md``, declared once as plain data.
 
-A declaration only: creating it, loading it and reading it happen in ``pipelines.io.target_db``.
-``CODE_SETS`` says which code set every ``*_cd`` column draws from, and ``NOMENCLATURE`` which
-vocabulary every nomenclature reference must be of; both drive the simulator and the checks.
+A declaration only, with no database library: ``pipelines.io.target_schema`` turns it into the
+SQLAlchemy tables that create, load and read the target. ``CODE_SETS`` says which code set every
+``*_cd`` column draws from, and ``NOMENCLATURE`` which vocabulary every nomenclature reference must
+be of; both drive the simulator and the checks.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, SmallInteger, String, Table
+from dataclasses import dataclass
 
-metadata = MetaData()
+#: the column types of the DDL
+BIGINT, INT, SMALLINT, TS, TEXT = "bigint", "int", "smallint", "timestamp", "text"
+TYPES = (BIGINT, INT, SMALLINT, TS, TEXT)
 
 
-def _t(name: str, *cols: Column) -> Table:
-    return Table(name, metadata, *cols)
+@dataclass(frozen=True)
+class Column:
+    """One column of the DDL."""
+
+    name: str
+    type: str  # one of TYPES
+    nullable: bool = False
+    length: int | None = None  # TEXT: the VARCHAR length
+    primary_key: bool = False
 
 
 def _id(name: str) -> Column:
-    return Column(name, BigInteger, primary_key=True, autoincrement=False)
+    return Column(name, BIGINT, primary_key=True)
 
 
-def _req(name: str, type_) -> Column:
-    return Column(name, type_, nullable=False)
+def _req(name: str, type_: str, length: int | None = None) -> Column:
+    return Column(name, type_, nullable=False, length=length)
 
 
-def _opt(name: str, type_) -> Column:
-    return Column(name, type_, nullable=True)
+def _opt(name: str, type_: str, length: int | None = None) -> Column:
+    return Column(name, type_, nullable=True, length=length)
 
 
-TS = DateTime(timezone=False)
-
-code_value = _t(
-    "code_value",
-    _id("code_value"),
-    _req("code_set", Integer),
-    _req("cdf_meaning", String(12)),
-    _req("display", String(40)),
-    _req("active_ind", SmallInteger),
-)
-nomenclature = _t(
-    "nomenclature",
-    _id("nomenclature_id"),
-    _req("source_vocabulary_cd", BigInteger),
-    _req("source_identifier", String(20)),
-    _req("source_string", String(255)),
-    _req("active_ind", SmallInteger),
-)
-person = _t(
-    "person",
-    _id("person_id"),
-    _req("name_last", String(100)),
-    _req("name_first", String(100)),
-    _req("sex_cd", BigInteger),
-    _req("birth_dt_tm", TS),
-    _opt("deceased_dt_tm", TS),
-    _req("confid_level_cd", BigInteger),
-    _opt("postal_code", String(10)),
-    _opt("municipality_code", String(4)),
-    _req("contributor_system_cd", BigInteger),
-    _req("active_ind", SmallInteger),
-    _req("updt_dt_tm", TS),
-)
-person_alias = _t(
-    "person_alias",
-    _id("person_alias_id"),
-    _req("person_id", BigInteger),
-    _req("person_alias_type_cd", BigInteger),
-    _opt("alias_pool_cd", BigInteger),
-    _req("alias", String(20)),
-    _req("contributor_system_cd", BigInteger),
-    _req("active_ind", SmallInteger),
-)
-encounter = _t(
-    "encounter",
-    _id("encntr_id"),
-    _req("person_id", BigInteger),
-    _req("encntr_type_cd", BigInteger),
-    _req("loc_nurse_unit_cd", BigInteger),
-    _req("reg_dt_tm", TS),
-    _opt("disch_dt_tm", TS),
-    _req("contributor_system_cd", BigInteger),
-    _req("active_ind", SmallInteger),
-)
-encntr_alias = _t(
-    "encntr_alias",
-    _id("encntr_alias_id"),
-    _req("encntr_id", BigInteger),
-    _req("encntr_alias_type_cd", BigInteger),
-    _req("alias", String(40)),
-    _req("contributor_system_cd", BigInteger),
-    _req("active_ind", SmallInteger),
-)
-diagnosis = _t(
-    "diagnosis",
-    _id("diagnosis_id"),
-    _req("person_id", BigInteger),
-    _req("encntr_id", BigInteger),
-    _req("nomenclature_id", BigInteger),
-    _req("diag_type_cd", BigInteger),
-    _req("diag_dt_tm", TS),
-    _req("contributor_system_cd", BigInteger),
-    _req("active_ind", SmallInteger),
-)
-procedure = _t(
-    "procedure",
-    _id("procedure_id"),
-    _req("encntr_id", BigInteger),
-    _req("nomenclature_id", BigInteger),
-    _req("proc_dt_tm", TS),
-    _req("contributor_system_cd", BigInteger),
-    _req("active_ind", SmallInteger),
-)
-allergy = _t(
-    "allergy",
-    _id("allergy_id"),
-    _req("person_id", BigInteger),
-    _opt("substance_nom_id", BigInteger),
-    _opt("substance_ftdesc", String(255)),
-    _req("severity_cd", BigInteger),
-    _opt("onset_dt_tm", TS),
-    _req("contributor_system_cd", BigInteger),
-    _req("active_ind", SmallInteger),
-)
-orders = _t(
-    "orders",
-    _id("order_id"),
-    _req("person_id", BigInteger),
-    _req("atc_nomenclature_id", BigInteger),
-    _req("order_mnemonic", String(100)),
-    _opt("simplified_display_line", String(255)),
-    _req("orig_order_dt_tm", TS),
-    _opt("discontinue_dt_tm", TS),
-    _req("order_status_cd", BigInteger),
-    _req("contributor_system_cd", BigInteger),
-    _req("active_ind", SmallInteger),
-)
+#: every table of the target, its columns in DDL order
+TABLES: dict[str, tuple[Column, ...]] = {
+    "code_value": (
+        _id("code_value"),
+        _req("code_set", INT),
+        _req("cdf_meaning", TEXT, 12),
+        _req("display", TEXT, 40),
+        _req("active_ind", SMALLINT),
+    ),
+    "nomenclature": (
+        _id("nomenclature_id"),
+        _req("source_vocabulary_cd", BIGINT),
+        _req("source_identifier", TEXT, 20),
+        _req("source_string", TEXT, 255),
+        _req("active_ind", SMALLINT),
+    ),
+    "person": (
+        _id("person_id"),
+        _req("name_last", TEXT, 100),
+        _req("name_first", TEXT, 100),
+        _req("sex_cd", BIGINT),
+        _req("birth_dt_tm", TS),
+        _opt("deceased_dt_tm", TS),
+        _req("confid_level_cd", BIGINT),
+        _opt("postal_code", TEXT, 10),
+        _opt("municipality_code", TEXT, 4),
+        _req("contributor_system_cd", BIGINT),
+        _req("active_ind", SMALLINT),
+        _req("updt_dt_tm", TS),
+    ),
+    "person_alias": (
+        _id("person_alias_id"),
+        _req("person_id", BIGINT),
+        _req("person_alias_type_cd", BIGINT),
+        _opt("alias_pool_cd", BIGINT),
+        _req("alias", TEXT, 20),
+        _req("contributor_system_cd", BIGINT),
+        _req("active_ind", SMALLINT),
+    ),
+    "encounter": (
+        _id("encntr_id"),
+        _req("person_id", BIGINT),
+        _req("encntr_type_cd", BIGINT),
+        _req("loc_nurse_unit_cd", BIGINT),
+        _req("reg_dt_tm", TS),
+        _opt("disch_dt_tm", TS),
+        _req("contributor_system_cd", BIGINT),
+        _req("active_ind", SMALLINT),
+    ),
+    "encntr_alias": (
+        _id("encntr_alias_id"),
+        _req("encntr_id", BIGINT),
+        _req("encntr_alias_type_cd", BIGINT),
+        _req("alias", TEXT, 40),
+        _req("contributor_system_cd", BIGINT),
+        _req("active_ind", SMALLINT),
+    ),
+    "diagnosis": (
+        _id("diagnosis_id"),
+        _req("person_id", BIGINT),
+        _req("encntr_id", BIGINT),
+        _req("nomenclature_id", BIGINT),
+        _req("diag_type_cd", BIGINT),
+        _req("diag_dt_tm", TS),
+        _req("contributor_system_cd", BIGINT),
+        _req("active_ind", SMALLINT),
+    ),
+    "procedure": (
+        _id("procedure_id"),
+        _req("encntr_id", BIGINT),
+        _req("nomenclature_id", BIGINT),
+        _req("proc_dt_tm", TS),
+        _req("contributor_system_cd", BIGINT),
+        _req("active_ind", SMALLINT),
+    ),
+    "allergy": (
+        _id("allergy_id"),
+        _req("person_id", BIGINT),
+        _opt("substance_nom_id", BIGINT),
+        _opt("substance_ftdesc", TEXT, 255),
+        _req("severity_cd", BIGINT),
+        _opt("onset_dt_tm", TS),
+        _req("contributor_system_cd", BIGINT),
+        _req("active_ind", SMALLINT),
+    ),
+    "orders": (
+        _id("order_id"),
+        _req("person_id", BIGINT),
+        _req("atc_nomenclature_id", BIGINT),
+        _req("order_mnemonic", TEXT, 100),
+        _opt("simplified_display_line", TEXT, 255),
+        _req("orig_order_dt_tm", TS),
+        _opt("discontinue_dt_tm", TS),
+        _req("order_status_cd", BIGINT),
+        _req("contributor_system_cd", BIGINT),
+        _req("active_ind", SMALLINT),
+    ),
+}
 
 REFERENCE_TABLES = ["code_value", "nomenclature"]
 DATA_TABLES = ["person", "person_alias", "encounter", "encntr_alias", "diagnosis", "procedure", "allergy", "orders"]
-PRIMARY_KEY = {t.name: next(iter(t.primary_key.columns)).name for t in metadata.sorted_tables}
+PRIMARY_KEY = {t: next(c.name for c in cols if c.primary_key) for t, cols in TABLES.items()}
 
 #: code set of every coded column
 CODE_SETS: dict[tuple[str, str], int] = {
@@ -185,4 +186,4 @@ REFERENCES: dict[tuple[str, str], tuple[str, str]] = {
 
 def columns_of(table: str) -> list[str]:
     """Column names of a table in DDL order."""
-    return [c.name for c in metadata.tables[table].columns]
+    return [c.name for c in TABLES[table]]

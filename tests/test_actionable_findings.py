@@ -184,7 +184,7 @@ def test_no_gx_data_docs(report):
 
 def test_every_check_declares_what_it_expects():
     m = load_mappings(MAPPINGS)
-    for c in build_target_checks(m.code_value, m.nomenclature, "sqlite"):
+    for c in build_target_checks(m.code_value, m.nomenclature):
         assert c.expected and c.message, c.check_id
         shown, message = c.failure(None if c.kind == "not_null" else 123456789012)
         assert message and "{" not in message, c.check_id

@@ -62,7 +62,7 @@ def _frame(rows: list[dict]) -> pl.DataFrame:
 
 
 def test_every_target_check_built_for_the_database_is_the_catalogues(mappings):
-    built = build_target_checks(mappings.code_value, mappings.nomenclature, "sqlite")
+    built = build_target_checks(mappings.code_value, mappings.nomenclature)
     declared = {c.id for c in REGISTRY.values() if c.layer == "target"}
     assert {t.check_id for t in built} == declared and len(built) == len(declared)
     for t in built:
@@ -226,7 +226,7 @@ def test_every_check_of_a_faulted_load_is_declared_with_its_category(report):
 
 def test_junit_has_exactly_the_catalogues_test_cases_for_the_checks_that_ran(report, mappings):
     out, disc = report
-    target_ids = [c.check_id for c in build_target_checks(mappings.code_value, mappings.nomenclature, "sqlite")]
+    target_ids = [c.check_id for c in build_target_checks(mappings.code_value, mappings.nomenclature)]
     expected = checks_run(mappings, target_ids)["check"].to_list()
     cases = ET.parse(out / "junit.xml").getroot().findall("testsuite/testcase")
     names = [c.get("name") for c in cases]

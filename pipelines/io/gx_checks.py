@@ -40,6 +40,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from checks.errors import MigcheckError
 from checks.target_checks import TargetCheck
 from checks.target_schema import PRIMARY_KEY
+from pipelines.io.target_queries import sql_of
 from pipelines.io.target_db import connect, safe_url, table_names
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def _data_source(context, url: URL):
         return context.data_sources.add_sql(name=_DATASOURCE, connection_string=text, kwargs=kwargs)
 
 
-def _expectation(gxe, check: TargetCheck):
+def _expectation(gxe, check: TargetCheck, dialect: str):
     meta = {"check_id": check.check_id, "category": check.category, "entity": check.entity}
     common = {"meta": meta, "description": check.description or None}
     if check.kind == "not_null":
@@ -152,7 +153,7 @@ def _expectation(gxe, check: TargetCheck):
     if check.kind == "in_set":
         return gxe.ExpectColumnValuesToBeInSet(column=check.column, value_set=list(check.value_set or ()), **common)
     if check.kind == "unexpected_rows":
-        return gxe.UnexpectedRowsExpectation(unexpected_rows_query=check.query, **common)
+        return gxe.UnexpectedRowsExpectation(unexpected_rows_query=sql_of(check.query, dialect), **common)
     raise ValueError(f"{check.check_id}: unknown kind {check.kind!r}")
 
 
@@ -181,7 +182,7 @@ def _failing(check: TargetCheck, result: dict, engine: Engine) -> tuple[int, lis
         rows = [(r["row_id"], r.get("value")) for r in got]
         if len(rows) < count:  # GX fetched only its first 200 rows: run the same query over the same table
             table = engine.dialect.identifier_preparer.quote(check.table)
-            rows = _all_rows(engine, check.query.format(batch=table))
+            rows = _all_rows(engine, sql_of(check.query, engine.dialect.name).format(batch=table))
     else:
         count = int(result.get("unexpected_count") or 0)
         pk = PRIMARY_KEY[check.table]
@@ -259,7 +260,7 @@ def _run_gx(url: URL, shown: str, setting: str, by_table: dict[str, list[TargetC
             # the expectations go in with the suite: add_expectation re-serialises the suite each time
             suite = context.suites.add(
                 gx.ExpectationSuite(
-                    name=f"migcheck.target.{table}", expectations=[_expectation(gxe, c) for c in table_checks]
+                    name=f"migcheck.target.{table}", expectations=[_expectation(gxe, c, url.get_backend_name()) for c in table_checks]
                 )
             )
             vd = context.validation_definitions.add(

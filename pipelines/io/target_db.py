@@ -16,7 +16,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from checks.errors import MigcheckError
-from checks.target_schema import DATA_TABLES, REFERENCE_TABLES, columns_of, metadata
+from checks.target_schema import DATA_TABLES, REFERENCE_TABLES, columns_of
+from pipelines.io.target_schema import metadata
 
 
 def safe_url(url: str | URL) -> str:

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from checks.errors import MigcheckError
-from checks.target_schema import DATA_TABLES, REFERENCE_TABLES, metadata
+from checks.target_schema import DATA_TABLES, REFERENCE_TABLES
+from pipelines.io.target_schema import metadata
 
 log = logging.getLogger("migcheck.target")
 _TS = pl.Datetime("us")

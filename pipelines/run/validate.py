@@ -185,7 +185,7 @@ def run_target_checks_on(target_url: str, cfg: RunConfig) -> TargetCheckPart:
 
     engine = connect(target_url)
     try:
-        checks = build_target_checks(cfg.mappings.code_value, cfg.mappings.nomenclature, engine.dialect.name)
+        checks = build_target_checks(cfg.mappings.code_value, cfg.mappings.nomenclature)
         run = run_target_checks(engine, checks)
     finally:
         engine.dispose()

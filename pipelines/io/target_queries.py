@@ -1,0 +1,141 @@
+"""The SQL of the target checks' ``unexpected_rows`` rules (``checks.target_checks.RowsQuery``).
+
+Queries are SQLAlchemy Core statements over the target's tables (``pipelines.io.target_schema``)
+compiled for the target's dialect with literal binds; the batch (the table the check runs on) is
+written ``{batch}``, the placeholder GX substitutes. GX 1.x substitutes it in one of two shapes,
+and the query must suit the one it gets: when the query text holds the keyword JOIN, ``{batch}``
+becomes a bare parenthesised subquery that the query must alias itself (here: ``{batch} AS b``);
+otherwise it becomes ``(…) AS subselect``, aliased already, so the query must neither alias it nor
+qualify its columns. ``_gx_query`` enforces that pairing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cache
+
+import sqlalchemy as sa
+
+from checks.errors import MigcheckError
+from checks.target_checks import RowsQuery
+from checks.target_schema import PRIMARY_KEY
+from pipelines.io.target_schema import metadata
+
+#: table name standing for the batch while a query is compiled; replaced by ``{batch}``
+_BATCH = "migcheck_gx_batch"
+_BATCH_ALIAS = "b"
+_JOIN = re.compile(r"\bJOIN\b", re.IGNORECASE)
+
+
+def _dialect(dialect_name: str) -> sa.engine.Dialect:
+    name = "postgresql.psycopg" if dialect_name == "postgresql" else dialect_name
+    try:
+        return sa.dialects.registry.load(name)()
+    except Exception as e:  # noqa: BLE001 - NoSuchModuleError or a missing driver module
+        raise MigcheckError(f"--target: unsupported database dialect {dialect_name!r}") from e
+
+
+def _batch(table: str, aliased: bool) -> sa.FromClause:
+    """The placeholder for the batch of ``table``: aliased ``b`` for JOIN queries, else bare."""
+    placeholder = sa.table(_BATCH, *(sa.column(c.name) for c in metadata.tables[table].columns))
+    return placeholder.alias(_BATCH_ALIAS) if aliased else placeholder
+
+
+def _gx_query(stmt: sa.Select, dialect: sa.engine.Dialect, aliased: bool) -> str:
+    """``stmt`` as SQL text for ``UnexpectedRowsExpectation``, the placeholder replaced by ``{batch}``."""
+    sql = str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    sql = " ".join(sql.split())
+    # GX runs the query through str.format: literal braces must be doubled
+    sql = sql.replace("{", "{{").replace("}", "}}")
+    prep = dialect.identifier_preparer
+    token = prep.quote(_BATCH) + (f" AS {prep.quote(_BATCH_ALIAS)}" if aliased else "")
+    if sql.count(prep.quote(_BATCH)) != 1 or token not in sql:
+        raise AssertionError(f"batch placeholder not found once in {sql}")
+    if aliased != bool(_JOIN.search(sql)):
+        raise AssertionError(f"query must alias {{batch}} exactly when it holds a JOIN: {sql}")
+    return sql.replace(token, "{batch}" + (f" AS {prep.quote(_BATCH_ALIAS)}" if aliased else ""))
+
+
+
+
+def _orphan_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
+    """Rows of ``table`` whose ``column`` is set but names no row of ``parent``."""
+    table, column, parent, parent_key = q.table, q.column or "", q.parent or "", q.parent_key or ""
+    b = _batch(table, aliased=True)
+    p = metadata.tables[parent].alias("p")
+    stmt = (
+        sa.select(b.c[PRIMARY_KEY[table]].label("row_id"), b.c[column].label("value"))
+        .select_from(b.outerjoin(p, p.c[parent_key] == b.c[column]))
+        .where(b.c[column].is_not(None), p.c[parent_key].is_(None))
+    )
+    return _gx_query(stmt, dialect, aliased=True)
+
+
+def _identity_missing_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
+    """Persons with no identity alias."""
+    identity_types = q.codes
+    b = _batch("person", aliased=True)
+    a = metadata.tables["person_alias"].alias("a")
+    stmt = (
+        sa.select(b.c.person_id.label("row_id"))
+        .select_from(
+            b.outerjoin(a, sa.and_(a.c.person_id == b.c.person_id, a.c.person_alias_type_cd.in_(identity_types)))
+        )
+        .where(a.c.person_alias_id.is_(None))
+    )
+    return _gx_query(stmt, dialect, aliased=True)
+
+
+def _identity_duplicate_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
+    """Every identity alias row whose value sits on an identity alias with a lower id, with that value."""
+    identity_types = q.codes
+    b = _batch("person_alias", aliased=True)
+    pa = metadata.tables["person_alias"].alias("pa")
+    first = (
+        sa.select(pa.c.alias, sa.func.min(pa.c.person_alias_id).label("first_id"))
+        .where(pa.c.person_alias_type_cd.in_(identity_types))
+        .group_by(pa.c.alias)
+        .having(sa.func.count() > 1)
+        .subquery("d")
+    )
+    stmt = (
+        sa.select(b.c.person_alias_id.label("row_id"), b.c.alias.label("value"))
+        .select_from(b.join(first, first.c.alias == b.c.alias))
+        .where(b.c.person_alias_type_cd.in_(identity_types), b.c.person_alias_id > first.c.first_id)
+    )
+    return _gx_query(stmt, dialect, aliased=True)
+
+
+def _allergy_substance_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
+    """Allergies with neither or both of substance_nom_id / substance_ftdesc (blank text = absent), and which."""
+    # the batch's columns, unqualified: GX names the batch "subselect" (see module docstring)
+    nom, text = sa.column("substance_nom_id"), sa.column("substance_ftdesc")
+    text_absent = sa.or_(text.is_(None), sa.func.trim(text) == "")
+    which = sa.case(
+        (nom.is_(None), sa.literal("neither substance_nom_id nor substance_ftdesc")),
+        else_=sa.literal("both substance_nom_id and substance_ftdesc"),
+    )
+    stmt = (
+        sa.select(sa.column(PRIMARY_KEY["allergy"]).label("row_id"), which.label("value"))
+        .select_from(_batch("allergy", aliased=False))
+        .where(sa.or_(sa.and_(nom.is_(None), text_absent), sa.and_(nom.is_not(None), sa.not_(text_absent))))
+    )
+    return _gx_query(stmt, dialect, aliased=False)
+
+
+#: the SQL of each rule
+_RULES: dict[str, Callable[[RowsQuery, sa.engine.Dialect], str]] = {
+    "orphan": _orphan_query,
+    "identity_missing": _identity_missing_query,
+    "identity_duplicate": _identity_duplicate_query,
+    "substance_exactly_one": _allergy_substance_query,
+}
+
+
+@cache
+def sql_of(query: RowsQuery, dialect_name: str) -> str:
+    """The SQL of ``query`` for a target of ``dialect_name``, over ``{batch}``."""
+    if query.rule not in _RULES:
+        raise ValueError(f"no SQL for target-check rule {query.rule!r}")
+    return _RULES[query.rule](query, _dialect(dialect_name))
