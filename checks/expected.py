@@ -12,7 +12,9 @@ merged, repeated keys folded, and the warnings (implausible, duplicate) checked 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -21,6 +23,9 @@ from checks.identity import identity_columns
 from checks.mapping import ColumnMap, Mappings, SourceMap
 from checks.masking import PERSONAL
 from checks.transforms import TZ, column_exprs
+
+if TYPE_CHECKING:
+    from polars.expr.whenthen import ChainedThen, Then
 
 _TS = pl.Datetime("us")
 SYSTEM_RANK = {"pas": 0, "pcs": 1}
@@ -132,14 +137,14 @@ class Expected:
     staged: dict[str, pl.DataFrame]  # per record kind, every record with its disposition
 
 
-def _when_chain(conds: list[tuple[pl.Expr, str | pl.Expr | None]], name: str) -> pl.Expr:
+def _when_chain(conds: Sequence[tuple[pl.Expr, str | pl.Expr | None]], name: str) -> pl.Expr:
     if not conds:
         return pl.lit(None, dtype=pl.String).alias(name)
 
     def lit(v: str | pl.Expr | None) -> pl.Expr:
         return v if isinstance(v, pl.Expr) else pl.lit(v, dtype=pl.String)
 
-    expr = pl.when(conds[0][0]).then(lit(conds[0][1]))
+    expr: Then | ChainedThen = pl.when(conds[0][0]).then(lit(conds[0][1]))
     for c, v in conds[1:]:
         expr = expr.when(c).then(lit(v))
     return expr.otherwise(pl.lit(None, dtype=pl.String)).alias(name)
@@ -234,11 +239,12 @@ def _stage(frame: pl.DataFrame, src: SourceMap, table: str, m: Mappings, as_of: 
     if src.identity is not None:
         blocks.append((~pl.col("id_valid"), "invalid_identifier", "alias", "identity number is invalid", None, None))
     # the legacy code of every coded column as found (trimmed), kept beside the target value
-    raw_codes = {
-        name: f"_raw_{name}"
+    raw_sources = {
+        name: cm.source
         for name, cm in src.columns.items()
         if cm.source is not None and (cm.code_map is not None or cm.nomenclature is not None)
     }
+    raw_codes = {name: f"_raw_{name}" for name in raw_sources}
     code_blocks = {name: _code_blocks(table, name, src.columns[name], src, raw_codes.get(name), name) for name in exprs}
     for name, e in exprs.items():
         exp_, act, msg = code_blocks[name][0]
@@ -251,7 +257,7 @@ def _stage(frame: pl.DataFrame, src: SourceMap, table: str, m: Mappings, as_of: 
     conds = [f"_c{i}" for i in range(len(blocks))]
     out = df.with_columns(
         *[e.value.alias(name) for name, e in exprs.items()],
-        *[pl.col(src.columns[n].source).cast(pl.String).str.strip_chars().alias(r) for n, r in raw_codes.items()],
+        *[pl.col(raw_sources[n]).cast(pl.String).str.strip_chars().alias(r) for n, r in raw_codes.items()],
         *[b[0].fill_null(False).alias(n) for b, n in zip(blocks, conds, strict=True)],
         pl.concat_list(nonexistent).list.drop_nulls().alias("_nonexistent") if nonexistent else pl.lit(None),
     )
@@ -312,8 +318,7 @@ def _with_parent(df: pl.DataFrame, src: SourceMap, parents: dict[str, pl.DataFra
 
 
 def _dispose(df: pl.DataFrame, src: SourceMap) -> pl.DataFrame:
-    has_parent = src.parent is not None
-    pdesc = f"{src.parent.records}" if has_parent else ""
+    pdesc = f"{src.parent.records}" if src.parent is not None else ""
     disp = (
         pl.when(pl.col("_scope").is_not_null())
         .then(pl.lit("out_of_scope"))
@@ -351,7 +356,7 @@ def _dispose(df: pl.DataFrame, src: SourceMap) -> pl.DataFrame:
     )
     fcol = (
         pl.when(finding == "orphan")
-        .then(pl.lit(src.parent.column if has_parent else None))
+        .then(pl.lit(src.parent.column if src.parent is not None else None))
         .otherwise(pl.col("_block_col"))
     )
     fmsg = (
@@ -394,7 +399,7 @@ def _merge_persons(staged: list[pl.DataFrame], src_by_sys: dict[str, SourceMap])
         order = src_by_sys[sysname].key_order if sysname else "text"
         frames.append(
             df.with_columns(
-                pl.lit(SYSTEM_RANK.get(sysname, 9)).alias("_sys_rank"),
+                pl.lit(SYSTEM_RANK.get(sysname, 9) if sysname else 9).alias("_sys_rank"),
                 (
                     pl.col("_key").cast(pl.Int64, strict=False) if order == "numeric" else pl.lit(None, dtype=pl.Int64)
                 ).alias("_key_num"),

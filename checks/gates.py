@@ -29,8 +29,8 @@ class Threshold(BaseModel):
     """How many error findings a check may have."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    max_count: int | None = Field(None, ge=0)
-    max_share: float | None = Field(None, ge=0, le=1)
+    max_count: int | None = Field(default=None, ge=0)
+    max_share: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _some(self) -> Threshold:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import polars as pl
 import yaml
@@ -172,7 +172,10 @@ def _yaml_line(path: Path, loc: tuple) -> int | None:
     return line
 
 
-def load_yaml_model(path: Path, model: type[BaseModel]) -> BaseModel:
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def load_yaml_model(path: Path, model: type[_Model]) -> _Model:
     """A YAML file validated by a typed model; a fault names the file and line."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -90,12 +90,15 @@ def merge_parts(parts: list[EntityPart]) -> EntityPart:
     entity = parts[0].entity
     if any(p.entity != entity for p in parts):
         raise ValueError("parts of different entities cannot be merged")
-    counts = None
+    counts: dict[str, str | int] | None = None
     if parts[0].counts is not None:
+        each = [p.counts for p in parts if p.counts is not None]
+        if len(each) != len(parts):
+            raise ValueError("parts with and without counts cannot be merged")
         counts = {"entity": entity}
-        for k in parts[0].counts:
+        for k in each[0]:
             if k != "entity":
-                counts[k] = sum(p.counts[k] for p in parts)
+                counts[k] = sum(c[k] for c in each)
     return EntityPart(
         entity,
         pl.concat([p.findings for p in parts], how="vertical_relaxed"),

@@ -12,7 +12,8 @@ PAS_COLUMNS: dict[str, list[str]] = {
 }
 
 _S = pl.String
-PCS_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+#: polars schema of each PCS file (dtype classes such as ``pl.String`` or instances such as ``pl.Struct(...)``)
+PCS_SCHEMAS: dict[str, dict[str, pl.DataType | type[pl.DataType]]] = {
     "patients": {
         "id": _S,
         "identity": pl.Struct({"type": _S, "value": _S}),

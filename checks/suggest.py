@@ -32,7 +32,7 @@ from checks.expected import Expected
 from checks.mapping import ColumnMap, Mappings, SourceMap
 from checks.target_schema import VOCABULARY_CODE_SET
 
-SUGGESTION_SCHEMA = {
+SUGGESTION_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "entity": pl.String,
     "source_system": pl.String,
     "column": pl.String,
@@ -69,6 +69,8 @@ def normalise_code(raw: str, cm: ColumnMap) -> str:
 
 
 def _code_map_candidates(cm: ColumnMap, m: Mappings) -> _Candidates:
+    if cm.code_map is None:
+        raise ValueError("code-map candidates need a column with a code_map")
     cmap = m.code_maps[cm.code_map]
     cv = m.code_value
     if cm.code_set is not None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import SupportsInt
 
 import polars as pl
 
@@ -109,7 +110,7 @@ class TargetCheck:
         """
         shown = mask(self.table, self.column or "", value)
         what = ""
-        if self.known and value is not None:
+        if self.known and isinstance(value, str | bytes | SupportsInt):  # what ``int()`` may read
             try:
                 what = self.known.get(int(value), "")
             except (TypeError, ValueError):

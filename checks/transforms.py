@@ -81,11 +81,13 @@ def _raw(cm: ColumnMap) -> pl.Expr:
         return pl.lit(cm.const, dtype=pl.String)
     if cm.from_parent is not None:
         return pl.col(f"_parent_{cm.from_parent}")
+    if cm.source is None:  # ColumnMap's validator demands exactly one of from, from_parent, const
+        raise ValueError("a mapped column needs one of from, from_parent, const")
     return pl.col(cm.source).cast(pl.String)
 
 
-def _code_lookup(value: pl.Expr, raw: pl.Expr, cm: ColumnMap, m: Mappings) -> tuple[pl.Expr, pl.Expr]:
-    cmap = m.code_maps[cm.code_map]
+def _code_lookup(value: pl.Expr, raw: pl.Expr, code_map: str, m: Mappings) -> tuple[pl.Expr, pl.Expr]:
+    cmap = m.code_maps[code_map]
     mapping = dict(zip(cmap["source_code"].to_list(), cmap["target_cdf_meaning"].to_list(), strict=True))
     key = value.fill_null("") if "" in mapping else value
     mapped = key.replace_strict(mapping, default=None, return_dtype=pl.String)
@@ -161,7 +163,7 @@ def column_exprs(cm: ColumnMap, m: Mappings) -> ColumnExprs:
     value = parsed.value
     unmapped = inactive = _FALSE
     if cm.code_map is not None:
-        value, unmapped = _code_lookup(value, raw, cm, m)
+        value, unmapped = _code_lookup(value, raw, cm.code_map, m)
     if cm.nomenclature is not None:
         value, unmapped, inactive = _nomenclature(value, cm.nomenclature, m)
     elif cm.code_set is not None:

@@ -156,8 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _flows(module: str = "pipelines.run.flows"):
-    """Import Prefect flows (the validation's, or ``pipelines.synth.flows``) with a console that shows
-    one line per problem, no tracebacks."""
+    """Import Prefect flows (the validation's, or ``pipelines.synth.flows``).
+
+    Their console shows one line per problem, no tracebacks.
+    """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # the first run in a fresh PREFECT_HOME migrates Prefect's database: give the temporary server time
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
@@ -223,6 +225,16 @@ def _mappings(path: Path | None) -> Path | None:
     return path
 
 
+def _target_url(value: str) -> str:
+    """The ``--target`` setting resolved to a URL; an empty one is a one-line error."""
+    from pipelines.io.settings import resolve_url
+
+    url = resolve_url(value, "--target")
+    if url is None:
+        raise MigcheckError("--target: empty (give a URL, env:NAME or block:NAME)")
+    return url
+
+
 def _progress(a: argparse.Namespace):  # noqa: ANN202 - a pipelines.run.progress.Progress
     from pipelines.run.progress import for_terminal
 
@@ -247,12 +259,11 @@ def _cmd_generate(a: argparse.Namespace) -> int:
 
 def _cmd_trial_load(a: argparse.Namespace) -> int:
     from pipelines.io.extract import check_extract_root
-    from pipelines.io.settings import resolve_url
+    from pipelines.io.target_db import connect
     from pipelines.synth.commands import load_target
     from pipelines.synth.trial_load import check_truth_file
-    from pipelines.io.target_db import connect
 
-    target = resolve_url(a.target, "--target")
+    target = _target_url(a.target)
     _mappings(a.mappings)
     check_extract_root(a.source)
     check_truth_file(a.source / "load_faults.csv")
@@ -273,7 +284,7 @@ def _cmd_validate(a: argparse.Namespace) -> int:
     from pipelines.io.target_db import connect
     from pipelines.run.validate import prepare, run_validation
 
-    target = resolve_url(a.target, "--target")
+    target = _target_url(a.target)
     history = resolve_url(a.history, "--history")
     _mappings(a.mappings)
     check_extract_root(a.source)
@@ -316,8 +327,8 @@ def _cmd_validate(a: argparse.Namespace) -> int:
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
-    from pipelines.synth.commands import claim_demo, lay_out_demo, load_target, write_extract
     from pipelines.run.validate import run_validation
+    from pipelines.synth.commands import claim_demo, lay_out_demo, load_target, write_extract
 
     claim_demo(a.out)
     if _use_prefect(a):

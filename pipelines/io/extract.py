@@ -330,9 +330,10 @@ def read_pcs_file(path: Path, name: str) -> tuple[dict[str, pl.DataFrame], pl.Da
     empty_df = pl.DataFrame(schema={**schema, "_line": pl.Int64})
     raw = _read_bytes(path)
     status = "ok"
+    lines: list[bytes] = []
+    numbers: list[int] = []
     if raw is None:
         status = "missing"
-        lines, numbers = [], []
     else:
         lines, numbers = _split_lines(raw)
         if raw.startswith(b"\xef\xbb\xbf") and lines:

@@ -37,7 +37,10 @@ def resolve_url(value: str | None, setting: str, default_env: str | None = None)
         try:
             from prefect.blocks.system import Secret
 
-            return Secret.load(name).get()
+            secret = Secret.load(name)
+            if not isinstance(secret, Secret):  # Prefect hands back a coroutine inside an async flow or task
+                raise MigcheckError(f"{setting}: Prefect Secret block {name!r} cannot be read from async code")
+            return secret.get()
         except ValueError as e:
             raise MigcheckError(f"{setting}: no Prefect Secret block named {name!r}") from e
     return value

@@ -34,8 +34,10 @@ def _check_sqlite_file(u: URL, setting: str, must_exist: bool) -> None:
     SQLite itself would create an empty database for a mistyped path, and reports a file that is not
     a database only at the first query.
     """
-    path = Path(u.database).expanduser().resolve()
     shown = f"{setting} {safe_url(u)}"
+    if not u.database:
+        raise MigcheckError(f"{shown}: names no database file")
+    path = Path(u.database).expanduser().resolve()
     if not path.parent.is_dir():
         raise MigcheckError(f"{shown}: folder {path.parent} does not exist")
     if path.is_dir():
@@ -105,6 +107,8 @@ def write_frame(engine: Engine, table: str, df: pl.DataFrame) -> None:
     with engine.begin() as conn:
         if backend == "postgresql":
             raw = conn.connection.driver_connection
+            if raw is None:
+                raise MigcheckError(f"{table}: the PostgreSQL connection was closed before the bulk write")
             collist = ", ".join(f'"{c}"' for c in cols)
             with raw.cursor() as cur, cur.copy(f'COPY "{table}" ({collist}) FROM STDIN') as cp:
                 for chunk in df.iter_slices(WRITE_CHUNK_ROWS):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -55,8 +56,6 @@ def _gx_query(stmt: sa.Select, dialect: sa.engine.Dialect, aliased: bool) -> str
     if aliased != bool(_JOIN.search(sql)):
         raise AssertionError(f"query must alias {{batch}} exactly when it holds a JOIN: {sql}")
     return sql.replace(token, "{batch}" + (f" AS {prep.quote(_BATCH_ALIAS)}" if aliased else ""))
-
-
 
 
 def _orphan_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
@@ -110,7 +109,8 @@ def _identity_duplicate_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
 def _allergy_substance_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
     """Allergies with neither or both of substance_nom_id / substance_ftdesc (blank text = absent), and which."""
     # the batch's columns, unqualified: GX names the batch "subselect" (see module docstring)
-    nom, text = sa.column("substance_nom_id"), sa.column("substance_ftdesc")
+    nom: sa.ColumnClause[Any] = sa.column("substance_nom_id")
+    text: sa.ColumnClause[Any] = sa.column("substance_ftdesc")
     text_absent = sa.or_(text.is_(None), sa.func.trim(text) == "")
     which = sa.case(
         (nom.is_(None), sa.literal("neither substance_nom_id nor substance_ftdesc")),

@@ -22,9 +22,9 @@ log = logging.getLogger("migcheck.target")
 _TS = pl.Datetime("us")
 
 
-def canonical_schema(table: str) -> dict[str, pl.DataType]:
+def canonical_schema(table: str) -> dict[str, pl.DataType | type[pl.DataType]]:
     """The polars dtype of every spec column of a table."""
-    out: dict[str, pl.DataType] = {}
+    out: dict[str, pl.DataType | type[pl.DataType]] = {}
     for c in metadata.tables[table].columns:
         if isinstance(c.type, sa.DateTime):
             out[c.name] = _TS
@@ -109,12 +109,15 @@ def read_table(engine: Engine, table: str) -> pl.DataFrame:
     """One table, spec columns only, canonical dtypes."""
     sql = _query(engine, table)
     url = _cx_url(engine)
-    df = None
+    df: pl.DataFrame | None = None
     if url is not None:
         try:
             import connectorx as cx
 
-            df = pl.from_arrow(cx.read_sql(url, sql, return_type="arrow"))
+            read = pl.from_arrow(cx.read_sql(url, sql, return_type="arrow"))
+            if not isinstance(read, pl.DataFrame):  # an Arrow table always gives a frame
+                raise TypeError(f"connectorx gave a {type(read).__name__}, not a table")
+            df = read
         except Exception as e:  # noqa: BLE001 - fall back to SQLAlchemy on any reader fault
             log.info("connectorx could not read %s (%s); reading through SQLAlchemy", table, type(e).__name__)
             df = None

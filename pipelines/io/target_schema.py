@@ -6,11 +6,15 @@ SQL; ``checks`` itself never imports a database library.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, SmallInteger, String, Table
+from sqlalchemy.types import TypeEngine
 
 from checks import target_schema as declared
 
-_TYPES = {
+_TYPES: dict[str, Callable[[], TypeEngine[Any]]] = {
     declared.BIGINT: BigInteger,
     declared.INT: Integer,
     declared.SMALLINT: SmallInteger,
@@ -19,7 +23,7 @@ _TYPES = {
 
 
 def _column(c: declared.Column) -> Column:
-    type_ = String(c.length) if c.type == declared.TEXT else _TYPES[c.type]()
+    type_: TypeEngine[Any] = String(c.length) if c.type == declared.TEXT else _TYPES[c.type]()
     if c.primary_key:
         return Column(c.name, type_, primary_key=True, autoincrement=False)
     return Column(c.name, type_, nullable=c.nullable)

@@ -153,7 +153,7 @@ def trend_lines(trend: Sequence[dict]) -> Chart:
     for i, p in enumerate(trend):
         if i % step == 0 or i == n - 1:
             shapes.append(Label("ax", x(i), h - mb + 18, short(text(p.get("trial_load", ""))), "middle"))
-    ends = []
+    ends: list[tuple[float, float, int, str]] = []  # (y, x, value, colour) of each series' last point
     for key, label, colour_name, dashed in series:
         colour = COLOURS[colour_name]
         values = [int(p.get(key) or 0) for p in trend]
@@ -163,15 +163,18 @@ def trend_lines(trend: Sequence[dict]) -> Chart:
         )
         shapes.append(Line(colour, dashed, points))
         if points:
-            ends.append([points[-1].y, points[-1].x, values[-1], colour])
+            ends.append((points[-1].y, points[-1].x, values[-1], colour))
     # the last value of each series beside its point, pushed apart where they would overlap
     ends.sort()
-    for i in range(1, len(ends)):
-        ends[i][0] = max(ends[i][0], ends[i - 1][0] + 12)
-    over = ends[-1][0] - (mt + ph) if ends else 0
-    for end in ends:  # keep the labels above the axis
-        end[0] -= max(over, 0)
-    shapes += [Label("val", lx + 7, ly + 4, count_text(v), fill=colour) for ly, lx, v, colour in ends]
+    label_y = [ly for ly, *_ in ends]
+    for i in range(1, len(label_y)):
+        label_y[i] = max(label_y[i], label_y[i - 1] + 12)
+    over = label_y[-1] - (mt + ph) if label_y else 0
+    label_y = [ly - max(over, 0) for ly in label_y]  # keep the labels above the axis
+    shapes += [
+        Label("val", lx + 7, ly + 4, count_text(v), fill=colour)
+        for ly, (_, lx, v, colour) in zip(label_y, ends, strict=True)
+    ]
     shapes.append(Label("ax", ml + pw / 2, h - 6, "trial load", "middle"))
     legend = tuple(LegendItem(lbl, COLOURS[c], "dash" if d else "line") for _, lbl, c, d in series)
     return Chart("Open findings per trial load", w, h, tuple(shapes), legend)

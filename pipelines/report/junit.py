@@ -25,7 +25,7 @@ def _text(v: object) -> str:
     return "" if v is None else _CONTROL.sub("", str(v))
 
 
-def _int(v: object) -> int:
+def _int(v: int | None) -> int:
     return int(v) if v is not None else 0
 
 

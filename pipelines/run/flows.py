@@ -14,16 +14,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
 
 from checks.errors import MigcheckError
 from pipelines.io.extract import check_extract_root
-from pipelines.run.prefect_runner import PrefectRunner
-from pipelines.run.sequence import ValidateArgs, validate
 from pipelines.io.settings import resolve_url
 from pipelines.io.target_db import safe_url
+from pipelines.run.prefect_runner import PrefectRunner
+from pipelines.run.sequence import ValidateArgs, validate
 from pipelines.run.validate import ValidationResult
 
 
@@ -57,7 +57,7 @@ def validate_trial_load(
     migration: str | None = None,
     dask: str | None = None,
     partitions: int = 16,
-) -> dict:
+) -> dict | State:
     """Validate one trial load and write its report.
 
     Reads the extract at ``source`` and the target database, reconciles, runs the target checks,

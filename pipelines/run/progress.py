@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pipelines.run.sequence import STAGES, Step
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 #: how each stage reads in a progress line
 STAGE_TEXT = {
@@ -77,11 +80,11 @@ class Rich(Progress):
             console=Console(file=sys.stdout),
             transient=False,
         )
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         self._lock = threading.Lock()
         self._progress.start()
 
-    def _task(self, stage: str) -> int:
+    def _task(self, stage: str) -> TaskID:
         if stage not in self._tasks:
             # stages appear in the order they start; add the known ones in STAGES order
             self._tasks[stage] = self._progress.add_task(STAGE_TEXT.get(stage, stage), total=0)

@@ -240,7 +240,9 @@ def bulk_pas(w: World, p: Persons, rec: Records) -> None:
     w.extra["bulk_contacts"] = (keys, ~voided, person)
 
 
-def clean_records(w: World, p: Persons, rec: Records, system: str, n: int, kinds=ANY_KIND) -> tuple[np.ndarray, ...]:
+def clean_records(
+    w: World, p: Persons, rec: Records, system: str, n: int, kinds: tuple[int, ...] = ANY_KIND
+) -> tuple[np.ndarray, np.ndarray]:
     """(record keys, persons) of ``n`` random clean patients of ``system``: not dedicated, not a duplicate."""
     pools = w.extra.setdefault("pools", {})
     if (system, kinds) not in pools:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -34,6 +34,7 @@ from pipelines.synth.world import ANY_KIND, KIND_NAME, PAS_ONLY, PCS_ONLY, PNR, 
 P, C = (PAS_ONLY,), (PCS_ONLY,)
 PatientFn = Callable[["Ctx", int, int, str], tuple[dict[str, Any], str]]
 ChildFn = Callable[["Ctx", int, Any], Hits]
+Level = Literal["patient", "child"]  # "patient": on a dedicated host's own record; "child": on an appended record
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,12 @@ class Variant:
     entity: str
     column: str
     description: str
-    level: str  # "patient": on a dedicated host's own record; "child": on an appended record
+    level: Level
     systems: tuple[int, ...]  # dedicated host's system per instance (cycled); () = no dedicated host
     kinds: tuple[int, ...]  # dedicated host's identity kind per instance (cycled); () = any
     force: tuple[str, ...]  # extra host properties: sex_known, no_children, infant, died, records2/3
-    make: PatientFn | ChildFn  # PatientFn for level "patient", ChildFn for "child"
+    make_patient: PatientFn | None  # the function of a level "patient" variant (else None)
+    make_child: ChildFn | None  # the function of a level "child" variant (else None)
 
 
 VARIANTS: list[Variant] = []
@@ -60,7 +62,7 @@ def variant(
     entity: str,
     column: str,
     description: str,
-    level: str = "child",
+    level: Level = "child",
     systems: tuple[int, ...] = (),
     kinds: tuple[int, ...] = (),
     force: tuple[str, ...] = (),
@@ -69,7 +71,10 @@ def variant(
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         name = fn.__name__.lstrip("_")
-        VARIANTS.append(Variant(name, category, entity, column, description, level, systems, kinds, force, fn))
+        make_patient, make_child = (fn, None) if level == "patient" else (None, fn)
+        VARIANTS.append(
+            Variant(name, category, entity, column, description, level, systems, kinds, force, make_patient, make_child)
+        )
         return fn
 
     return register
@@ -704,7 +709,8 @@ def inject_patient_variants(c: Ctx) -> tuple[dict[str, dict[int, Any]], dict[str
     pas_over: dict[str, dict[int, Any]] = {}
     pcs_over: dict[str, dict[int, Any]] = {}
     for v in VARIANTS:
-        if v.level != "patient":
+        make = v.make_patient
+        if make is None:  # a child-level variant
             continue
         hosts = w.hosts[v.name]
         pas_keys: list[int] = []
@@ -713,7 +719,7 @@ def inject_patient_variants(c: Ctx) -> tuple[dict[str, dict[int, Any]], dict[str
         pcs_notes: list[str] = []
         for i, (person, ident) in enumerate(zip(hosts.tolist(), p.ident.gather(hosts).to_list(), strict=True)):
             for _ in range(100):
-                over, note = v.make(c, i, person, ident)
+                over, note = make(c, i, person, ident)
                 value = over.get("id")
                 if not value or not value.strip() or value not in seen:
                     break
@@ -750,13 +756,13 @@ def inject_patient_variants(c: Ctx) -> tuple[dict[str, dict[int, Any]], dict[str
 def inject_child_variants(c: Ctx) -> None:
     """Run every child-level variant: ``per_variant`` appended defective records each."""
     for v in VARIANTS:
-        if v.level == "child":
-            c.w.hits.append((v, v.make(c, c.w.per_variant, c.w.hosts.get(v.name))))
+        if v.make_child is not None:
+            c.w.hits.append((v, v.make_child(c, c.w.per_variant, c.w.hosts.get(v.name))))
 
 
 def check_identities(c: Ctx, pas: pl.DataFrame, pcs: pl.DataFrame) -> None:
     """Self-check with the project's own identity rules: exactly the injected identities fail."""
-    meant = {"pas_patient": set(), "pcs_patient": set()}
+    meant: dict[str, set[int]] = {"pas_patient": set(), "pcs_patient": set()}
     for v, hits in c.w.hits:
         if v.category == "invalid_identifier" or v.name in ("mm_pas_pnr", "mm_pcs_identity"):
             meant[hits.table].update(hits.keys.tolist())

@@ -155,9 +155,9 @@ def reserve_hosts(w: World, p: Persons, variants: Sequence[Any]) -> None:
         systems = np.array([v.systems[i % len(v.systems)] for i in range(m)], dtype=np.int8)
         kinds = [v.kinds[i % len(v.kinds)] if v.kinds else None for i in range(m)]
         hosts = np.empty(m, dtype=np.int64)
-        for i, (s, k) in enumerate(zip(systems.tolist(), kinds, strict=True)):
-            person = take((s, k))
-            if person < 0 and k is not None:
+        for i, (s, kind) in enumerate(zip(systems.tolist(), kinds, strict=True)):
+            person = take((s, kind))
+            if person < 0 and kind is not None:
                 person = take((s, None))
             if person < 0:
                 person = take((-1, None))

@@ -24,7 +24,7 @@ PNR_SAM = (PNR, SAMNR)
 PAS_ONLY, BOTH, PCS_ONLY = 0, 1, 2
 
 _S, _I, _B = pl.String, pl.Int64, pl.Boolean
-SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+SCHEMAS: dict[str, dict[str, pl.DataType | type[pl.DataType]]] = {
     "kontakt": {
         "_k": _I,
         "_pk": _I,
@@ -100,7 +100,7 @@ def vocab(values: tuple[str, ...], idx: np.ndarray) -> pl.Series:
     return _VOCAB[values].gather(np.asarray(idx, dtype=np.int64))
 
 
-def column(value: Any, n: int, dtype: pl.DataType) -> pl.Series:
+def column(value: Any, n: int, dtype: pl.DataType | type[pl.DataType]) -> pl.Series:
     """A column of ``n`` values: a tuple is cycled over the instances, a scalar (or None) repeated."""
     if isinstance(value, pl.Series):
         return value.cast(dtype)
