@@ -40,8 +40,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from checks.errors import MigcheckError
 from checks.target_checks import TargetCheck
 from checks.target_schema import PRIMARY_KEY
-from pipelines.io.target_queries import sql_of
 from pipelines.io.target_db import connect, safe_url, table_names
+from pipelines.io.target_queries import sql_of
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,8 @@ def _run_gx(url: URL, shown: str, setting: str, by_table: dict[str, list[TargetC
             # the expectations go in with the suite: add_expectation re-serialises the suite each time
             suite = context.suites.add(
                 gx.ExpectationSuite(
-                    name=f"migcheck.target.{table}", expectations=[_expectation(gxe, c, url.get_backend_name()) for c in table_checks]
+                    name=f"migcheck.target.{table}",
+                    expectations=[_expectation(gxe, c, url.get_backend_name()) for c in table_checks],
                 )
             )
             vd = context.validation_definitions.add(

@@ -19,8 +19,8 @@ from checks.mapping import Mappings, load_mappings
 from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, PRIMARY_KEY, columns_of
 from pipelines.io.extract import read_extract
 from pipelines.io.settings import default_mappings_root
-from pipelines.synth.faults import TRUTH_COLUMNS, inject_faults
 from pipelines.io.target_db import connect, create_target, load_reference, safe_url, write_frame
+from pipelines.synth.faults import TRUTH_COLUMNS, inject_faults
 
 _TS = pl.Datetime("us")
 
