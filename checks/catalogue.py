@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from checks.records import FILE_ENTITY, SOURCE_REF
 from checks import target_schema
+from checks.records import FILE_ENTITY, SOURCE_REF
 from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, REFERENCES
 
 if TYPE_CHECKING:
@@ -50,10 +50,49 @@ CATEGORIES = [
 #: the categories of the load rules' warnings (the record loads as it stands); every other is an error
 CATEGORY_SEVERITY = {"duplicate": "warning", "implausible": "warning"}
 LAYERS = ("source", "extract", "reconcile", "target", "count")
+
+
+@dataclass(frozen=True)
+class OwnerGroup:
+    """Who must act on a group of findings, and how the report and the worklists present it."""
+
+    label: str  # how an action names the owner: every action of its checks begins so
+    title: str  # the report's tab title
+    report_text: str  # who acts, in the report
+    worklist_text: str  # what the worklist holds, on its cover sheet
+
+    @property
+    def file(self) -> str:
+        """The worklist's file name without ``.xlsx`` (``code map`` → ``code-map``)."""
+        return self.title.lower().replace(" ", "-")
+
+
+#: the owner groups, in report order; a check names one by its key
+OWNER_GROUPS: dict[str, OwnerGroup] = {
+    "source system": OwnerGroup(
+        "Source system:",
+        "Source system",
+        "PAS / PCS data stewards correct the legacy record before the next extract.",
+        "Findings the legacy source systems (PAS, PCS) must correct before the next extract.",
+    ),
+    "code map": OwnerGroup(
+        "Code map owner:",
+        "Code map",
+        "The code-map owner adds or corrects codes in mappings/code_maps/ (see Unmapped codes).",
+        "Codes with no mapping or mapped to an inactive value: correct the code maps in mappings/ "
+        "(or the code in the source system).",
+    ),
+    "vendor load": OwnerGroup(
+        "Vendor load:",
+        "Vendor load",
+        "The vendor corrects the load: rows missing, unexpected, changed or inconsistent.",
+        "Findings in what the vendor's trial load wrote: the vendor must correct its load.",
+    ),
+}
 #: who must act on a finding, in report order
-OWNERS = ["source system", "code map", "vendor load"]
+OWNERS = list(OWNER_GROUPS)
 #: how an action names its owner: every action begins so
-OWNER_LABEL = {"source system": "Source system:", "code map": "Code map owner:", "vendor load": "Vendor load:"}
+OWNER_LABEL = {o: g.label for o, g in OWNER_GROUPS.items()}
 #: what an action template may name, filled per finding (``render_action``)
 PLACEHOLDERS = {
     "system": "the source system of the finding (PAS, PCS)",

@@ -31,6 +31,7 @@ DISCREPANCY_COLUMNS = [
     "column",
     "expected",
     "actual",
+    "nature",
     "message",
     "suggested_action",
     "status",
@@ -74,7 +75,7 @@ def source_findings(exp: Expected) -> pl.DataFrame:
     if f["check"].null_count():
         pairs = f.filter(pl.col("check").is_null()).select("entity", "category").unique().rows()
         raise catalogue.UndeclaredCheck(f"no source check declared for (entity, category) {sorted(pairs)}")
-    return _blank(f, ["target_ref", "expected", "actual"])
+    return _blank(f, ["target_ref", "expected", "actual", "nature"])
 
 
 def target_check_findings(failures: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
@@ -102,6 +103,7 @@ def target_check_findings(failures: pl.DataFrame, links: pl.DataFrame) -> pl.Dat
         "column",
         text("expected").alias("expected"),
         text("actual").alias("actual"),
+        pl.lit(None, dtype=pl.String).alias("nature"),
         pl.coalesce(text("message"), text("description"), fallback).alias("message"),
     )
 
@@ -141,7 +143,7 @@ def row_count_findings(exp: Expected, target: dict[str, pl.DataFrame]) -> pl.Dat
 
 
 def _code_hints(m: Mappings) -> dict[tuple[str, str, str], str]:
-    hints = {}
+    hints: dict[tuple[str, str, str], str] = {}
     for t, tm in m.tables.items():
         for s in tm.sources:
             for col, cm in s.columns.items():
@@ -422,7 +424,7 @@ def summarise(
                 migrated=d("migrated"),
             )
         )
-    by_cat = {}
+    by_cat: dict[str, dict[str, int]] = {}
     for r in disc.group_by("category", "severity").len().sort("category", "severity").iter_rows(named=True):
         by_cat.setdefault(r["category"], {})[r["severity"]] = r["len"]
     gates = []
@@ -466,9 +468,10 @@ def status_totals(view: pl.DataFrame) -> dict[str, int]:
 def apply_baseline(disc: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
     """Mark findings ``new`` or ``persisting`` against an earlier report.
 
-    What disappeared is added back as ``resolved`` rows, as it was in the earlier report.
+    What disappeared is added back as ``resolved`` rows, as it was in the earlier report. An earlier
+    report written before a column was added (``nature``) has it empty.
     """
-    prev = previous.filter(pl.col("status") != "resolved")
+    prev = _blank(previous, DISCREPANCY_COLUMNS).filter(pl.col("status") != "resolved")
     prev_ids = set(prev["discrepancy_id"].to_list())
     now = disc.with_columns(
         pl.when(pl.col("discrepancy_id").is_in(list(prev_ids)))

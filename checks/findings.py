@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
-#: check id, category, entity, source system, refs, column, masked values, steward message
-FINDING_SCHEMA: dict[str, pl.DataType] = {
+#: check id, category, entity, source system, refs, column, masked values, the nature of a value
+#: difference (``masking.NATURES``; null for every other finding), steward message
+FINDING_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     c: pl.String
     for c in (
         "check",
@@ -17,8 +18,9 @@ FINDING_SCHEMA: dict[str, pl.DataType] = {
         "column",
         "expected",
         "actual",
+        "nature",
         "message",
     )
 }
 #: the same, with ``_info`` marking a finding that needs no action (a count that matches)
-FINDING_SCHEMA_INFO: dict[str, pl.DataType] = {**FINDING_SCHEMA, "_info": pl.Boolean}
+FINDING_SCHEMA_INFO: dict[str, pl.DataType | type[pl.DataType]] = {**FINDING_SCHEMA, "_info": pl.Boolean}

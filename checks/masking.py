@@ -1,4 +1,4 @@
-"""Masking of personal data and the steward-language nature of a value difference.
+"""Masking of personal data, and the nature of a value difference: a word and a steward's phrase.
 
 Names, identity numbers, postal codes and birth (and death) dates never leave migcheck in clear.
 A masked value keeps what a steward needs to see the nature of a difference: the first letter
@@ -8,6 +8,8 @@ A masked value keeps what a steward needs to see the nature of a difference: the
 from __future__ import annotations
 
 import datetime as dt
+
+from checks.target_schema import CODE_SETS, NOMENCLATURE, REFERENCES
 
 #: (table, column) pairs that identify a person
 PERSONAL = {
@@ -67,37 +69,126 @@ def _first_garbled_pair(expected: str) -> str:
     return ""
 
 
-def nature(column: str, expected: object, actual: object) -> str:
-    """What kind of difference this is, in a phrase a data steward understands.
+#: the words of ``nature`` for a ``value_mismatch``, in the order the first that applies is taken
+NATURES = (
+    "encoding",
+    "truncated",
+    "case_whitespace",
+    "time_shift",
+    "date_shift",
+    "code_swapped",
+    "value_lost",
+    "value_added",
+    "other",
+)
+_DAY = 86400
+_HOUR = 3600
+
+
+def _is_blank(v: object) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+def _folded(v: object) -> str:
+    return " ".join(str(v or "").split()).casefold()
+
+
+def _as_datetime(v: object) -> dt.datetime | None:
+    if isinstance(v, dt.datetime):
+        return v
+    if isinstance(v, dt.date):
+        return dt.datetime(v.year, v.month, v.day)
+    return None
+
+
+def _seconds_apart(expected: object, actual: object) -> float | None:
+    e, a = _as_datetime(expected), _as_datetime(actual)
+    return (a - e).total_seconds() if e is not None and a is not None else None
+
+
+def _is_coded(table: str, column: str) -> bool:
+    return (table, column) in CODE_SETS or (table, column) in NOMENCLATURE
+
+
+def _is_reference(table: str, column: str) -> bool:
+    return (table, column) in REFERENCES
+
+
+def value_nature(table: str, column: str, expected: object, actual: object) -> str:
+    """The ``nature`` of a difference between an expected and an actual value: one of ``NATURES``.
+
+    ``column`` is the target column; codes arrive as their meanings (``SAS_MED1``,
+    ``ICD10SE:J18.9``), a code that is no active value of its set never gets here. The first that
+    applies: text read in the wrong encoding, cut short, or equal but for case and spaces
+    (references to a parent row are not text); timestamps a whole number of hours apart, but not of
+    days (``time_shift``), or of days (``date_shift``: a date moved, whatever its time of day);
+    another code of the same code set or vocabulary; the value lost in the target, or added where
+    the source has none; anything else. Computed on the values before masking.
+    """
+    e_blank, a_blank = _is_blank(expected), _is_blank(actual)
+    text = not _is_reference(table, column)
+    if text and isinstance(expected, str) and isinstance(actual, str) and not e_blank and not a_blank:
+        if mojibake(expected) == actual:
+            return "encoding"
+        if len(actual) < len(expected) and expected.startswith(actual):
+            return "truncated"
+    if (
+        text
+        and isinstance(expected, (str, type(None)))
+        and isinstance(actual, (str, type(None)))
+        and _folded(expected) == _folded(actual)
+    ):
+        return "case_whitespace"
+    secs = _seconds_apart(expected, actual)
+    if secs is not None and secs % _HOUR == 0 and secs % _DAY != 0:
+        return "time_shift"
+    if secs is not None and secs % _DAY == 0:
+        return "date_shift"
+    if _is_coded(table, column) and not e_blank and not a_blank:
+        return "code_swapped"
+    if a_blank and not e_blank:
+        return "value_lost"
+    if e_blank and not a_blank:
+        return "value_added"
+    return "other"
+
+
+def describe(nature: str, table: str, column: str, expected: object, actual: object) -> str:
+    """What the difference of ``nature`` (``value_nature``) is, in a phrase a data steward understands.
 
     No value of a person appears in it; the only characters shown are the generic garbled-letter
-    example (``Ã¶ for ö``).
+    example (``Ã¶ for ö``), lengths, shifts, and codes (which are not personal).
     """
-    if actual is None and expected is not None:
+    if nature == "encoding":
+        return f"UTF-8 text read as Windows-1252 ({_first_garbled_pair(str(expected))})"
+    if nature == "truncated":
+        return f"truncated to {len(str(actual))} of {len(str(expected))} characters"
+    if nature == "case_whitespace":
+        return "differs only in case or whitespace"
+    secs = _seconds_apart(expected, actual)
+    if nature == "date_shift" and secs is not None:
+        days = int(secs // _DAY)
+        return f"date moved by {days:+d} day{'s' if abs(days) != 1 else ''}"
+    if nature == "time_shift" and secs is not None:
+        hours = int(secs // _HOUR)
+        plural = "s" if abs(hours) != 1 else ""
+        return f"time shifted by {hours:+d} hour{plural} (time zone or summer time handled wrongly)"
+    if nature == "code_swapped":
+        return f"code swapped: {expected} expected, {actual} found"
+    if nature == "value_lost":
         return "value lost (empty in the target)"
-    if expected is None and actual is not None:
+    if nature == "value_added":
         return "value present in the target where the source has none"
-    if isinstance(expected, dt.datetime) and isinstance(actual, dt.datetime):
-        delta = actual - expected
-        secs = delta.total_seconds()
-        if secs % 86400 == 0:
-            days = int(secs // 86400)
-            return f"date moved by {days:+d} day{'s' if abs(days) != 1 else ''}"
-        if secs % 3600 == 0:
-            hours = int(secs // 3600)
-            plural = "s" if abs(hours) != 1 else ""
-            return f"time shifted by {hours:+d} hour{plural} (time zone or summer time handled wrongly)"
+    if _is_reference(table, column):
+        return "attached to another record than the source says"
+    if secs is not None:
         return "time differs"
     if isinstance(expected, str) and isinstance(actual, str):
-        if mojibake(expected) == actual:
-            return f"UTF-8 text read as Windows-1252 ({_first_garbled_pair(expected)})"
-        if expected.startswith(actual) and len(actual) < len(expected):
-            return f"truncated to {len(actual)} of {len(expected)} characters"
-        if " ".join(expected.split()).casefold() == " ".join(actual.split()).casefold():
-            return "differs only in case or whitespace"
-        if column.endswith("_cd") or column.endswith("nomenclature_id") or column == "substance_nom_id":
-            return f"code swapped: {expected} expected, {actual} found"
-        if column in ("person_ref", "encounter_ref"):
-            return "attached to another record than the source says"
         return "text differs"
     return "differs"
+
+
+def nature(table: str, column: str, expected: object, actual: object) -> tuple[str, str]:
+    """The ``nature`` word of a difference and the phrase the message gives for it (one classification)."""
+    word = value_nature(table, column, expected, actual)
+    return word, describe(word, table, column, expected, actual)

@@ -18,7 +18,7 @@ from checks.catalogue import RECONCILE, Check
 from checks.expected import TABLE_COLUMNS, Expected
 from checks.findings import FINDING_SCHEMA
 from checks.mapping import Mappings
-from checks.masking import mask, nature
+from checks.masking import mask, nature, value_nature
 from checks.target_schema import CODE_SETS, NOMENCLATURE, PRIMARY_KEY
 
 IDENTITY_TYPES = ["PNR", "SAMNR", "RESNR"]
@@ -65,7 +65,8 @@ def logical_target(target: dict[str, pl.DataFrame], m: Mappings) -> dict[str, pl
     for t, df in target.items():
         if t not in TABLE_COLUMNS:
             continue
-        exprs, invalid = [], []
+        exprs: list[pl.Expr] = []
+        invalid: list[pl.Expr] = []
         for (tt, col), cs in CODE_SETS.items():
             if tt == t:
                 meaning = pl.col(col).replace_strict(by_set.get(cs, {}), default=None, return_dtype=pl.String)
@@ -107,12 +108,17 @@ def _finding(
         pl.lit(None, dtype=pl.String).alias("column"),
         pl.lit(None, dtype=pl.String).alias("expected"),
         pl.lit(None, dtype=pl.String).alias("actual"),
+        pl.lit(None, dtype=pl.String).alias("nature"),
         msg.alias("message"),
     )
 
 
 def _compare(matched: pl.DataFrame, check: Check, columns: list[str]) -> pl.DataFrame:
-    """Value differences between ``col`` (expected) and ``col__act`` (target) of matched rows."""
+    """Value differences between ``col`` (expected) and ``col__act`` (target) of matched rows.
+
+    Each is classified once, on the values before masking (``masking.nature``): the ``nature``
+    column holds the word, the message the phrase built from it.
+    """
     table = check.entity
     rows = []
     for col in columns:
@@ -125,6 +131,7 @@ def _compare(matched: pl.DataFrame, check: Check, columns: list[str]) -> pl.Data
         for r in diff.select("source_ref", "_target_ref", col, a).iter_rows():
             ref, tref, e, v = r
             tcol = TARGET_COLUMN.get(col, col)
+            word, phrase = nature(table, tcol, e, v)
             rows.append(
                 {
                     "check": check.id,
@@ -136,7 +143,8 @@ def _compare(matched: pl.DataFrame, check: Check, columns: list[str]) -> pl.Data
                     "column": tcol,
                     "expected": mask(table, tcol, e),
                     "actual": mask(table, tcol, v),
-                    "message": f"{tcol} differs: {nature(col, e, v)}",
+                    "nature": word,
+                    "message": f"{tcol} differs: {phrase}",
                 }
             )
     return pl.DataFrame(rows, schema=RECON_SCHEMA)
@@ -163,10 +171,12 @@ def _confidentiality(matched: pl.DataFrame) -> pl.DataFrame:
         pl.col("source_ref"),
         pl.col("_target_ref"),
     )
+    # the same classification as every value difference: another code of code set 87
+    over_nature = value_nature("person", "confid_level_cd", "ROUTINE", "PROTECTED")
     return pl.concat(
         [
             f.with_columns(pl.lit("confid_level_cd").alias("column")),
-            g.with_columns(pl.lit("confid_level_cd").alias("column")),
+            g.with_columns(pl.lit("confid_level_cd").alias("column"), pl.lit(over_nature).alias("nature")),
         ]
     )
 

@@ -22,8 +22,8 @@ from checks.mapping import load_mappings
 from checks.target_checks import build_target_checks
 from pipelines.io.extract import read_extract
 from pipelines.io.gx_checks import TargetCheckRun, run_target_checks
-from pipelines.synth.trial_load import simulate_trial_load
 from pipelines.run.validate import run_validation
+from pipelines.synth.trial_load import simulate_trial_load
 
 from conftest import MAPPINGS
 

@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 from test_validate import _all_text, _personal_values
 
-from pipelines.synth.trial_load import simulate_trial_load
 from pipelines.run.validate import run_validation
+from pipelines.synth.trial_load import simulate_trial_load
 
 from conftest import REPO
 

@@ -24,8 +24,8 @@ from checks.gates import load_gates
 from checks.mapping import load_mappings
 from checks.target_checks import build_target_checks
 from pipelines.report.excel import OWNER_FILES
-from pipelines.synth.trial_load import simulate_trial_load
 from pipelines.run.validate import run_validation
+from pipelines.synth.trial_load import simulate_trial_load
 
 from conftest import MAPPINGS
 

@@ -16,8 +16,8 @@ import pytest
 
 from checks.errors import MigcheckError
 from pipelines.cli import main
-from pipelines.synth.trial_load import simulate_trial_load
 from pipelines.run.validate import run_validation
+from pipelines.synth.trial_load import simulate_trial_load
 
 CORPUS = Path(__file__).parent / "corpus"
 BASE = CORPUS / "base"

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from checks.errors import MigcheckError
-from pipelines.synth.trial_load import simulate_trial_load
 from pipelines.io.target_db import connect
 from pipelines.run.validate import run_validation
+from pipelines.synth.trial_load import simulate_trial_load
 
 
 @pytest.fixture()

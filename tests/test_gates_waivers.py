@@ -119,8 +119,8 @@ def test_project_files_load_and_bad_entries_name_file_and_line(tmp_path):
 
 
 def test_thresholds_and_waivers_change_the_exit_code(tmp_path, sample_extract):
-    from pipelines.synth.trial_load import simulate_trial_load
     from pipelines.run.validate import run_validation
+    from pipelines.synth.trial_load import simulate_trial_load
 
     extract = tmp_path / "extract"
     shutil.copytree(sample_extract, extract)

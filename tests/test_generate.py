@@ -549,6 +549,7 @@ def test_defects_csv_layout_and_coverage(default_extract: Path) -> None:
     rows = _read_defects(default_extract)
     assert [r["defect_id"] for r in rows] == [f"S{i:04d}" for i in range(1, len(rows) + 1)]
     assert {r["layer"] for r in rows} == {"source"} and {r["target_ref"] for r in rows} == {""}
+    assert {r["nature"] for r in rows} == {""}  # a source defect is never a value_mismatch
     assert {r["category"] for r in rows} == CATEGORIES
     pairs = {(r["category"], r["entity"]) for r in rows}
     for cat in ("mandatory_missing", "unmapped_code", "orphan", "unparseable"):

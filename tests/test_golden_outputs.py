@@ -21,8 +21,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.synth.trial_load import simulate_trial_load
 from pipelines.run.validate import run_validation
+from pipelines.synth.trial_load import simulate_trial_load
 
 GOLDEN = Path(__file__).parent / "golden" / "outputs"
 UPDATE = os.environ.get("MIGCHECK_UPDATE_GOLDEN") == "1"
@@ -126,3 +126,20 @@ def test_outputs_equal_the_golden_files(reports, load):
     assert not missing, f"golden files missing: {missing} (MIGCHECK_UPDATE_GOLDEN=1 writes them)"
     differ = [n for n, text in got.items() if (folder / n).read_text(encoding="utf-8") != text]
     assert not differ, f"outputs differ from tests/golden/outputs/{load}: {differ}"
+
+
+@pytest.mark.parametrize("load", ["TL1", "TL2"])
+def test_summary_is_the_typed_model_and_its_schema_is_documented(reports, load):
+    from pydantic import ValidationError
+
+    from checks.summary import Summary, schema_text
+
+    text = (reports[load] / "summary.json").read_text(encoding="utf-8")
+    summary = Summary.model_validate_json(text)
+    assert summary.trial_load == load and summary.trend[-1].trial_load == load
+    assert set(summary.timings) >= {"expected", "reconcile"}
+    # an unknown field is refused: summary.json cannot grow a field the model does not declare
+    with pytest.raises(ValidationError, match="extra"):
+        Summary.model_validate({**json.loads(text), "surprise": 1})
+    docs = Path(__file__).resolve().parents[1] / "docs" / "summary.schema.json"
+    assert docs.read_text(encoding="utf-8") == schema_text(), "python -m checks.summary > docs/summary.schema.json"

@@ -8,8 +8,8 @@ import shutil
 import polars as pl
 import pytest
 
-from pipelines.synth.trial_load import simulate_trial_load
 from pipelines.run.validate import run_validation
+from pipelines.synth.trial_load import simulate_trial_load
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +72,31 @@ def test_trend_covers_every_load_of_the_migration(three_loads):
         s["trend"][2]["resolved"]
         == pl.read_parquet(r3 / "discrepancies.parquet").filter(pl.col("status") == "resolved").height
     )
+
+
+def test_a_history_an_older_migcheck_created_gains_the_nature_column(tmp_path, sample_extract):
+    import sqlite3
+
+    extract = tmp_path / "extract"
+    shutil.copytree(sample_extract, extract)
+    db, hist = tmp_path / "t.db", tmp_path / "history.db"
+    simulate_trial_load(extract, f"sqlite:///{db}", faults="default", seed=1)
+    run_validation(extract, f"sqlite:///{db}", "TL1", tmp_path / "TL1", history_url=f"sqlite:///{hist}")
+    # the findings table as an older migcheck created it: no nature column
+    with sqlite3.connect(hist) as c:
+        c.execute("ALTER TABLE migcheck_finding DROP COLUMN nature")
+        assert "nature" not in {r[1] for r in c.execute("PRAGMA table_info(migcheck_finding)")}
+    run_validation(extract, f"sqlite:///{db}", "TL2", tmp_path / "TL2", history_url=f"sqlite:///{hist}")
+    d2 = pl.read_parquet(tmp_path / "TL2" / "discrepancies.parquet")
+    assert set(d2["status"]) == {"persisting"}  # TL1's findings were read from the old table
+    with sqlite3.connect(hist) as c:
+        rows = c.execute(
+            "SELECT r.trial_load, f.category, f.nature FROM migcheck_finding f JOIN migcheck_run r USING (run_id)"
+        ).fetchall()
+    stored = pl.DataFrame(rows, schema={c: pl.String for c in ("trial_load", "category", "nature")}, orient="row")
+    tl1 = stored.filter(pl.col("trial_load") == "TL1")
+    assert tl1.height == d2.height and tl1["nature"].is_null().all()  # recorded before the column was there
+    tl2 = stored.filter(pl.col("trial_load") == "TL2")
+    vm = tl2.filter(pl.col("category") == "value_mismatch")
+    assert vm.height > 0 and vm["nature"].null_count() == 0
+    assert tl2.filter(pl.col("category") != "value_mismatch")["nature"].null_count() == tl2.height - vm.height

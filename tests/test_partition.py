@@ -21,9 +21,9 @@ from checks.reconcile import (
     reconcile_persons,
 )
 from pipelines.io.extract import read_extract
-from pipelines.synth.trial_load import simulate_trial_load
 from pipelines.io.target_db import connect
 from pipelines.io.target_read import read_target
+from pipelines.synth.trial_load import simulate_trial_load
 
 from conftest import MAPPINGS
 

@@ -28,13 +28,13 @@ import pytest
 
 from checks.discrepancies import DISCREPANCY_COLUMNS, OWNERS, owner
 from pipelines.report import html as report_html
+from pipelines.report.excel import OWNER_FILES
 from pipelines.report.html import render_report_html, render_view, write_report_html
 from pipelines.report.palette import COLOURS, FATES
 from pipelines.report.view import MAX_ROWS_PER_OWNER, MAX_UNMAPPED_ROWS, ReportView, build_report_view
-from pipelines.report.excel import OWNER_FILES
+from pipelines.run.validate import run_validation
 from pipelines.synth.generator import generate
 from pipelines.synth.trial_load import simulate_trial_load
-from pipelines.run.validate import run_validation
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data"

@@ -22,9 +22,9 @@ from checks.errors import MigcheckError
 from checks.mapping import load_mappings
 from checks.target_checks import TargetCheck, build_target_checks
 from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, PRIMARY_KEY, REFERENCES, TABLES
+from pipelines.io.gx_checks import run_target_checks
 from pipelines.io.target_queries import sql_of
 from pipelines.io.target_schema import metadata
-from pipelines.io.gx_checks import run_target_checks
 from pipelines.synth.trial_load import simulate_trial_load
 
 from conftest import MAPPINGS, PG_URL, REPO, SAMPLE, _pg_engine
@@ -135,9 +135,7 @@ def test_checks_are_declared_from_the_schema():
     m = load_mappings(MAPPINGS)
     checks = build_target_checks(m.code_value, m.nomenclature)
     ids = {c.check_id for c in checks}
-    not_null = {
-        (t, c.name) for t in DATA_TABLES for c in TABLES[t] if not c.nullable and not c.primary_key
-    }
+    not_null = {(t, c.name) for t in DATA_TABLES for c in TABLES[t] if not c.nullable and not c.primary_key}
     assert {f"{t}.target.not_null.{c}" for t, c in not_null} == {c.check_id for c in checks if c.kind == "not_null"}
     assert {f"{t}.target.code.{c}" for t, c in CODE_SETS} <= ids
     assert {f"{t}.target.nomenclature.{c}" for t, c in NOMENCLATURE} <= ids

@@ -19,6 +19,8 @@ from pipelines.synth.trial_load import simulate_trial_load
 from conftest import MAPPINGS, REPO
 
 SPEC_TOOL = REPO.parent / "shared" / "tools" / "spec_conformance.py"
+#: load_faults.csv as shared/spec/README.md lays it out
+TRUTH_LAYOUT = "defect_id layer category entity source_ref target_ref column nature description".split()
 
 
 def _counts(url: str) -> dict[str, int]:
@@ -117,6 +119,11 @@ def test_fault_truth_covers_every_kind_and_entity(faulted):
     assert set(DATA_TABLES) <= missing | {"person_alias"}
     assert truth["defect_id"].n_unique() == truth.height
     assert (truth["layer"] == "load").all()
+    # the contract's layout; a nature for every value fault and for nothing else
+    assert truth.columns == TRUTH_LAYOUT
+    values = truth.filter(pl.col("category") == "value_mismatch")
+    assert set(values["nature"]) == {"encoding", "truncated", "time_shift", "code_swapped"}
+    assert (truth.filter(pl.col("category") != "value_mismatch")["nature"] == "").all()
 
 
 def _row(eng, ref: str) -> dict | None:

@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
+from pipelines.run.validate import run_validation
 from pipelines.synth.generator import generate
 from pipelines.synth.scoring import read_truth, score
 from pipelines.synth.trial_load import simulate_trial_load
-from pipelines.run.validate import run_validation
 
 SEEDS = [1, 2, 3]
 PATIENTS = 2000
@@ -77,6 +77,7 @@ def test_report_contract_columns_and_ledger(faulted_run):
         "column",
         "expected",
         "actual",
+        "nature",
         "message",
         "suggested_action",
         "status",

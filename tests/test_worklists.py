@@ -10,8 +10,8 @@ import pytest
 
 from checks.discrepancies import DISCREPANCY_COLUMNS, owner
 from pipelines.report.excel import DATA_COLUMNS, DECISION_COLUMNS, OWNER_FILES, write_worklists
-from pipelines.synth.trial_load import simulate_trial_load
 from pipelines.run.validate import run_validation
+from pipelines.synth.trial_load import simulate_trial_load
 
 HEADER = DATA_COLUMNS + DECISION_COLUMNS
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
@@ -101,7 +101,7 @@ def test_sheet_is_pleasant_and_has_the_dropdown(validated, tmp_path):
     n = vendor.height
     assert ws.max_row == n + 1
     assert ws.freeze_panes == "A2"
-    assert ws.auto_filter.ref == f"A1:U{n + 1}"
+    assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(HEADER))}{n + 1}"
     dec_col = openpyxl.utils.get_column_letter(HEADER.index("decision") + 1)
     lists = [v for v in ws.data_validations.dataValidation if v.type == "list"]
     assert len(lists) == 1
@@ -172,7 +172,8 @@ def test_empty_owner_gets_a_header_only_sheet_and_text_stays_text(tmp_path):
     first = next(r for r in data if r["discrepancy_id"] == f"{0:016x}")
     assert first["message"] == '=HYPERLINK("http://example.invalid") and a bell'
     wb = openpyxl.load_workbook(by_name["vendor-load.xlsx"])
-    cell = next(c for c in wb["worklist"]["N"] if isinstance(c.value, str) and c.value.startswith("=HYPER"))
+    msg_col = openpyxl.utils.get_column_letter(HEADER.index("message") + 1)
+    cell = next(c for c in wb["worklist"][msg_col] if isinstance(c.value, str) and c.value.startswith("=HYPER"))
     assert cell.data_type == "s"  # a string, not a formula
     wb.close()
 

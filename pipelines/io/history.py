@@ -45,15 +45,37 @@ findings = sa.Table(
 
 
 def open_history(url: str) -> Engine:
-    """Connect and create the history tables if needed."""
+    """Connect, create the history tables if needed, and add the discrepancy columns they lack.
+
+    A history an older migcheck created has the findings table without the columns added to the
+    contract since (``nature``): they are added, empty for the runs recorded before.
+    """
     engine = connect(url, setting="--history")
     if engine.dialect.name == "sqlite":
         engine = sa.create_engine(engine.url, connect_args={"timeout": 60})
     try:
         meta.create_all(engine)
+        _add_missing_columns(engine)
     except sa.exc.SQLAlchemyError as e:
         raise MigcheckError(f"--history: cannot create the history tables ({type(e).__name__})") from e
     return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """``ALTER TABLE … ADD COLUMN`` (nullable text) for every discrepancy column the findings table lacks."""
+    have = {c["name"] for c in sa.inspect(engine).get_columns(findings.name)}
+    missing = [c for c in DISCREPANCY_COLUMNS if c not in have]
+    if not missing:
+        return
+    prep = engine.dialect.identifier_preparer
+    for col in missing:
+        try:
+            with engine.begin() as c:
+                c.execute(sa.text(f"ALTER TABLE {prep.quote(findings.name)} ADD COLUMN {prep.quote(col)} TEXT"))
+        except sa.exc.SQLAlchemyError:
+            # another run may have added it meanwhile; only a column still missing is an error
+            if col not in {c["name"] for c in sa.inspect(engine).get_columns(findings.name)}:
+                raise
 
 
 def previous_findings(engine: Engine, migration: str, trial_load: str) -> pl.DataFrame | None:
@@ -78,14 +100,17 @@ def previous_findings(engine: Engine, migration: str, trial_load: str) -> pl.Dat
 def record_run(engine: Engine, migration: str, trial_load: str, disc: pl.DataFrame, totals: dict) -> int:
     """Store one run and its findings in one transaction; returns the run id."""
     with engine.begin() as c:
-        run_id = c.execute(
+        key = c.execute(
             sa.insert(runs).values(
                 migration=migration,
                 trial_load=trial_load,
                 run_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
                 **totals,
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key
+        if key is None:
+            raise MigcheckError("history database: the run was stored without an id")
+        run_id = key[0]
         rows = disc.select(DISCREPANCY_COLUMNS).with_columns(pl.all().cast(pl.String)).to_dicts()
         if rows:
             c.execute(sa.insert(findings), [{"run_id": run_id, **r} for r in rows])

@@ -20,14 +20,10 @@ from pathlib import Path
 import polars as pl
 import xlsxwriter
 
-#: owner group → file name (without ``.xlsx``), in report order
-OWNER_FILES = {"source system": "source-system", "code map": "code-map", "vendor load": "vendor-load"}
-_OWNER_TEXT = {
-    "source system": "Findings the legacy source systems (PAS, PCS) must correct before the next extract.",
-    "code map": "Codes with no mapping or mapped to an inactive value: correct the code maps in mappings/ "
-    "(or the code in the source system).",
-    "vendor load": "Findings in what the vendor's trial load wrote: the vendor must correct its load.",
-}
+from checks.catalogue import OWNER_GROUPS, OWNERS
+
+#: the worklist file of each owner group (``checks.catalogue.OWNERS``): ``code map`` → ``code-map.xlsx``
+OWNER_FILES = {owner: OWNER_GROUPS[owner].file for owner in OWNERS}
 #: the discrepancy columns shown, in order, with their header width cap
 DATA_COLUMNS = [
     "discrepancy_id",
@@ -43,6 +39,7 @@ DATA_COLUMNS = [
     "column",
     "expected",
     "actual",
+    "nature",
     "message",
     "suggested_action",
     "waived",
@@ -94,7 +91,7 @@ def _prepare(disc: pl.DataFrame) -> pl.DataFrame:
 
 def _widths(df: pl.DataFrame) -> dict[str, float]:
     """A column width per column: the longest value (or header), capped."""
-    widths = {}
+    widths: dict[str, float] = {}
     lens = (
         df.select(pl.col(c).str.len_chars().max().alias(c) for c in DATA_COLUMNS if c != "waived").row(0, named=True)
         if df.height
@@ -110,7 +107,7 @@ def _widths(df: pl.DataFrame) -> dict[str, float]:
 
 
 def _formats(wb: xlsxwriter.Workbook) -> dict[str, object]:
-    base = {"valign": "top", "font_size": 10}
+    base: dict[str, object] = {"valign": "top", "font_size": 10}
     f = {
         "header": wb.add_format(
             {**base, "bold": True, "bg_color": "#1F3864", "font_color": "#FFFFFF", "border": 1, "text_wrap": True}
@@ -130,7 +127,7 @@ def _formats(wb: xlsxwriter.Workbook) -> dict[str, object]:
         "bold": wb.add_format({"bold": True}),
         "text": wb.add_format({"text_wrap": True, "valign": "top"}),
     }
-    sev = {
+    sev: dict[str, dict[str, object]] = {
         "error": {"bg_color": "#F8CBAD", "font_color": "#9C0006", "bold": True},
         "warning": {"bg_color": "#FFEB9C", "font_color": "#9C5700"},
         "info": {"bg_color": "#DDEBF7", "font_color": "#1F4E78"},
@@ -237,7 +234,7 @@ def _write_about(wb: xlsxwriter.Workbook, df: pl.DataFrame, owner: str, trial_lo
 
     kv("trial load", trial_load or "")
     kv("owner group", owner)
-    kv("what", _OWNER_TEXT[owner])
+    kv("what", OWNER_GROUPS[owner].worklist_text)
     kv("written", dt.datetime.now().replace(microsecond=0).isoformat(sep=" "))
     r += 1
     ws.write_string(r, 0, "counts", fmt["bold"])

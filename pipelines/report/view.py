@@ -13,22 +13,19 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from checks.catalogue import OWNER_GROUPS
 from checks.discrepancies import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, OWNERS, owner, status_totals
 from pipelines.report import charts
 from pipelines.report.charts import Chart, FateBar, LegendItem
-from pipelines.report.fmt import Figure, count_text, opt_text, text, when
 from pipelines.report.excel import OWNER_FILES
+from pipelines.report.fmt import Figure, count_text, opt_text, text, when
 
 MAX_ROWS_PER_OWNER = 2000
 MAX_UNMAPPED_ROWS = 1000
 
 ENTITY_ORDER = ENTITIES
 #: owner group → (tab title, who acts)
-OWNER_INFO = {
-    "source system": ("Source system", "PAS / PCS data stewards correct the legacy record before the next extract."),
-    "code map": ("Code map", "The code-map owner adds or corrects codes in mappings/code_maps/ (see Unmapped codes)."),
-    "vendor load": ("Vendor load", "The vendor corrects the load: rows missing, unexpected, changed or inconsistent."),
-}
+OWNER_INFO = {o: (g.title, g.report_text) for o, g in OWNER_GROUPS.items()}
 SEV_RANK = {"error": 0, "warning": 1, "info": 2}
 STATUS_RANK = {"new": 0, "persisting": 1, "resolved": 2}
 #: the count columns of the counts table: (key in summary.json entities, header)
@@ -240,6 +237,7 @@ class Finding:
     column: str | None
     expected: str | None
     actual: str | None
+    nature: str | None  # of a value difference (``masking.NATURES``)
     message: str | None
     suggested_action: str | None
     waived: bool
@@ -654,6 +652,7 @@ def _finding(r: dict) -> Finding:
         column=opt_text(r.get("column")),
         expected=opt_text(r.get("expected")),
         actual=opt_text(r.get("actual")),
+        nature=opt_text(r.get("nature")),
         message=opt_text(r.get("message")),
         suggested_action=opt_text(r.get("suggested_action")),
         waived=bool(r.get("waived")),
@@ -709,7 +708,7 @@ def _unmapped(unmapped: pl.DataFrame | None, max_rows: int) -> Unmapped:
     if "candidates" not in u.columns:
         u = u.with_columns(pl.lit(None, dtype=pl.List(pl.String)).alias("candidates"))
     u = u.sort(["count", "entity", "code"], descending=[True, False, False], nulls_last=True)
-    vmax = max(int(u["count"].fill_null(0).max() or 0), 1)
+    vmax = max(int(u.select(pl.col("count").fill_null(0).max()).item() or 0), 1)
     codes = []
     for r in u.head(max_rows).iter_rows(named=True):
         cnt = int(r.get("count") or 0)

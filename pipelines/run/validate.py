@@ -38,6 +38,7 @@ from checks.mapping import Mappings, load_mappings
 from checks.reconcile import Reconciliation
 from checks.schemas import schema_findings
 from checks.suggest import unmapped_code_suggestions
+from checks.summary import Summary
 from checks.waivers import apply_waivers, load_waivers
 from pipelines.io.extract import Extract
 from pipelines.io.history import open_history, previous_findings, record_run, trend
@@ -291,6 +292,8 @@ def finish(
             trend=_dedupe_trend([*trend(history, cfg.migration), _trend_point(cfg.trial_load, totals)]),
             timings=timings or {},
         )
+        # one typed model (checks.summary): a field missing, unknown or of the wrong type stops here
+        summary = Summary.model_validate(summary).model_dump(mode="json")
         tmp = _prepare(cfg.out)
         try:
             _write_outputs(tmp, disc, view, ledger, summary, gates, src.unmapped)
@@ -360,7 +363,8 @@ def _default_history(out: Path) -> str:
 
 
 def _trend_point(trial_load: str, totals: dict) -> dict:
-    point = {k: v for k, v in totals.items() if k != "ledger_balanced"}
+    """The run as a trend point, the same fields as a run stored in the history."""
+    point = dict(totals)
     return {"trial_load": trial_load, "run_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **point}
 
 
@@ -391,8 +395,8 @@ def _prepare(out: Path) -> Path:
 
 
 def _write_outputs(tmp: Path, disc, view, ledger, summary, gates, unmapped) -> None:
-    from pipelines.report.html import write_report_html
     from pipelines.report.excel import write_worklists
+    from pipelines.report.html import write_report_html
     from pipelines.report.junit import write_junit
 
     try:

@@ -2,7 +2,8 @@
 
 Each fault touches a person (or its records) no other fault touches, so every defect has one
 cause and the ground truth (``load_faults.csv``) names exactly the finding a correct validation
-must report: category, entity, ``source_ref`` and/or ``target_ref``, column.
+must report: category, entity, ``source_ref`` and/or ``target_ref``, column, and for a changed
+value its ``nature`` (``encoding``, ``truncated``, ``time_shift``, ``code_swapped``).
 
 Kinds: rows dropped at every entity; extra rows (copies, invented persons and contacts, an
 out-of-scope record loaded); names garbled (UTF-8 read as Windows-1252) or truncated; times shifted
@@ -23,7 +24,17 @@ from checks.identity import luhn_digit
 from checks.mapping import Mappings
 from checks.target_schema import PRIMARY_KEY
 
-TRUTH_COLUMNS = ["defect_id", "layer", "category", "entity", "source_ref", "target_ref", "column", "description"]
+TRUTH_COLUMNS = [
+    "defect_id",
+    "layer",
+    "category",
+    "entity",
+    "source_ref",
+    "target_ref",
+    "column",
+    "nature",
+    "description",
+]
 _CHILD_TABLES = ["diagnosis", "procedure", "orders", "allergy"]
 _HOUR = dt.timedelta(hours=1)
 
@@ -60,7 +71,11 @@ class _Faults:
         target_ref: str = "",
         column: str = "",
         description: str = "",
+        nature: str = "",
     ) -> None:
+        """One defect of the ground truth; ``nature`` for a value_mismatch (``checks.masking.NATURES``)."""
+        if (category == "value_mismatch") != bool(nature):
+            raise ValueError(f"a {category} fault {'needs' if category == 'value_mismatch' else 'has no'} nature")
         self.truth.append(
             dict(
                 category=category,
@@ -68,6 +83,7 @@ class _Faults:
                 source_ref=source_ref or "",
                 target_ref=target_ref or "",
                 column=column or "",
+                nature=nature,
                 description=description,
             )
         )
@@ -86,7 +102,7 @@ class _Faults:
 
     def next_id(self, table: str) -> int:
         pk = PRIMARY_KEY[table]
-        cur = self.rows[table][pk].max()
+        cur = self.rows[table].select(pl.col(pk).max()).item()
         return int(cur or 0) + 1
 
     def append(self, table: str, row: dict) -> int:
@@ -178,7 +194,7 @@ class _Faults:
         for p in self.pick(self.rows["person"]):
             new = {**p, "_ref": None, "person_ref": None}
             pid = self.append("person", new)
-            alias_row = {c: None for c in self.rows["person_alias"].columns}
+            alias_row: dict[str, object] = {c: None for c in self.rows["person_alias"].columns}
             alias_row.update(
                 person_id=pid,
                 person_alias_type_cd=pcodes["PNR"],
@@ -239,7 +255,7 @@ class _Faults:
         pid = self.rows["person"].select(pl.col("person_ref").alias("_parent_person_ref"), "person_id")
         oos = oos.join(pid, on="_parent_person_ref").rename({"_parent_person_ref": "person_ref"})
         for r in self.pick(oos):
-            row = {c: None for c in self.rows["encounter"].columns}
+            row: dict[str, object] = {c: None for c in self.rows["encounter"].columns}
             row.update(
                 person_id=r["person_id"],
                 encntr_type_cd=self.codes[(71, r["encntr_type_cd"])],
@@ -251,7 +267,7 @@ class _Faults:
                 person_ref=r["person_ref"],
             )
             eid = self.append("encounter", row)
-            alias_row = {c: None for c in self.rows["encntr_alias"].columns}
+            alias_row: dict[str, object] = {c: None for c in self.rows["encntr_alias"].columns}
             alias_row.update(
                 encntr_id=eid,
                 encntr_alias_type_cd=self.codes[(319, "VISITID")],
@@ -282,6 +298,7 @@ class _Faults:
                 f"person:{p['person_id']}",
                 "name_last",
                 "family name garbled: UTF-8 read as Windows-1252",
+                nature="encoding",
             )
         accented_first = persons.filter(pl.col("name_first").str.contains("[åäöÅÄÖéü]"))
         for p in self.pick(accented_first, max(1, self.n // 2)):
@@ -294,6 +311,7 @@ class _Faults:
                 f"person:{p['person_id']}",
                 "name_first",
                 "given name garbled: UTF-8 read as Windows-1252",
+                nature="encoding",
             )
         long_names = persons.filter(pl.col("name_last").str.len_chars() >= 7)
         for p in self.pick(long_names):
@@ -305,6 +323,7 @@ class _Faults:
                 f"person:{p['person_id']}",
                 "name_last",
                 "family name truncated",
+                nature="truncated",
             )
         doses = self.rows["orders"].filter(pl.col("simplified_display_line").str.len_chars() >= 8)
         for o in self.pick(self.unique_children("orders").join(doses.select("order_id"), on="order_id")):
@@ -316,6 +335,7 @@ class _Faults:
                 f"orders:{o['order_id']}",
                 "simplified_display_line",
                 "dose text truncated",
+                nature="truncated",
             )
         for e in self.pick(self.rows["encounter"].filter(pl.col("_ref").is_not_null())):
             shift = self.rng.choice([-1, 1])
@@ -327,6 +347,7 @@ class _Faults:
                 f"encounter:{e['encntr_id']}",
                 "reg_dt_tm",
                 f"start time shifted {shift:+d} hour",
+                nature="time_shift",
             )
         for d in self.pick(self.unique_children("diagnosis")):
             self.update("diagnosis", d["diagnosis_id"], diag_dt_tm=d["diag_dt_tm"] + _HOUR)
@@ -337,6 +358,7 @@ class _Faults:
                 f"diagnosis:{d['diagnosis_id']}",
                 "diag_dt_tm",
                 "diagnosis time shifted +1 hour",
+                nature="time_shift",
             )
         self._swap_codes()
 
@@ -377,7 +399,15 @@ class _Faults:
             pk = PRIMARY_KEY[table]
             for r in self.pick(df):
                 self.update(table, r[pk], **{col: mapping[r[col]]})
-                self.add("value_mismatch", table, r["_ref"], f"{table}:{r[pk]}", col, f"{col} swapped for another code")
+                self.add(
+                    "value_mismatch",
+                    table,
+                    r["_ref"],
+                    f"{table}:{r[pk]}",
+                    col,
+                    f"{col} swapped for another code",
+                    nature="code_swapped",
+                )
 
     def key_faults(self) -> None:
         """Wrong values in the columns children are matched on; the record itself is still there.
@@ -398,6 +428,7 @@ class _Faults:
                 f"diagnosis:{d['diagnosis_id']}",
                 "nomenclature_id",
                 "diagnosis code swapped for another ICD-10-SE code",
+                nature="code_swapped",
             )
         swap = {c[(17, "PRINCIPAL")]: c[(17, "SECONDARY")], c[(17, "SECONDARY")]: c[(17, "PRINCIPAL")]}
         for d in self.pick(cand):
@@ -409,6 +440,7 @@ class _Faults:
                 f"diagnosis:{d['diagnosis_id']}",
                 "diag_type_cd",
                 "diagnosis type swapped (principal/secondary)",
+                nature="code_swapped",
             )
         orders = self.unique_children("orders").filter(pl.len().over("person_id", "atc_nomenclature_id") == 1)
         for o in self.pick(orders):
@@ -420,6 +452,7 @@ class _Faults:
                 f"orders:{o['order_id']}",
                 "orig_order_dt_tm",
                 "order start shifted +1 hour",
+                nature="time_shift",
             )
 
     def reference_faults(self) -> None:

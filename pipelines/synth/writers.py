@@ -21,7 +21,17 @@ import pyarrow as pa
 
 from pipelines.synth.world import World
 
-DEFECT_COLUMNS = ["defect_id", "layer", "category", "entity", "source_ref", "target_ref", "column", "description"]
+DEFECT_COLUMNS = [
+    "defect_id",
+    "layer",
+    "category",
+    "entity",
+    "source_ref",
+    "target_ref",
+    "column",
+    "nature",
+    "description",
+]
 PAS_HEADERS = {
     "patient.csv": ["PATID", "PNR", "ENAMN", "FNAMN", "KON", "AVLIDEN", "SKYDD", "POSTNR", "KOMMUN"],
     "kontakt.csv": ["KONTAKTID", "PATID", "KONTAKTTYP", "ENHET", "INDATUM", "UTDATUM", "STATUS"],
@@ -469,6 +479,8 @@ def _write_truth(w: World, out: _Out, out_dir: Path) -> int:
         for k, note in zip(hits.keys.tolist(), notes, strict=True):
             n += 1
             ref = out.refs[(hits.table, k)]
-            wr.writerow([f"S{n:04d}", "source", v.category, v.entity, ref, "", v.column, v.description + note + "."])
+            # a source defect is never a value_mismatch: no nature
+            row = [f"S{n:04d}", "source", v.category, v.entity, ref, "", v.column, "", v.description + note + "."]
+            wr.writerow(row)
     (out_dir / "defects.csv").write_bytes(text.getvalue().encode("utf-8"))
     return n
