@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from checks import implausible
 from checks.catalogue import CATEGORY_SEVERITY, entity_of_records
 from checks.identity import identity_columns
 from checks.mapping import ColumnMap, Mappings, SourceMap
 from checks.masking import PERSONAL
-from checks.transforms import TZ, column_exprs
+from checks.transforms import column_exprs
 
 if TYPE_CHECKING:
     from polars.expr.whenthen import ChainedThen, Then
@@ -513,86 +514,18 @@ def _fold_repeated_keys(df: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([acc, df.filter(pl.col("disposition") != "expected")], how="vertical_relaxed").sort("_line")
 
 
-def _local_date(e: pl.Expr) -> pl.Expr:
-    return e.dt.replace_time_zone("UTC").dt.convert_time_zone(TZ).dt.date()
-
-
 def _implausible_persons(persons: pl.DataFrame, rules: list[str], as_of: dt.date) -> pl.DataFrame:
     acc = persons.filter(pl.col("disposition").is_in(["expected", "merged"]))
-    out = []
-    if "deceased_in_future" in rules:
-        out.append(
-            acc.filter(pl.col("deceased_dt_tm").dt.date() > as_of).select(
-                "source_ref",
-                "source_system",
-                "entity",
-                pl.lit("deceased_dt_tm").alias("column"),
-                pl.lit("date of death lies in the future").alias("message"),
-            )
-        )
-    if "sex_contradicts_identity" in rules:
-        out.append(
-            acc.filter(
-                pl.col("sex_cd").is_in(["MALE", "FEMALE"])
-                & pl.col("id_sex").is_not_null()
-                & (pl.col("sex_cd") != pl.col("id_sex"))
-            ).select(
-                "source_ref",
-                "source_system",
-                "entity",
-                pl.lit("sex_cd").alias("column"),
-                pl.lit("recorded sex contradicts the sex digit of the identity number; loaded as recorded").alias(
-                    "message"
-                ),
-            )
-        )
-    return pl.concat(out) if out else pl.DataFrame()
+    return implausible.flag(acc, rules, "person", as_of)
 
 
-def _implausible_encounters(enc: pl.DataFrame, person: pl.DataFrame, rules: list[str]) -> pl.DataFrame:
+def _implausible_encounters(enc: pl.DataFrame, person: pl.DataFrame, rules: list[str], as_of: dt.date) -> pl.DataFrame:
     acc = enc.filter(pl.col("disposition") == "expected").join(
         person.select("person_ref", pl.col("birth_dt_tm").alias("_birth"), pl.col("deceased_dt_tm").alias("_death")),
         on="person_ref",
         how="left",
     )
-    base = ["source_ref", "source_system", "entity"]
-    out = []
-    if "end_before_start" in rules:
-        out.append(
-            acc.filter(pl.col("disch_dt_tm") < pl.col("reg_dt_tm")).select(
-                *base,
-                pl.lit("disch_dt_tm").alias("column"),
-                pl.lit("the contact ends before it starts").alias("message"),
-            )
-        )
-    if "start_before_birth" in rules:
-        out.append(
-            acc.filter(_local_date(pl.col("reg_dt_tm")) < pl.col("_birth").dt.date()).select(
-                *base,
-                pl.lit("reg_dt_tm").alias("column"),
-                pl.lit("the contact starts before the patient's birth date").alias("message"),
-            )
-        )
-    if "start_after_death" in rules:
-        out.append(
-            acc.filter(_local_date(pl.col("reg_dt_tm")) > pl.col("_death").dt.date() + pl.duration(days=30)).select(
-                *base,
-                pl.lit("reg_dt_tm").alias("column"),
-                pl.lit("the contact starts more than 30 days after the patient's date of death").alias("message"),
-            )
-        )
-    if "nonexistent_local_time" in rules and "_nonexistent" in acc.columns:
-        ne = acc.filter(pl.col("_nonexistent").list.len() > 0).explode("_nonexistent")
-        out.append(
-            ne.select(
-                *base,
-                pl.col("_nonexistent").alias("column"),
-                pl.lit("local time does not exist (skipped hour when summer time starts); loaded one hour later").alias(
-                    "message"
-                ),
-            )
-        )
-    return pl.concat(out) if out else pl.DataFrame()
+    return implausible.flag(acc, rules, "encounter", as_of)
 
 
 def _findings_of(df: pl.DataFrame) -> pl.DataFrame:
@@ -650,7 +583,7 @@ def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
         tables[t] = allt.filter(pl.col("disposition") == "expected").select(TABLE_COLUMNS[t])
         if t == "encounter":
             enc_all = pl.concat(parts, how="diagonal_relaxed")
-            warnings.append(_implausible_encounters(enc_all, person, tm.implausible))
+            warnings.append(_implausible_encounters(enc_all, person, tm.implausible, as_of))
 
     tables["person_alias"] = _person_alias_table(persons, person)
     enc = tables["encounter"]

@@ -16,18 +16,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from checks.errors import MigcheckError
+from checks.implausible import RULES as IMPLAUSIBLE
 from checks.records import PAS_COLUMNS, PCS_SCHEMAS, SOURCE_REF
 from checks.transforms import TRANSFORMS
 
 TABLES = ["person", "person_alias", "encounter", "encntr_alias", "diagnosis", "procedure", "orders", "allergy"]
-IMPLAUSIBLE_RULES = {
-    "deceased_in_future",
-    "sex_contradicts_identity",
-    "end_before_start",
-    "start_before_birth",
-    "start_after_death",
-    "nonexistent_local_time",
-}
+#: the implausible rules a table may name (``checks.implausible``)
+IMPLAUSIBLE_RULES = set(IMPLAUSIBLE)
 
 
 class _Strict(BaseModel):
