@@ -17,6 +17,10 @@ class MigcheckError(Exception):
         #: worth a retry, unlike a wrong argument
         self.transient = transient
 
+    def __reduce__(self):  # noqa: ANN204 - pickling protocol
+        """Pickled whole (from a worker process or a cluster): exit code and transient flag kept."""
+        return (type(self), (str(self), self.exit_code, self.transient))
+
     @property
     def reason(self) -> str:
         """The message on one line."""

@@ -1,18 +1,20 @@
 """The local runner: a validation's steps in this process, a few threads, no Prefect server.
 
 The command line's default. Steps that ``submit`` runs (the extract files, the target tables, the
-target checks, the child entities) share a small thread pool: polars and the database drivers
-release the GIL, so two cores are kept busy while one thread waits on the database. With
+child entities) share a small thread pool: polars and the database drivers release the GIL, so two
+cores are kept busy while one thread waits on the database. The target checks (Great
+Expectations: Python-heavy, holding the GIL) run in one worker process of their own. With
 ``--dask`` the partitions of the child entities go to that Dask cluster through a plain
 ``distributed`` client.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 from checks.errors import MigcheckError
@@ -25,6 +27,8 @@ class LocalRunner:
 
     def __init__(self, workers: int = 3, progress: Progress | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migcheck")
+        #: for steps that want their own process (``Step.own_process``), started when first needed
+        self._processes: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self.progress = progress or Silent()
         #: stage → seconds from its first step's start to its last step's end
@@ -37,12 +41,21 @@ class LocalRunner:
             span[0] = min(span[0], t0)
         self.progress.started(step)
         try:
+            if step.own_process:
+                return self._process_pool().submit(step.fn, **kwargs).result()
             return step.fn(**kwargs)
         finally:
             t1 = time.perf_counter()
             with self._lock:
                 self._spans[step.stage][1] = max(self._spans[step.stage][1], t1)
             self.progress.finished(step, t1 - t0)
+
+    def _process_pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._processes is None:
+                # spawn: a fresh interpreter, never a fork of this multi-threaded one
+                self._processes = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            return self._processes
 
     def submit(self, step: Step, **kwargs: Any) -> Future:
         """Run the step in the pool; its result later."""
@@ -87,3 +100,5 @@ class LocalRunner:
     def close(self) -> None:
         """Wait for running steps; drop the ones not started (after a failure)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._processes is not None:
+            self._processes.shutdown(wait=True, cancel_futures=True)

@@ -58,11 +58,12 @@ class Plain(Progress):
         self._lock = threading.Lock()
 
     def started(self, step: Step) -> None:  # noqa: D102
-        with self._lock:
+        with self._lock:  # one whole line at a time: steps start in several threads
             if step.stage in self._seen:
                 return
             self._seen.add(step.stage)
-        print(f"migcheck: {STAGE_TEXT.get(step.stage, step.stage)} …", file=self._stream, flush=True)
+            self._stream.write(f"migcheck: {STAGE_TEXT.get(step.stage, step.stage)} …\n")
+            self._stream.flush()
 
 
 class Rich(Progress):

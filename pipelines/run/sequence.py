@@ -63,6 +63,9 @@ class Step:
     io: bool = False  # reads or writes outside the process: retried when the fault may pass
     cached_on_file: bool = False  # its result depends only on one extract file's content
     run_name: str | None = None  # a per-call name, formatted with the call's keyword arguments
+    #: Python-heavy and independent of the rest: the local runner gives it its own process, so it
+    #: does not hold the interpreter lock the reading and reconciling threads need
+    own_process: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,7 @@ PREPARE = Step("prepare", _prepare, "prepare", io=True)
 CHECK_TABLES = Step("check-target-tables", _check_tables, "prepare", io=True)
 READ_FILE = Step("read-extract-file", _read_file, "extract", io=True, cached_on_file=True)
 READ_TABLE = Step("read-target-table", _read_table, "read_target", io=True)
-TARGET_CHECKS = Step("target-checks", run_target_checks_on, "target_checks", io=True)
+TARGET_CHECKS = Step("target-checks", run_target_checks_on, "target_checks", io=True, own_process=True)
 EXPECTED = Step("expected-target", _expected, "expected")
 LOGICAL_TARGET = Step("logical-target", lambda tables, cfg: logical_target(tables, cfg.mappings), "reconcile")
 PERSONS = Step("reconcile-persons", reconcile_persons, "reconcile")
