@@ -318,6 +318,7 @@ def _cmd_validate(a: argparse.Namespace) -> int:
                 dask=dask,
                 partitions=a.partitions,
                 progress=_progress(a),
+                worker_process=True,
             )
             r = result.verdict()
             if not a.quiet:
@@ -339,7 +340,9 @@ def _cmd_demo(a: argparse.Namespace) -> int:
         g = write_extract(root / "extract", a.patients, a.seed, "default")
         url = f"sqlite:///{root / 'target.db'}"
         load = load_target(root / "extract", url, "default", a.seed)
-        v = run_validation(root / "extract", url, "DEMO", root / "report", progress=_progress(a)).verdict()
+        v = run_validation(
+            root / "extract", url, "DEMO", root / "report", progress=_progress(a), worker_process=True
+        ).verdict()
     print(f"extract: {g['out']} ({v['records_read']} legacy records, {g['defects']} source defects in defects.csv)")
     print(f"target:  {load['target']} ({sum(load['rows'].values())} rows, {load['faults']} load faults)")
     print(v["message"])

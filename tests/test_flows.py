@@ -91,6 +91,13 @@ def test_validate_flow_gives_the_library_result(flow_run):
         assert (root / "report" / name).read_bytes() == (root / "lib" / name).read_bytes(), name
     assert (root / "report" / "report.html").exists() and (root / "report" / "junit.xml").exists()
     assert lib.errors == result["errors"]
+    # the command line's way: the target checks in a worker process of their own, the same report
+    run_validation(
+        extract, url, "TL-flow", root / "proc", history_url=f"sqlite:///{root / 'h3.db'}", worker_process=True
+    )
+    assert normalised(root / "proc") == local_out
+    for name in ("discrepancies.parquet", "ledger.parquet"):
+        assert (root / "proc" / name).read_bytes() == (root / "lib" / name).read_bytes(), name
 
 
 def test_a_failed_gate_ends_the_flow_run_failed_with_verdict_and_report(flow_run):

@@ -3,7 +3,9 @@
 The command line's default. Steps that ``submit`` runs (the extract files, the target tables, the
 child entities) share a small thread pool: polars and the database drivers release the GIL, so two
 cores are kept busy while one thread waits on the database. The target checks (Great
-Expectations: Python-heavy, holding the GIL) run in one worker process of their own. With
+Expectations: Python-heavy, holding the GIL) run in one worker process of their own when the
+caller asks for it (the command line does; a library caller's script would need a ``__main__``
+guard for Python's ``spawn``). With
 ``--dask`` the partitions of the child entities go to that Dask cluster through a plain
 ``distributed`` client.
 """
@@ -25,9 +27,11 @@ from pipelines.run.sequence import Step
 class LocalRunner:
     """Runs steps in this process; keeps the wall time of each stage."""
 
-    def __init__(self, workers: int = 3, progress: Progress | None = None) -> None:
+    def __init__(self, workers: int = 3, progress: Progress | None = None, worker_process: bool = False) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migcheck")
-        #: for steps that want their own process (``Step.own_process``), started when first needed
+        #: for steps that want their own process (``Step.own_process``) when ``worker_process`` is
+        #: asked for (the command line), started when first needed; otherwise they run in a thread
+        self._worker_process = worker_process
         self._processes: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self.progress = progress or Silent()
@@ -41,7 +45,7 @@ class LocalRunner:
             span[0] = min(span[0], t0)
         self.progress.started(step)
         try:
-            if step.own_process:
+            if step.own_process and self._worker_process:
                 return self._process_pool().submit(step.fn, **kwargs).result()
             return step.fn(**kwargs)
         finally:

@@ -324,12 +324,18 @@ def run_validation(
     dask: str | None = None,
     partitions: int = 16,
     progress=None,  # noqa: ANN001 - a pipelines.run.progress.Progress
+    worker_process: bool = False,
 ) -> ValidationResult:
     """Validate one trial load and write its report to ``out``, in this process (no Prefect).
 
     The step sequence of ``pipelines.run.sequence`` with the local runner: the same steps, in the
     same order, as the Prefect flow ``validate-trial-load``. The target checks run in the database
     while this process reads and reconciles. ``timings``: seconds per stage.
+
+    ``worker_process``: run the target checks in a worker process of their own rather than a
+    thread (faster: Great Expectations holds the interpreter lock). The command line does; a
+    script that asks for it must guard its own code with ``if __name__ == "__main__":``, as
+    Python's ``spawn`` start method requires.
     """
     from pipelines.run.local import LocalRunner
     from pipelines.run.sequence import ValidateArgs, validate
@@ -348,7 +354,7 @@ def run_validation(
         dask=dask,
         partitions=partitions,
     )
-    runner = LocalRunner(progress=progress)
+    runner = LocalRunner(progress=progress, worker_process=worker_process)
     try:
         result = validate(runner, args)
     finally:
