@@ -14,6 +14,7 @@ from checks import catalogue
 from checks.catalogue import CATEGORIES
 from checks.expected import Expected
 from checks.findings import FINDING_SCHEMA, FINDING_SCHEMA_INFO
+from checks.frames import DISPOSITIONS, Finding
 from checks.mapping import Mappings
 from checks.reconcile import Reconciliation
 from checks.records import FILE_ENTITY
@@ -38,7 +39,6 @@ DISCREPANCY_COLUMNS = [
 ]
 #: who must act on a finding, in report order (the catalogue's owners)
 OWNERS = catalogue.OWNERS
-DISPOSITIONS = ["migrated", "migrated_with_differences", "missing_in_target", "rejected", "merged", "out_of_scope"]
 #: the entities of the report, in the order they are shown
 ENTITIES = [
     "person",
@@ -230,6 +230,7 @@ def discrepancies(parts: list[pl.DataFrame], trial_load: str, m: Mappings) -> pl
         p = _blank(p, cols + ["_info"])
         frames.append(p.select(*cols, pl.col("_info").cast(pl.Boolean)))
     df = _declared(pl.concat(frames, how="vertical_relaxed"))
+    Finding.validate(df.select(cols))  # the boundary from the checks into the report rows
     df = df.with_columns(
         pl.when(pl.col("_info").fill_null(False)).then(pl.lit("info")).otherwise(pl.col("_severity")).alias("severity"),
         pl.lit(trial_load).alias("trial_load"),

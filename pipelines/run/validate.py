@@ -33,6 +33,7 @@ from checks.discrepancies import (
 from checks.errors import MigcheckError
 from checks.expected import Expected
 from checks.findings import FINDING_SCHEMA_INFO
+from checks.frames import Discrepancy, LedgerRow
 from checks.gates import GateConfig, evaluate_gates, load_gates
 from checks.mapping import Mappings, load_mappings
 from checks.reconcile import Reconciliation
@@ -270,6 +271,8 @@ def finish(
         )
         if previous is not None:
             disc = apply_baseline(disc, previous)
+        # the boundary into the writers and the history: the contract's rows, validated
+        disc, ledger = Discrepancy.validate(disc), LedgerRow.validate(ledger)
         view, waiver_report = apply_waivers(disc.with_columns(owner().alias("owner")), cfg.waivers, cfg.as_of)
         denominators = {e: h for e, h in ledger.group_by("entity").len().iter_rows()}
         denominators |= {t: exp.tables[t].height for t in ("person_alias", "encntr_alias")}
