@@ -404,18 +404,19 @@ def _prepare(out: Path) -> Path:
 
 
 def _write_outputs(tmp: Path, disc, view, ledger, summary, gates, unmapped) -> None:
+    from pipelines.report.csv import write_csv
     from pipelines.report.excel import write_worklists
     from pipelines.report.html import write_report_html
     from pipelines.report.junit import write_junit
 
     try:
         disc.write_parquet(tmp / "discrepancies.parquet")
-        disc.write_csv(tmp / "discrepancies.csv")
+        write_csv(disc, tmp / "discrepancies.csv")  # for spreadsheets: formulas neutralised
         ledger.write_parquet(tmp / "ledger.parquet")
         (tmp / "summary.json").write_text(
             json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
         )
-        unmapped.with_columns(pl.col(pl.List(pl.String)).list.join(" | ")).write_csv(tmp / "unmapped_codes.csv")
+        write_csv(unmapped.with_columns(pl.col(pl.List(pl.String)).list.join(" | ")), tmp / "unmapped_codes.csv")
         write_junit(tmp / "junit.xml", gates, summary["trial_load"])
         write_worklists(tmp, view)
         write_report_html(tmp, view, summary, unmapped)

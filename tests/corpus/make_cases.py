@@ -99,6 +99,56 @@ def main() -> None:
     al = json.loads((BASE / "pcs/allergies.jsonl").read_text(encoding="utf-8").splitlines()[0])
     al["substance"] = None
     case("pcs_null_objects", "pcs/allergies.jsonl", (json.dumps(al, ensure_ascii=False) + "\n").encode())
+    hostile()
+
+
+#: values a spreadsheet would run as formulas (CSV injection), and markup, as legacy data may hold
+HOSTILE = [
+    '=HYPERLINK("http://example.invalid/","click")',
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "+1+2",
+    "-2+3",
+    "=1+1",
+    "\t=cmd",
+    "<script>alert(1)</script>",
+]
+
+
+def hostile() -> None:
+    """Hostile values in the text fields of both systems that end up in an output: codes, units,
+    types, free-text allergies (each the only change of its record, so each shows in a finding)."""
+
+    def pas_field(rel: str, column: str, values: list[str]) -> None:
+        rows = lines(rel)
+        head = rows[0].decode("cp1252").split(";")
+        i = head.index(column)
+        out = list(rows)
+        for n, v in enumerate(values, start=1):
+            f = out[n].decode("cp1252").split(";")
+            f[i] = '"' + v.replace('"', '""') + '"' if '"' in v or ";" in v else v
+            out[n] = ";".join(f).encode("cp1252", errors="replace")
+        case("hostile_values", rel, b"\r\n".join(out))
+
+    pas_field("pas/kontakt.csv", "ENHET", HOSTILE[:3])
+    pas_field("pas/diagnos.csv", "DIAGNOSKOD", HOSTILE[1:4])
+    pas_field("pas/atgard.csv", "KVAKOD", HOSTILE[2:5])
+
+    def pcs_field(rel: str, set_value, values: list[str]) -> None:
+        rows = (BASE / rel).read_text(encoding="utf-8").splitlines()
+        for n, v in enumerate(values):
+            o = json.loads(rows[n])
+            set_value(o, v)
+            rows[n] = json.dumps(o, ensure_ascii=False)
+        case("hostile_values", rel, ("\n".join(rows) + "\n").encode())
+
+    pcs_field("pcs/visits.jsonl", lambda o, v: o.__setitem__("type", v), HOSTILE[3:6])
+    pcs_field("pcs/medications.jsonl", lambda o, v: o.__setitem__("atc", v), HOSTILE[4:7])
+    # the one allergy: a hostile free-text substance; a copy of it with a hostile severity code
+    al = json.loads((BASE / "pcs/allergies.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    first = {**al, "substance": {"text": HOSTILE[0]}}
+    second = {**al, "id": "A-09000002", "severity": HOSTILE[4]}
+    rows = [json.dumps(o, ensure_ascii=False) for o in (first, second)]
+    case("hostile_values", "pcs/allergies.jsonl", ("\n".join(rows) + "\n").encode())
 
 
 if __name__ == "__main__":
