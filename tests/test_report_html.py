@@ -26,7 +26,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from checks.discrepancies import DISCREPANCY_COLUMNS, OWNERS, owner
+from checks.discrepancies import DISCREPANCY_COLUMNS, OWNERS, owner, status_totals
+from checks.summary import Summary
 from pipelines.report import html as report_html
 from pipelines.report.excel import OWNER_FILES
 from pipelines.report.html import render_report_html, render_view, write_report_html
@@ -221,6 +222,58 @@ def read_inputs(out: Path) -> tuple[pl.DataFrame, dict, pl.DataFrame]:
     return disc, summary, unmapped
 
 
+_NO_COUNTS = {
+    k: 0
+    for k in (
+        "records_read",
+        "out_of_scope",
+        "rejected",
+        "merged",
+        "expected_in_target",
+        "found_in_target",
+        "matched",
+        "missing",
+        "unexpected",
+        "with_differences",
+        "migrated",
+    )
+} | {"records_read_by_system": {}, "rejected_by_category": {}}
+_TOTALS = {
+    "errors": 0,
+    "warnings": 0,
+    "waived": 0,
+    "new": 0,
+    "persisting": 0,
+    "resolved": 0,
+    "gate_passed": True,
+    "ledger_balanced": True,
+}
+
+
+def minimal_summary(**given: object) -> Summary:
+    """A summary of a run that read nothing, with ``given`` fields: for pages built by hand."""
+    base: dict[str, object] = {
+        "trial_load": "TL",
+        "migration": "default",
+        "entities": {},
+        "by_category": {},
+        "gates": [],
+        "gate_passed": True,
+        "ledger_balanced": True,
+        "records_read": 0,
+        "ledger_rows": 0,
+        "files": [],
+        "waivers": {"applied": [], "unmatched": [], "expired": []},
+        "totals": _TOTALS,
+        "trend": [],
+        "timings": {},
+    }
+    summary = {**base, **given}
+    if "gate_passed" in given:
+        summary["totals"] = {**_TOTALS, "gate_passed": given["gate_passed"]}
+    return Summary.model_validate(summary)
+
+
 def with_waivers(disc: pl.DataFrame, summary: dict) -> tuple[pl.DataFrame, dict]:
     """Waive every implausible finding (W1) and one value mismatch by id (W2), as stewards would."""
     one = disc.filter((pl.col("category") == "value_mismatch") & (pl.col("status") != "resolved"))["discrepancy_id"][0]
@@ -229,7 +282,15 @@ def with_waivers(disc: pl.DataFrame, summary: dict) -> tuple[pl.DataFrame, dict]
     disc = disc.with_columns(
         pl.when(w2).then(pl.lit(W_ONE)).when(w1).then(pl.lit(W_IMPLAUSIBLE)).otherwise(None).alias("waiver")
     ).with_columns(pl.col("waiver").is_not_null().alias("waived"))
-    summary = {k: v for k, v in summary.items() if k != "totals"}  # the page counts from the frame
+    # the totals follow the waivers, as a run with these waivers would have counted them
+    summary = {
+        **summary,
+        "totals": {
+            **status_totals(disc),
+            "gate_passed": summary["gate_passed"],
+            "ledger_balanced": summary["ledger_balanced"],
+        },
+    }
     summary["waivers"] = {
         "applied": [
             {
@@ -262,7 +323,7 @@ def with_waivers(disc: pl.DataFrame, summary: dict) -> tuple[pl.DataFrame, dict]
 def failed_page(faulted) -> tuple[Path, pl.DataFrame, dict, pl.DataFrame]:
     disc, summary, unmapped = read_inputs(faulted)
     disc, summary = with_waivers(disc, summary)
-    page = write_report_html(faulted, disc, summary, unmapped)
+    page = write_report_html(faulted, disc, Summary.model_validate(summary), unmapped)
     assert page == faulted / "report.html"
     return page, disc, summary, unmapped
 
@@ -434,7 +495,7 @@ def test_filter_and_sort_preset_by_the_url_fragment(failed_page):
 def test_clean_load_passes(clean):
     disc, summary, unmapped = read_inputs(clean)
     assert summary["gate_passed"] is True
-    page = write_report_html(clean, disc, summary, unmapped)
+    page = write_report_html(clean, disc, Summary.model_validate(summary), unmapped)
     dom = dump_dom(page)
     assert dom.find("section", id="verdict").attrs["data-verdict"] == "PASSED"
     assert dom.find(id="verdict-text").text().strip() == "PASSED"
@@ -455,9 +516,11 @@ def test_clean_load_passes(clean):
 
 def test_renders_without_optional_inputs():
     empty = pl.DataFrame(schema={c: pl.String for c in DISCREPANCY_COLUMNS})
-    page = render_report_html(empty, {}, pl.DataFrame())
+    page = render_report_html(empty, None, pl.DataFrame())
     assert 'data-verdict="PASSED"' in page and "No unmapped codes" in page and "No waivers are recorded" in page
-    first_run = {"trial_load": "TL1", "gate_passed": False, "entities": {"person": {"records_read": 3}}}
+    first_run = minimal_summary(
+        trial_load="TL1", gate_passed=False, entities={"person": {**_NO_COUNTS, "records_read": 3}}
+    )
     row = {c: None for c in DISCREPANCY_COLUMNS} | {
         "discrepancy_id": "x1",
         "check": "person.reconcile.value",
@@ -500,17 +563,27 @@ def test_escapes_every_value_from_the_data():
             "candidates": [[evil]],
         }
     )
-    summary = {
-        "trial_load": evil,
-        "migration": evil,
-        "gates": [
-            {"check": evil, "category": "value_mismatch", "errors": 1, "waived": 0, "threshold": evil, "passed": False}
+    summary = minimal_summary(
+        trial_load=evil,
+        migration=evil,
+        gates=[
+            {
+                "check": evil,
+                "category": "value_mismatch",
+                "errors": 1,
+                "warnings": 0,
+                "waived": 0,
+                "threshold": evil,
+                "passed": False,
+            }
         ],
-        "waivers": {
-            "applied": [{"id": evil, "matched": 1, "reason": evil, "approver_role": evil, "expires": "2027-01-01"}]
+        waivers={
+            "applied": [{"id": evil, "matched": 1, "reason": evil, "approver_role": evil, "expires": "2027-01-01"}],
+            "unmatched": [],
+            "expired": [],
         },
-        "trend": [{"trial_load": evil, "errors": 1}],
-    }
+        trend=[{**_TOTALS, "trial_load": evil, "run_at": "2026-12-01T10:00:00+00:00", "errors": 1}],
+    )
     page = render_report_html(disc, summary, unmapped)
     assert "<script>alert" not in page and "<img src=x" not in page and '"><u>' not in page
     assert page.count("<script") == 2  # the page's own: report meta and the inline script
@@ -518,7 +591,7 @@ def test_escapes_every_value_from_the_data():
 
 def test_large_reports_are_capped_per_owner(faulted):
     disc, summary, unmapped = read_inputs(faulted)
-    dom = parse(render_view(build_report_view(disc, summary, unmapped, max_rows_per_owner=10)))
+    dom = parse(render_view(build_report_view(disc, Summary.model_validate(summary), unmapped, max_rows_per_owner=10)))
     for p in dom.find_all("section", class_="owner-panel"):
         total = disc.filter(pl.col("owner") == p.attrs["data-owner"]).height
         rows = p.find_all("tr", class_="d")
@@ -593,7 +666,7 @@ def test_assets_are_inlined_under_the_same_policy_and_colours_are_defined_once(f
 
 def test_the_view_model_is_frozen_and_holds_what_the_page_shows(failed_page):
     _, disc, summary, unmapped = failed_page
-    view = build_report_view(disc, summary, unmapped)
+    view = build_report_view(disc, Summary.model_validate(summary), unmapped)
     assert isinstance(view, ReportView)
     with pytest.raises(dataclasses.FrozenInstanceError):
         view.verdict = None
@@ -602,7 +675,7 @@ def test_the_view_model_is_frozen_and_holds_what_the_page_shows(failed_page):
     assert sum(p.total for p in view.lists.panels) == disc.height
     assert [p.stem for p in view.lists.panels] == [OWNER_FILES[o] for o in OWNERS]
     # rendering is a function of the view alone
-    assert render_view(view) == render_report_html(disc, summary, unmapped)
+    assert render_view(view) == render_report_html(disc, Summary.model_validate(summary), unmapped)
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

@@ -34,6 +34,7 @@ import jinja2
 import polars as pl
 from markupsafe import Markup
 
+from checks.summary import Summary
 from pipelines.report.fmt import coord, count_text
 from pipelines.report.palette import COLOURS
 from pipelines.report.view import ReportView, build_report_view
@@ -83,12 +84,14 @@ def render_view(view: ReportView) -> str:
     )
 
 
-def render_report_html(disc: pl.DataFrame, summary: dict | None, unmapped: pl.DataFrame | None) -> str:
+def render_report_html(disc: pl.DataFrame, summary: Summary | None, unmapped: pl.DataFrame | None) -> str:
     """The report page of a trial load as one self-contained HTML string."""
     return render_view(build_report_view(disc, summary, unmapped))
 
 
-def write_report_html(out_dir: Path, disc: pl.DataFrame, summary: dict | None, unmapped: pl.DataFrame | None) -> Path:
+def write_report_html(
+    out_dir: Path, disc: pl.DataFrame, summary: Summary | None, unmapped: pl.DataFrame | None
+) -> Path:
     """Write ``out_dir/report.html`` and return its path."""
     path = Path(out_dir) / "report.html"
     path.write_text(render_report_html(disc, summary, unmapped), encoding="utf-8")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from checks import summary as sm
 from checks.catalogue import OWNER_GROUPS
 from checks.discrepancies import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, OWNERS, owner, status_totals
 from pipelines.report import charts
@@ -398,7 +399,7 @@ class ReportView:
 
 def build_report_view(
     disc: pl.DataFrame,
-    summary: dict | None,
+    summary: sm.Summary | None,
     unmapped: pl.DataFrame | None,
     *,
     max_rows_per_owner: int = MAX_ROWS_PER_OWNER,
@@ -407,28 +408,24 @@ def build_report_view(
     """The view of one trial load's report.
 
     ``disc``: the discrepancies (contract columns; ``owner``, ``waived`` and ``waiver`` are derived
-    when absent); ``summary``: summary.json; ``unmapped``: the unmapped codes with their candidates.
+    when absent); ``summary``: the run's ``checks.summary.Summary`` (None: the page is built from the
+    discrepancies alone, as for a report without its summary); ``unmapped``: the unmapped codes
+    with their candidates.
     """
-    summary = summary or {}
     disc = _prepare(disc)
     open_ = disc.filter(pl.col("status") != "resolved")
     ents = _entities(summary)
     gates = _gates(summary)
     totals = _totals(open_, disc, summary)
-    if "gate_passed" in summary:
-        passed = bool(summary["gate_passed"])
-    elif gates:
-        passed = all(g.passed for g in gates)
-    else:
-        passed = totals["errors"] == 0
-    trial = text(summary.get("trial_load", "") or (disc["trial_load"][0] if disc.height else ""))
-    trend = [p for p in (summary.get("trend") or []) if isinstance(p, dict)]
+    passed = summary.gate_passed if summary is not None else totals["errors"] == 0
+    trial = text(summary.trial_load if summary is not None else (disc["trial_load"][0] if disc.height else ""))
+    trend: list[dict] = [p.model_dump() for p in summary.trend] if summary is not None else []
     if not trend:
-        trend = [{"trial_load": trial, "run_at": summary.get("run_at"), **totals}]
+        trend = [{"trial_load": trial, "run_at": None, **totals}]
     # this load's point shows the figures of this page, so chart and tiles agree
     trend = [({**p, **totals} if p.get("trial_load") == trial else p) for p in trend]
     this_run = next((p for p in reversed(trend) if p.get("trial_load") == trial), None)
-    run_at = summary.get("run_at") or (this_run or {}).get("run_at")
+    run_at = (this_run or {}).get("run_at")
     try:
         today = dt.datetime.fromisoformat(str(run_at)).date() if run_at else dt.date.today()
     except ValueError:
@@ -473,48 +470,39 @@ def _prepare(disc: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _entities(summary: dict) -> dict[str, dict]:
-    ents = summary.get("entities") or {}
-    if isinstance(ents, list):  # tolerate a list of {entity: …, …}
-        ents = {x.get("entity", str(i)): x for i, x in enumerate(ents) if isinstance(x, dict)}
+def _entities(summary: sm.Summary | None) -> dict[str, sm.EntityCounts]:
+    ents = summary.entities if summary is not None else {}
     order = {n: i for i, n in enumerate(ENTITY_ORDER)}
     return dict(sorted(ents.items(), key=lambda kv: (order.get(kv[0], 99), kv[0])))
 
 
-def _totals(open_: pl.DataFrame, disc: pl.DataFrame, summary: dict) -> dict[str, int]:
+def _totals(open_: pl.DataFrame, disc: pl.DataFrame, summary: sm.Summary | None) -> dict[str, int]:
     """Errors / warnings (open, not waived), waived (open), new / persisting / resolved."""
     t = {**status_totals(disc), "info": open_.filter(pl.col("severity") == "info").height}
-    given = summary.get("totals")
-    if isinstance(given, dict):  # the figures of summary.json win, so the page and CI agree
-        t |= {k: v for k, v in given.items() if k in t and isinstance(v, int)}
+    if summary is not None:  # the figures of summary.json win, so the page and CI agree
+        given = summary.totals.model_dump()
+        t |= {k: int(given[k]) for k in t if k in given and not isinstance(given[k], bool)}
     return t
 
 
-def _gates(summary: dict) -> list[Gate]:
-    out = []
-    for g in summary.get("gates") or []:
-        if not isinstance(g, dict):
-            continue
-        name = text(g.get("gate") or g.get("check") or g.get("category") or "?")
-        threshold = g.get("threshold")
-        if threshold is None and g.get("max_errors") is not None:
-            threshold = f"max {g['max_errors']} errors"
-        warnings = g.get("warnings")
-        out.append(
-            Gate(
-                gate=name,
-                category=text(g.get("category") or (name if name in CATEGORIES else "")),
-                errors=int(g.get("errors", 0) or 0),
-                warnings=None if warnings is None else int(warnings),
-                waived=int(g.get("waived", 0) or 0),
-                threshold=text(threshold or ""),
-                passed=bool(g.get("passed", True)),
-            )
+def _gates(summary: sm.Summary | None) -> list[Gate]:
+    return [
+        Gate(
+            gate=text(g.check),
+            category=text(g.category or ""),
+            errors=g.errors,
+            warnings=g.warnings,
+            waived=g.waived,
+            threshold=text(g.threshold),
+            passed=g.passed,
         )
-    return out
+        for g in (summary.gates if summary is not None else [])
+    ]
 
 
-def _verdict(summary: dict, trial: str, totals: dict[str, int], gates: list[Gate], passed: bool, at: str) -> Verdict:
+def _verdict(
+    summary: sm.Summary | None, trial: str, totals: dict[str, int], gates: list[Gate], passed: bool, at: str
+) -> Verdict:
     failing = [g for g in gates if not g.passed]
     n_all, n_failing = count_text(len(gates)), count_text(len(failing))
     if passed:
@@ -536,23 +524,22 @@ def _verdict(summary: dict, trial: str, totals: dict[str, int], gates: list[Gate
         ("k-resolved", "Resolved", "resolved", "resolved", "gone since last"),
     )
     shown = sorted(failing, key=lambda g: -g.errors)[:8]
-    balanced = summary.get("ledger_balanced")
     return Verdict(
         passed=passed,
         trial_load=trial,
-        migration=opt_text(summary.get("migration") or None),
+        migration=opt_text(summary.migration if summary is not None else None),
         when=at,
         lead=lead,
         tiles=tuple(Tile(i, label, totals[k], cls if totals[k] else "zero", sub) for i, label, k, cls, sub in tiles),
-        ledger=Ledger(
-            None if balanced is None else bool(balanced), summary.get("records_read"), summary.get("ledger_rows")
-        ),
+        ledger=Ledger(None, None, None)
+        if summary is None
+        else Ledger(summary.ledger_balanced, summary.records_read, summary.ledger_rows),
         failing=tuple(shown),
         failing_more=len(failing) - len(shown),
     )
 
 
-def _charts(trend: list[dict], open_: pl.DataFrame, ents: dict[str, dict]) -> Charts:
+def _charts(trend: list[dict], open_: pl.DataFrame, ents: dict[str, sm.EntityCounts]) -> Charts:
     names = list(ents) or ENTITY_ORDER
     extra = sorted(set(open_["entity"].drop_nulls().to_list()) - set(names))
     rows = []
@@ -570,23 +557,23 @@ def _charts(trend: list[dict], open_: pl.DataFrame, ents: dict[str, dict]) -> Ch
     return Charts(charts.trend_lines(trend), charts.trend_changes(trend), charts.entity_bars(rows), len(trend))
 
 
-def _counts(summary: dict, ents: dict[str, dict]) -> Counts:
-    systems = tuple(sorted({s for v in ents.values() for s in (v.get("records_read_by_system") or {})}))
+def _counts(summary: sm.Summary | None, ents: dict[str, sm.EntityCounts]) -> Counts:
+    systems = tuple(sorted({s for v in ents.values() for s in v.records_read_by_system}))
     rows = []
     for name, v in ents.items():
-        by = v.get("records_read_by_system") or {}
-        read = v.get("records_read")
+        by = v.records_read_by_system
+        read = v.records_read
         cells = []
         for k, _ in COUNT_COLUMNS:
-            val = v.get(k)
+            val = getattr(v, k)
             cls = "num"
             if k in ("missing", "unexpected", "with_differences") and val:
                 cls += " hl-bad"
             elif k == "rejected" and val:
                 cls += " hl-warn"
             title = None
-            if k == "rejected" and v.get("rejected_by_category"):
-                title = ", ".join(f"{c}: {n}" for c, n in v["rejected_by_category"].items())
+            if k == "rejected" and v.rejected_by_category:
+                title = ", ".join(f"{c}: {n}" for c, n in v.rejected_by_category.items())
             cells.append(CountCell(k, val, cls, title))
         rows.append(
             EntityCounts(
@@ -595,19 +582,17 @@ def _counts(summary: dict, ents: dict[str, dict]) -> Counts:
                 derived=not read and not by,
                 by_system=tuple((s, by.get(s, 0)) for s in systems),
                 cells=tuple(cells),
-                fate=charts.fate_bar(v),
+                fate=charts.fate_bar(v.model_dump()),
             )
         )
-    reasons = tuple(sorted({r for v in ents.values() for r in (v.get("rejected_by_category") or {})}))
+    reasons = tuple(sorted({r for v in ents.values() for r in v.rejected_by_category}))
     rejected = tuple(
-        RejectedRow(name, tuple(int(rc.get(r, 0) or 0) for r in reasons), sum(rc.values()))
+        RejectedRow(name, tuple(rc.get(r, 0) for r in reasons), sum(rc.values()))
         for name, v in ents.items()
-        if (rc := v.get("rejected_by_category") or {})
+        if (rc := v.rejected_by_category)
     )
     files = tuple(
-        ExtractFile(text(f.get("file")), text(f.get("status")), f.get("records"))
-        for f in summary.get("files") or []
-        if isinstance(f, dict)
+        ExtractFile(text(f.file), text(f.status), f.records) for f in (summary.files if summary is not None else [])
     )
     return Counts(systems, COUNT_COLUMNS, tuple(rows), reasons, rejected, files, charts.fate_legend())
 
@@ -736,21 +721,21 @@ def _days_to(expires: object, today: dt.date) -> int | None:
         return None
 
 
-def _waivers(summary: dict, today: dt.date) -> Waivers:
-    w = summary.get("waivers") or {}
-
-    def items(kind: str) -> tuple[Waiver, ...]:
+def _waivers(summary: sm.Summary | None, today: dt.date) -> Waivers:
+    def items(rows: list[sm.AppliedWaiver] | list[sm.WaiverRow]) -> tuple[Waiver, ...]:
         return tuple(
             Waiver(
-                id=opt_text(x.get("id")),
-                matched=x.get("matched"),
-                reason=opt_text(x.get("reason")),
-                approver_role=opt_text(x.get("approver_role")),
-                expires=opt_text(x.get("expires")),
-                days_left=_days_to(x.get("expires"), today),
+                id=opt_text(x.id),
+                matched=getattr(x, "matched", None),
+                reason=opt_text(x.reason),
+                approver_role=opt_text(x.approver_role),
+                expires=opt_text(x.expires),
+                days_left=_days_to(x.expires, today),
             )
-            for x in w.get(kind) or []
-            if isinstance(x, dict)
+            for x in rows
         )
 
-    return Waivers(items("applied"), items("unmatched"), items("expired"))
+    if summary is None:
+        return Waivers((), (), ())
+    w = summary.waivers
+    return Waivers(items(w.applied), items(w.unmatched), items(w.expired))

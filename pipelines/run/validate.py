@@ -296,10 +296,11 @@ def finish(
             timings=timings or {},
         )
         # one typed model (checks.summary): a field missing, unknown or of the wrong type stops here
-        summary = Summary.model_validate(summary).model_dump(mode="json")
+        model = Summary.model_validate(summary)
+        summary = model.model_dump(mode="json")
         tmp = _prepare(cfg.out)
         try:
-            _write_outputs(tmp, disc, view, ledger, summary, gates, src.unmapped)
+            _write_outputs(tmp, disc, view, ledger, model, gates, src.unmapped)
             record_run(history, cfg.migration, cfg.trial_load, disc, totals)
             _move_in(tmp, cfg.out, cfg.trial_load)
         finally:
@@ -403,7 +404,7 @@ def _prepare(out: Path) -> Path:
         raise MigcheckError(f"--out {out}: cannot create the report folder ({e.strerror})") from e
 
 
-def _write_outputs(tmp: Path, disc, view, ledger, summary, gates, unmapped) -> None:
+def _write_outputs(tmp: Path, disc, view, ledger, summary: Summary, gates, unmapped) -> None:
     from pipelines.report.csv import write_csv
     from pipelines.report.excel import write_worklists
     from pipelines.report.html import write_report_html
@@ -414,10 +415,10 @@ def _write_outputs(tmp: Path, disc, view, ledger, summary, gates, unmapped) -> N
         write_csv(disc, tmp / "discrepancies.csv")  # for spreadsheets: formulas neutralised
         ledger.write_parquet(tmp / "ledger.parquet")
         (tmp / "summary.json").write_text(
-            json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
+            json.dumps(summary.model_dump(mode="json"), indent=2, ensure_ascii=False), encoding="utf-8"
         )
         write_csv(unmapped.with_columns(pl.col(pl.List(pl.String)).list.join(" | ")), tmp / "unmapped_codes.csv")
-        write_junit(tmp / "junit.xml", gates, summary["trial_load"])
+        write_junit(tmp / "junit.xml", gates, summary.trial_load)
         write_worklists(tmp, view)
         write_report_html(tmp, view, summary, unmapped)
     except OSError as e:
