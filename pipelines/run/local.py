@@ -12,14 +12,14 @@ guard for Python's ``spawn``). With
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from checks.errors import MigcheckError
+from pipelines.run.processes import in_worker_process
 from pipelines.run.progress import Progress, Silent
 from pipelines.run.sequence import Step
 
@@ -29,10 +29,9 @@ class LocalRunner:
 
     def __init__(self, workers: int = 3, progress: Progress | None = None, worker_process: bool = False) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migcheck")
-        #: for steps that want their own process (``Step.own_process``) when ``worker_process`` is
-        #: asked for (the command line), started when first needed; otherwise they run in a thread
+        #: steps that want their own process (``Step.own_process``) get one when ``worker_process``
+        #: is asked for (the command line); otherwise they run in a thread
         self._worker_process = worker_process
-        self._processes: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self.progress = progress or Silent()
         #: stage → seconds from its first step's start to its last step's end
@@ -46,20 +45,13 @@ class LocalRunner:
         self.progress.started(step)
         try:
             if step.own_process and self._worker_process:
-                return self._process_pool().submit(step.fn, **kwargs).result()
+                return in_worker_process(step.fn)(**kwargs)
             return step.fn(**kwargs)
         finally:
             t1 = time.perf_counter()
             with self._lock:
                 self._spans[step.stage][1] = max(self._spans[step.stage][1], t1)
             self.progress.finished(step, t1 - t0)
-
-    def _process_pool(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._processes is None:
-                # spawn: a fresh interpreter, never a fork of this multi-threaded one
-                self._processes = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-            return self._processes
 
     def submit(self, step: Step, **kwargs: Any) -> Future:
         """Run the step in the pool; its result later."""
@@ -104,5 +96,3 @@ class LocalRunner:
     def close(self) -> None:
         """Wait for running steps; drop the ones not started (after a failure)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-        if self._processes is not None:
-            self._processes.shutdown(wait=True, cancel_futures=True)

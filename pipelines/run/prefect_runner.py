@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from checks.errors import MigcheckError
 from pipelines.io.extract import extract_file_path
+from pipelines.run.processes import in_worker_process
 from pipelines.run.sequence import Step
 
 #: bump when the extract reader changes what it makes of a file (invalidates the file cache)
@@ -65,7 +66,9 @@ def task_of(step: Step) -> Task:
             options |= IO_RETRY
         if step.run_name:
             options["task_run_name"] = step.run_name
-        _TASKS[step.name] = task(**options)(step.fn)
+        # a step that wants its own process gets one here too (the flow's tasks are threads)
+        fn = in_worker_process(step.fn) if step.own_process else step.fn
+        _TASKS[step.name] = task(**options)(fn)
     return _TASKS[step.name]
 
 
