@@ -51,6 +51,7 @@ def report(sample_extract, tmp_path_factory):
 
 def _finding(check: str, category: str, **kw) -> dict:
     row = {c: None for c in FINDING_SCHEMA_INFO} | {"check": check, "category": category, "_info": False}
+    row["message"] = f"a {category} finding of {check}"  # every finding says what is wrong
     return row | kw
 
 
