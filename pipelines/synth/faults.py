@@ -23,18 +23,8 @@ from checks.expected import Expected
 from checks.identity import luhn_digit
 from checks.mapping import Mappings
 from checks.target_schema import PRIMARY_KEY
+from pipelines.synth.scoring import TRUTH_COLUMNS
 
-TRUTH_COLUMNS = [
-    "defect_id",
-    "layer",
-    "category",
-    "entity",
-    "source_ref",
-    "target_ref",
-    "column",
-    "nature",
-    "description",
-]
 _CHILD_TABLES = ["diagnosis", "procedure", "orders", "allergy"]
 _HOUR = dt.timedelta(hours=1)
 

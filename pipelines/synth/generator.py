@@ -40,8 +40,9 @@ from pipelines.synth.defects import (
     inject_patient_variants,
 )
 from pipelines.synth.reference import MAPPINGS, Reference
+from pipelines.synth.scoring import TRUTH_COLUMNS as DEFECT_COLUMNS
 from pipelines.synth.world import World
-from pipelines.synth.writers import DEFECT_COLUMNS, PAS_HEADERS, PCS_FILES, write_extract
+from pipelines.synth.writers import PAS_HEADERS, PCS_FILES, write_extract
 
 __all__ = ["DEFECT_COLUMNS", "PAS_HEADERS", "PCS_FILES", "VARIANTS", "GenerateResult", "generate"]
 

@@ -13,6 +13,19 @@ from pathlib import Path
 
 import polars as pl
 
+#: the one layout of the ground truth: ``defects.csv`` (generate) and ``load_faults.csv`` (trial-load)
+TRUTH_COLUMNS = [
+    "defect_id",
+    "layer",
+    "category",
+    "entity",
+    "source_ref",
+    "target_ref",
+    "column",
+    "nature",
+    "description",
+]
+
 
 @dataclass(frozen=True)
 class Score:

@@ -20,7 +20,8 @@ from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, PRIMARY_K
 from pipelines.io.extract import read_extract
 from pipelines.io.settings import default_mappings_root
 from pipelines.io.target_db import connect, create_target, load_reference, safe_url, write_frame
-from pipelines.synth.faults import TRUTH_COLUMNS, inject_faults
+from pipelines.synth.faults import inject_faults
+from pipelines.synth.scoring import TRUTH_COLUMNS
 
 _TS = pl.Datetime("us")
 

@@ -19,19 +19,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from pipelines.synth.scoring import TRUTH_COLUMNS
 from pipelines.synth.world import World
 
-DEFECT_COLUMNS = [
-    "defect_id",
-    "layer",
-    "category",
-    "entity",
-    "source_ref",
-    "target_ref",
-    "column",
-    "nature",
-    "description",
-]
 PAS_HEADERS = {
     "patient.csv": ["PATID", "PNR", "ENAMN", "FNAMN", "KON", "AVLIDEN", "SKYDD", "POSTNR", "KOMMUN"],
     "kontakt.csv": ["KONTAKTID", "PATID", "KONTAKTTYP", "ENHET", "INDATUM", "UTDATUM", "STATUS"],
@@ -472,7 +462,7 @@ def _write_all(w: World, out: _Out, pas: pl.DataFrame, pcs: pl.DataFrame) -> Non
 def _write_truth(w: World, out: _Out, out_dir: Path) -> int:
     text = io.StringIO()
     wr = csv.writer(text, lineterminator="\n")
-    wr.writerow(DEFECT_COLUMNS)
+    wr.writerow(TRUTH_COLUMNS)
     n = 0
     for v, hits in w.hits:
         notes = hits.notes or [""] * len(hits.keys)
