@@ -91,19 +91,11 @@ class Totals(_Strict):
     ledger_balanced: bool
 
 
-class TrendPoint(_Strict):
-    """The latest run of one trial load of the migration (from the history database)."""
+class TrendPoint(Totals):
+    """The latest run of one trial load of the migration (from the history database): its totals."""
 
     trial_load: str
     run_at: str
-    errors: int
-    warnings: int
-    waived: int
-    new: int
-    persisting: int
-    resolved: int
-    gate_passed: bool
-    ledger_balanced: bool
 
 
 class Summary(_Strict):
