@@ -79,12 +79,10 @@ def prepare_load(patients: int, work: Path) -> tuple[Path, str]:
     return extract, f"sqlite:///{db}"
 
 
-def measure(name: str, extract: Path, url: str, work: Path) -> dict:
-    """cli, library and lower bound on one load."""
-    res: dict = {"load": name}
+def timed_cli(extract: Path, url: str, out: Path, history: Path, *options: str) -> dict:
+    """``migcheck validate`` as a new user runs it: a fresh process, a fresh empty PREFECT_HOME."""
     with tempfile.TemporaryDirectory(prefix="prefect-home-") as home:
-        out = work / f"cli-{name}"
-        res["cli"] = timed(
+        return timed(
             [
                 MIGCHECK,
                 "validate",
@@ -97,31 +95,21 @@ def measure(name: str, extract: Path, url: str, work: Path) -> dict:
                 "--out",
                 str(out),
                 "--history",
-                f"sqlite:///{work / 'cli-history.db'}",
+                f"sqlite:///{history}",
                 "--quiet",
+                *options,
             ],
             env={"PREFECT_HOME": home},
         )
-    with tempfile.TemporaryDirectory(prefix="prefect-home-") as home:
-        res["cli_prefect"] = timed(
-            [
-                MIGCHECK,
-                "validate",
-                "--source",
-                str(extract),
-                "--target",
-                url,
-                "--trial-load",
-                "BENCH",
-                "--out",
-                str(work / f"cli-prefect-{name}"),
-                "--history",
-                f"sqlite:///{work / 'cli-prefect-history.db'}",
-                "--quiet",
-                "--prefect",
-            ],
-            env={"PREFECT_HOME": home},
-        )
+
+
+def measure(name: str, extract: Path, url: str, work: Path) -> dict:
+    """cli, library and lower bound on one load."""
+    res: dict = {"load": name}
+    res["cli"] = timed_cli(extract, url, work / f"cli-{name}", work / "cli-history.db")
+    res["cli_prefect"] = timed_cli(
+        extract, url, work / f"cli-prefect-{name}", work / "cli-prefect-history.db", "--prefect"
+    )
     res["library"] = timed(
         [PY, "-c", LIBRARY, str(extract), url, str(work / f"lib-{name}"), f"sqlite:///{work / 'lib-history.db'}"]
     )

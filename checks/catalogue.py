@@ -355,6 +355,10 @@ def _target(entity: str, rule: str, column: str | None, category: str, action: s
     )
 
 
+def _code_action(column: str) -> str:
+    return f"Vendor load: use an active code value of the right code set / vocabulary for {column}"
+
+
 _ORPHAN_ACTION = "Vendor load: the parent row this row refers to does not exist; load the parent or fix the reference"
 for _t in DATA_TABLES:
     for _c in target_schema.TABLES[_t]:
@@ -374,7 +378,7 @@ for _t in DATA_TABLES:
                 "code",
                 _col,
                 "invalid_code",
-                f"Vendor load: use an active code value of the right code set / vocabulary for {_col}",
+                _code_action(_col),
                 f"{_t}.{_col} must be an active code value of code set {_cs}.",
             )
     for (_tt, _col), _voc in NOMENCLATURE.items():
@@ -384,7 +388,7 @@ for _t in DATA_TABLES:
                 "nomenclature",
                 _col,
                 "invalid_code",
-                f"Vendor load: use an active code value of the right code set / vocabulary for {_col}",
+                _code_action(_col),
                 f"{_t}.{_col} must name an active {_voc} nomenclature row.",
             )
     for (_tt, _col), (_parent, _key) in REFERENCES.items():

@@ -487,6 +487,19 @@ def apply_baseline(disc: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([now, gone.select(DISCREPANCY_COLUMNS)], how="vertical_relaxed")
 
 
+def with_review_columns(disc: pl.DataFrame) -> pl.DataFrame:
+    """The discrepancies with the columns of a steward's view, added where absent.
+
+    ``owner`` (derived from the check), ``waived`` (false) and ``waiver`` (none), as the report and
+    the worklists show them.
+    """
+    return disc.with_columns(
+        *([] if "owner" in disc.columns else [owner().alias("owner")]),
+        *([] if "waived" in disc.columns else [pl.lit(False).alias("waived")]),
+        *([] if "waiver" in disc.columns else [pl.lit(None, dtype=pl.String).alias("waiver")]),
+    )
+
+
 def owner() -> pl.Expr:
     """Who must act on a discrepancy: source system, code map or vendor load (``OWNERS``).
 

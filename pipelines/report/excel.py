@@ -21,6 +21,7 @@ import polars as pl
 import xlsxwriter
 
 from checks.catalogue import OWNER_GROUPS, OWNERS
+from checks.discrepancies import with_review_columns
 
 #: the worklist file of each owner group (``checks.catalogue.OWNERS``): ``code map`` → ``code-map.xlsx``
 OWNER_FILES = {owner: OWNER_GROUPS[owner].file for owner in OWNERS}
@@ -58,14 +59,7 @@ _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"  # not allowed in XML text
 
 def _prepare(disc: pl.DataFrame) -> pl.DataFrame:
     """Add owner / waived / waiver where absent, clean text, sort: open first, errors first."""
-    if "owner" not in disc.columns:
-        from checks.discrepancies import owner
-
-        disc = disc.with_columns(owner().alias("owner"))
-    if "waived" not in disc.columns:
-        disc = disc.with_columns(pl.lit(False).alias("waived"))
-    if "waiver" not in disc.columns:
-        disc = disc.with_columns(pl.lit(None, dtype=pl.String).alias("waiver"))
+    disc = with_review_columns(disc)
     if "status" not in disc.columns:
         disc = disc.with_columns(pl.lit("new").alias("status"))
     unknown = set(disc["owner"].drop_nulls().unique().to_list()) - set(OWNER_FILES)

@@ -15,7 +15,7 @@ import polars as pl
 
 from checks import summary as sm
 from checks.catalogue import OWNER_GROUPS
-from checks.discrepancies import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, OWNERS, owner, status_totals
+from checks.discrepancies import CATEGORIES, DISCREPANCY_COLUMNS, ENTITIES, OWNERS, status_totals, with_review_columns
 from pipelines.report import charts
 from pipelines.report.charts import Chart, FateBar, LegendItem
 from pipelines.report.excel import OWNER_FILES
@@ -449,13 +449,7 @@ def _prepare(disc: pl.DataFrame) -> pl.DataFrame:
     for c in DISCREPANCY_COLUMNS:
         if c not in disc.columns:
             disc = disc.with_columns(pl.lit(None, dtype=pl.String).alias(c))
-    if "owner" not in disc.columns:
-        disc = disc.with_columns(owner().alias("owner"))
-    if "waived" not in disc.columns:
-        disc = disc.with_columns(pl.lit(False).alias("waived"))
-    if "waiver" not in disc.columns:
-        disc = disc.with_columns(pl.lit(None, dtype=pl.String).alias("waiver"))
-    disc = disc.with_columns(
+    disc = with_review_columns(disc).with_columns(
         pl.col("waived").cast(pl.Boolean).fill_null(False),
         pl.col("status").fill_null("new"),
         pl.col("owner").fill_null("vendor load"),

@@ -18,10 +18,9 @@ from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from checks.errors import MigcheckError
 from pipelines.run.processes import in_worker_process
 from pipelines.run.progress import Progress, Silent
-from pipelines.run.sequence import Step
+from pipelines.run.sequence import Step, dask_unreachable
 
 
 class LocalRunner:
@@ -70,11 +69,7 @@ class LocalRunner:
         try:
             client = Client(address, timeout="20s")
         except (OSError, TimeoutError) as e:
-            raise MigcheckError(
-                f"--dask: no Dask scheduler answered at {address} ({type(e).__name__}); "
-                "start the cluster or fix the address",
-                transient=True,
-            ) from None
+            raise dask_unreachable(address, e) from None
         try:
             for _ in calls:
                 self.progress.submitted(step)

@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from checks.errors import MigcheckError
 from pipelines.io.extract import extract_file_path
 from pipelines.run.processes import in_worker_process
-from pipelines.run.sequence import Step
+from pipelines.run.sequence import Step, dask_unreachable
 
 #: bump when the extract reader changes what it makes of a file (invalidates the file cache)
 READER_VERSION = "1"
@@ -93,11 +93,7 @@ class PrefectRunner:
                 futures = [runner.submit(task_of(step), c) for c in calls]
                 return [f.result() for f in futures]
         except (OSError, TimeoutError) as e:
-            raise MigcheckError(
-                f"--dask: no Dask scheduler answered at {address} ({type(e).__name__}); "
-                "start the cluster or fix the address",
-                transient=True,
-            ) from None
+            raise dask_unreachable(address, e) from None
 
     def timings(self) -> dict[str, float]:
         """Stage times are in the Prefect UI (each task's duration), not kept here."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from checks.errors import MigcheckError
 from checks.expected import compute_expected
 from checks.partition import split_child
 from checks.reconcile import (
@@ -84,6 +85,14 @@ class ValidateArgs:
     target_checks: bool = True
     dask: str | None = None
     partitions: int = 16
+
+
+def dask_unreachable(address: str, e: BaseException) -> MigcheckError:
+    """The one line for a Dask scheduler that did not answer: a fault that may pass (retried)."""
+    return MigcheckError(
+        f"--dask: no Dask scheduler answered at {address} ({type(e).__name__}); start the cluster or fix the address",
+        transient=True,
+    )
 
 
 class Pending(Protocol):
