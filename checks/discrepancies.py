@@ -6,13 +6,13 @@ Pure polars: frames in, frames (and plain dicts) out. The contract is ``shared/s
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import polars as pl
 
 from checks import catalogue
 from checks.catalogue import CATEGORIES
-from checks.expected import Expected
 from checks.findings import FINDING_SCHEMA, FINDING_SCHEMA_INFO
 from checks.frames import DISPOSITIONS, Finding
 from checks.mapping import Mappings
@@ -59,13 +59,13 @@ def _blank(df: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
     return df.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in cols if c not in df.columns)
 
 
-def source_findings(exp: Expected) -> pl.DataFrame:
+def source_findings(findings: pl.DataFrame) -> pl.DataFrame:
     """Source-layer findings (rules on the extract) with their check ids.
 
     ``expected``/``actual`` as the rules engine gives them: for a code, what would have been
     accepted and the code as found (D41); blank where a finding shows no value.
     """
-    f = exp.findings
+    f = findings
     declared = pl.DataFrame(
         [(e, cat, c.id) for (e, cat), c in catalogue.SOURCE.items()],
         schema=["entity", "category", "check"],
@@ -108,12 +108,38 @@ def target_check_findings(failures: pl.DataFrame, links: pl.DataFrame) -> pl.Dat
     )
 
 
-def row_count_findings(exp: Expected, target: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """Counts per entity and source system: info when equal, error when not."""
+def table_counts(tables: dict[str, pl.DataFrame], column: str) -> pl.DataFrame:
+    """Rows per table and contributor system (``table, contributor_system_cd, <column>``).
+
+    Counts of several partitions add up (``sum_counts``) to those of the whole.
+    """
+    parts = [
+        df.group_by("contributor_system_cd").len().select(pl.lit(t).alias("table"), "contributor_system_cd", "len")
+        for t, df in tables.items()
+    ]
+    schema = {"table": pl.String, "contributor_system_cd": pl.String, column: pl.Int64}
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    return pl.concat(parts).rename({"len": column}).cast(schema)  # type: ignore[arg-type]
+
+
+def sum_counts(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Counts of ``table_counts`` summed over parts."""
+    df = pl.concat(parts)
+    value = df.columns[-1]
+    return df.group_by("table", "contributor_system_cd", maintain_order=True).agg(pl.col(value).sum())
+
+
+def row_count_findings(expected: pl.DataFrame, actual: pl.DataFrame, tables: Sequence[str]) -> pl.DataFrame:
+    """Counts per entity and source system: info when equal, error when not.
+
+    ``expected`` and ``actual``: ``table_counts`` of the expected and of the target tables;
+    ``tables`` in the order the report lists them.
+    """
     rows = []
-    for t, et in exp.tables.items():
-        e = et.group_by("contributor_system_cd").len().rename({"len": "expected"})
-        a = target[t].group_by("contributor_system_cd").len().rename({"len": "actual"})
+    for t in tables:
+        e = expected.filter(pl.col("table") == t).select("contributor_system_cd", "expected")
+        a = actual.filter(pl.col("table") == t).select("contributor_system_cd", "actual")
         j = (
             e.join(a, on="contributor_system_cd", how="full", coalesce=True)
             .fill_null(0)
@@ -250,7 +276,19 @@ def discrepancies(parts: list[pl.DataFrame], trial_load: str, m: Mappings) -> pl
     return (
         df.with_columns(pl.col("severity").replace_strict(order, return_dtype=pl.Int8).alias("_o"))
         .sort(
-            ["_o", "entity", "category", "source_ref", "target_ref", "column", "check", "discrepancy_id"],
+            [
+                "_o",
+                "entity",
+                "category",
+                "source_ref",
+                "target_ref",
+                "column",
+                "check",
+                "discrepancy_id",
+                "expected",
+                "actual",
+                "message",
+            ],
             nulls_last=True,
             maintain_order=True,
         )
@@ -262,18 +300,24 @@ def discrepancies(parts: list[pl.DataFrame], trial_load: str, m: Mappings) -> pl
 PERSON_RECORDS = ("pas/patient", "pcs/patients")
 
 
-def final_ledger(exp: Expected, recon: Reconciliation, disc: pl.DataFrame) -> pl.DataFrame:
+def person_links(staged: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """``source_ref → person_ref`` of every patient record (the merged person it belongs to)."""
+    return pl.concat(
+        [df.select("source_ref", "person_ref") for k, df in staged.items() if k in PERSON_RECORDS],
+        how="vertical_relaxed",
+    )
+
+
+def final_ledger(
+    ledger: pl.DataFrame | pl.LazyFrame, persons: pl.DataFrame, recon: Reconciliation, disc: pl.DataFrame
+) -> pl.DataFrame:
     """One row per legacy record with its final disposition.
 
-    One lazy query: a region-sized ledger (tens of millions of rows) is joined to the statuses
-    without holding every intermediate frame at once.
+    ``ledger``: the expected ledger (every record with its disposition before reconciliation);
+    ``persons``: ``person_links``. One lazy query: a region-sized ledger (tens of millions of rows)
+    is joined to the statuses without holding every intermediate frame at once.
     """
-    person_of = (
-        pl.concat([df.select("source_ref", "person_ref") for k, df in exp.staged.items() if k in PERSON_RECORDS])
-        .lazy()
-        .filter(pl.col("person_ref").is_not_null())
-        .unique("source_ref", keep="first")
-    )
+    person_of = persons.lazy().filter(pl.col("person_ref").is_not_null()).unique("source_ref", keep="first")
     status = recon.status.lazy()
     pstatus = status.filter(pl.col("entity") == "person").select(
         pl.col("source_ref").alias("person_ref"), pl.col("status").alias("_pstatus")
@@ -290,7 +334,8 @@ def final_ledger(exp: Expected, recon: Reconciliation, disc: pl.DataFrame) -> pl
         pl.col("status").alias("_ostatus"),
     )
     led = (
-        exp.ledger.lazy()
+        ledger.lazy()
+        .select(LEDGER_COLUMNS)
         .with_row_index("_row")
         .with_columns(pl.int_range(pl.len()).over("source_ref", "entity").alias("_k"))
         .join(person_of, on="source_ref", how="left")
@@ -372,7 +417,7 @@ class RunSummary:
 
 def summarise(
     trial_load: str,
-    exp: Expected,
+    expected_rows: dict[str, int],
     recon: Reconciliation,
     found: dict[str, int],
     ledger: pl.DataFrame,
@@ -410,13 +455,13 @@ def summarise(
                     rej.filter(pl.col("entity") == e).group_by("_cat").len().sort("_cat").iter_rows()
                 ),
                 merged=d("merged"),
-                expected_in_target=exp.tables[e].height if e in exp.tables else 0,
+                expected_in_target=expected_rows.get(e, 0),
                 found_in_target=found.get(e, 0),
                 matched=c.get("matched", 0)
                 if e in counts
                 else (
-                    exp.tables[e].height - ent_disc.filter(pl.col("category") == "missing_in_target").height
-                    if e in exp.tables
+                    expected_rows[e] - ent_disc.filter(pl.col("category") == "missing_in_target").height
+                    if e in expected_rows
                     else 0
                 ),
                 missing=c.get("missing", ent_disc.filter(pl.col("category") == "missing_in_target").height),

@@ -541,14 +541,22 @@ def _findings_of(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
-    """Expected target, ledger and source findings of an extract under the mappings."""
-    m = mappings
-    frames = extract.frames
+PARENT_TABLES = ("person", "encounter")
+#: the child tables, in the order their rows take in the ledger
+CHILD_TABLES = ("diagnosis", "procedure", "orders", "allergy")
+#: every expected table, in the order the report counts them
+TABLE_ORDER = ("person", "encounter", *CHILD_TABLES, "person_alias", "encntr_alias")
+
+
+def expected_parents(frames: dict[str, pl.DataFrame], m: Mappings, as_of: dt.date) -> Expected:
+    """Persons and encounters: the records every other record hangs on, computed over the whole extract.
+
+    Persons are merged across systems by identity and repeated encounter keys are folded, so
+    these are never split. ``staged`` holds the person and encounter records the children look
+    their parents up in (``expected_children``).
+    """
     staged: dict[str, pl.DataFrame] = {}
     warnings: list[pl.DataFrame] = []
-
-    # persons
     ptm = m.tables["person"]
     pstaged = [_stage_kind(frames, s, "person", m, as_of, {}) for s in ptm.sources]
     persons = _merge_persons(pstaged, {s.system: s for s in ptm.sources})
@@ -557,47 +565,66 @@ def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
         staged[s.records] = persons.filter(pl.col("source_system") == s.system)
     warnings.append(_implausible_persons(persons, ptm.implausible, as_of))
 
-    # encounters, then children, each with its parents staged first
-    tables: dict[str, pl.DataFrame] = {"person": person}
-    order = ["encounter", "diagnosis", "procedure", "orders", "allergy"]
-    for t in order:
+    tm = m.tables["encounter"]
+    parts = []
+    for s in tm.sources:
+        df = _stage_kind(frames, s, "encounter", m, as_of, staged)
+        df = df.with_columns(
+            pl.col("_parent_person_ref").alias("person_ref"), pl.col("source_ref").alias("encounter_ref")
+        )
+        df = _fold_repeated_keys(df)
+        staged[s.records] = df
+        parts.append(df)
+    enc_all = pl.concat(parts, how="diagonal_relaxed")
+    warnings.append(_implausible_encounters(enc_all, person, tm.implausible, as_of))
+    enc = _table_of("encounter", parts)
+    tables = {
+        "person": person.select(TABLE_COLUMNS["person"]),
+        "encounter": enc,
+        "person_alias": _person_alias_table(persons, person),
+        "encntr_alias": enc.select(
+            "source_ref",
+            pl.lit("VISITID").alias("encntr_alias_type_cd"),
+            pl.col("source_ref").str.split(":").list.last().alias("alias"),
+            "contributor_system_cd",
+        ),
+    }
+    return _assembled(tables, staged, warnings)
+
+
+def parent_records(m: Mappings) -> list[str]:
+    """The record kinds of the parent tables (persons, encounters)."""
+    return [s.records for t in PARENT_TABLES for s in m.tables[t].sources]
+
+
+def expected_children(
+    frames: dict[str, pl.DataFrame], parents: dict[str, pl.DataFrame], m: Mappings, as_of: dt.date
+) -> Expected:
+    """Every record that is neither a person nor an encounter, given its parents' staged records.
+
+    ``parents``: the staged person and encounter records (``expected_parents(...).staged``), or
+    any subset of them that holds every record the children in ``frames`` refer to: a child finds
+    its parent by the parent's legacy key, the first record by line holding it. The records of a
+    partition and the parents they name give exactly what the whole extract gives them.
+    """
+    staged: dict[str, pl.DataFrame] = {}
+    tables: dict[str, pl.DataFrame] = {}
+    for t in CHILD_TABLES:
         tm = m.tables[t]
         parts = []
         for s in tm.sources:
-            df = _stage_kind(frames, s, t, m, as_of, staged)
-            if t == "encounter":
-                df = df.with_columns(
-                    pl.col("_parent_person_ref").alias("person_ref"), pl.col("source_ref").alias("encounter_ref")
-                )
-                df = _fold_repeated_keys(df)
-            else:
-                df = df.with_columns(pl.col("_parent_person_ref").alias("person_ref"))
-                if "_parent_encounter_ref" in df.columns:
-                    df = df.with_columns(pl.col("_parent_encounter_ref").alias("encounter_ref"))
+            df = _stage_kind(frames, s, t, m, as_of, parents).with_columns(
+                pl.col("_parent_person_ref").alias("person_ref")
+            )
+            if "_parent_encounter_ref" in df.columns:
+                df = df.with_columns(pl.col("_parent_encounter_ref").alias("encounter_ref"))
             staged[s.records] = df
             parts.append(df)
-        allt = pl.concat(
-            [p.select([c for c in TABLE_COLUMNS[t] if c in p.columns] + ["disposition"]) for p in parts],
-            how="diagonal_relaxed",
-        )
-        tables[t] = allt.filter(pl.col("disposition") == "expected").select(TABLE_COLUMNS[t])
-        if t == "encounter":
-            enc_all = pl.concat(parts, how="diagonal_relaxed")
-            warnings.append(_implausible_encounters(enc_all, person, tm.implausible, as_of))
-
-    tables["person_alias"] = _person_alias_table(persons, person)
-    enc = tables["encounter"]
-    tables["encntr_alias"] = enc.select(
-        "source_ref",
-        pl.lit("VISITID").alias("encntr_alias_type_cd"),
-        pl.col("source_ref").str.split(":").list.last().alias("alias"),
-        "contributor_system_cd",
-    )
-    tables["person"] = person.select(TABLE_COLUMNS["person"])
+        tables[t] = _table_of(t, parts)
 
     # records with no target table: lab results, by scope
     for records in frames:
-        if records in staged:
+        if records in staged or records in parents:
             continue
         df = _scope(frames[records], records, m)
         staged[records] = df.with_columns(
@@ -619,21 +646,37 @@ def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
             ),
             pl.lit(records).alias("_fact"),
         )
+    return _assembled(tables, staged, [])
 
-    unp = extract.unparseable
-    ledger = pl.concat(
-        [df.select(list(LEDGER_SCHEMA)) for df in staged.values()]
-        + [
-            unp.select(
-                "source_ref",
-                "source_system",
-                "entity",
-                pl.lit("rejected").alias("disposition"),
-                (pl.lit("unparseable: ") + pl.col("reason")).alias("reason"),
-            )
-        ],
-        how="vertical_relaxed",
+
+def _table_of(t: str, parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """The expected rows of table ``t`` from its staged source records."""
+    allt = pl.concat(
+        [p.select([c for c in TABLE_COLUMNS[t] if c in p.columns] + ["disposition"]) for p in parts],
+        how="diagonal_relaxed",
     )
+    return allt.filter(pl.col("disposition") == "expected").select(TABLE_COLUMNS[t])
+
+
+def ledger_of(staged: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """The ledger rows of staged records, in the order of ``staged`` and of each frame.
+
+    Where the frames carry ``_row`` (their position in the whole extract file, which partitioned
+    runs keep), the rows carry ``_records`` and ``_row`` too, so that the parts of partitions can
+    be put back in extract order.
+    """
+    parts = []
+    for records, df in staged.items():
+        extra = [pl.lit(records).alias("_records"), pl.col("_row").cast(pl.Int64)] if "_row" in df.columns else []
+        parts.append(df.select(*list(LEDGER_SCHEMA), *extra))
+    if not parts:
+        return pl.DataFrame(schema=LEDGER_SCHEMA)
+    return pl.concat(parts, how="diagonal_relaxed")
+
+
+def _assembled(
+    tables: dict[str, pl.DataFrame], staged: dict[str, pl.DataFrame], warnings: list[pl.DataFrame]
+) -> Expected:
     findings = pl.concat(
         [_findings_of(df) for df in staged.values()]
         + [
@@ -642,18 +685,56 @@ def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
             )
             for w in warnings
             if w.height
-        ]
-        + [
-            unp.select(
-                pl.lit("unparseable").alias("category"),
-                "entity",
-                "source_system",
-                "source_ref",
-                pl.lit(None, dtype=pl.String).alias("column"),
-                (pl.lit("line cannot be read: ") + pl.col("reason")).alias("message"),
-            )
         ],
         how="diagonal_relaxed",
-    ).with_columns(pl.col("category").replace_strict(CATEGORY_SEVERITY, default="error").alias("severity"))
-    findings = findings.select(list(SOURCE_FINDING_SCHEMA))
-    return Expected(tables=tables, ledger=ledger, findings=findings, staged=staged)
+    )
+    return Expected(tables=tables, ledger=ledger_of(staged), findings=_with_severity(findings), staged=staged)
+
+
+def _with_severity(findings: pl.DataFrame) -> pl.DataFrame:
+    if findings.width == 0:
+        return pl.DataFrame(schema=SOURCE_FINDING_SCHEMA)
+    return findings.with_columns(
+        pl.col("category").replace_strict(CATEGORY_SEVERITY, default="error").alias("severity")
+    ).select(list(SOURCE_FINDING_SCHEMA))
+
+
+def unparseable_ledger(unp: pl.DataFrame) -> pl.DataFrame:
+    """Ledger rows of the lines the readers could not read: rejected."""
+    return unp.select(
+        "source_ref",
+        "source_system",
+        "entity",
+        pl.lit("rejected").alias("disposition"),
+        (pl.lit("unparseable: ") + pl.col("reason")).alias("reason"),
+    )
+
+
+def unparseable_findings(unp: pl.DataFrame) -> pl.DataFrame:
+    """Source findings of the lines the readers could not read."""
+    return _with_severity(
+        unp.select(
+            pl.lit("unparseable").alias("category"),
+            "entity",
+            "source_system",
+            "source_ref",
+            pl.lit(None, dtype=pl.String).alias("column"),
+            pl.lit(None, dtype=pl.String).alias("expected"),
+            pl.lit(None, dtype=pl.String).alias("actual"),
+            (pl.lit("line cannot be read: ") + pl.col("reason")).alias("message"),
+        )
+    )
+
+
+def compute_expected(extract, mappings: Mappings, as_of: dt.date) -> Expected:
+    """Expected target, ledger and source findings of an extract under the mappings (whole, in memory)."""
+    par = expected_parents(extract.frames, mappings, as_of)
+    ch = expected_children(extract.frames, par.staged, mappings, as_of)
+    tables = {**par.tables, **ch.tables}
+    unp = extract.unparseable
+    return Expected(
+        tables={t: tables[t] for t in TABLE_ORDER},
+        ledger=pl.concat([par.ledger, ch.ledger, unparseable_ledger(unp)], how="diagonal_relaxed"),
+        findings=pl.concat([par.findings, ch.findings, unparseable_findings(unp)]),
+        staged={**par.staged, **ch.staged},
+    )

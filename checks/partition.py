@@ -106,3 +106,69 @@ def merge_parts(parts: list[EntityPart]) -> EntityPart:
         pl.concat([p.status for p in parts], how="vertical_relaxed"),
         counts,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# partitioned by person: where each record and each target row goes (pipelines/run/staging.py)
+
+
+def parent_routes(staged: pl.DataFrame) -> pl.DataFrame:
+    """``_pkey → _route`` of staged parent records: the person a child of that legacy key belongs to.
+
+    A child finds its parent as ``checks.expected`` does: the first record by line with that key.
+    The route is that parent's (merged) person_ref, or, for a parent not loaded, its own ref.
+    """
+    route = (
+        pl.coalesce(pl.col("person_ref"), pl.col("source_ref"))
+        if "person_ref" in staged.columns
+        else pl.col("source_ref")
+    )
+    return (
+        staged.filter(pl.col("_key").is_not_null())
+        .sort("_line")
+        .unique("_key", keep="first", maintain_order=True)
+        .select(pl.col("_key").alias("_pkey"), route.cast(pl.String).alias("_route"))
+    )
+
+
+def routed_records(df: pl.DataFrame, parent_column: str | None, routes: pl.DataFrame | None, n: int) -> pl.DataFrame:
+    """Extract records with their partition (``_part``): their parent's person, else their own ref."""
+    if parent_column is None or routes is None:
+        return df.with_columns(partition_of(pl.col("source_ref"), n))
+    route = df.select(pl.col(parent_column).cast(pl.String).alias("_pkey")).join(
+        routes, on="_pkey", how="left", maintain_order="left"
+    )["_route"]
+    return (
+        df.with_columns(route.alias("_route"))
+        .with_columns(partition_of(pl.coalesce(pl.col("_route"), pl.col("source_ref")), n))
+        .drop("_route")
+    )
+
+
+def routed_target(
+    tt: pl.DataFrame,
+    key: tuple[str, ...],
+    pmap: pl.DataFrame,
+    emap: pl.DataFrame,
+    enc_person: pl.DataFrame,
+    n: int,
+) -> pl.DataFrame:
+    """Target child rows with their partition (``_part``): the person of the parent they are matched through.
+
+    A child row can only match an expected row with the same parent ref (the match key holds it),
+    and an expected row goes to its parent's person: an encounter child to the person of its
+    encounter (``enc_person``: source_ref → person_ref of the expected encounters), a person child
+    to its person. A row whose parent was not reconciled matches nothing: partition 0.
+    """
+    ref = parent_ref(key)
+    if ref == "encounter_ref":
+        e2p = emap.join(enc_person.unique("source_ref"), on="source_ref", how="inner").select(
+            pl.col("encntr_id").alias("_eid"), pl.col("person_ref").alias("_route")
+        )
+        route = tt.select(pl.col("encntr_id").alias("_eid")).join(e2p, on="_eid", how="left", maintain_order="left")
+    else:
+        p2r = pmap.select(pl.col("person_id").alias("_pid"), pl.col("person_ref").alias("_route"))
+        route = tt.select(pl.col("person_id").alias("_pid")).join(p2r, on="_pid", how="left", maintain_order="left")
+    return (
+        tt.with_columns(route["_route"].alias("_route")).with_columns(partition_of(pl.col("_route"), n)).drop("_route")
+    )

@@ -196,6 +196,105 @@ def _raw_codes(
     return looked["_raw"]
 
 
+ROWS_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "entity": pl.String,
+    "records": pl.String,
+    "source_system": pl.String,
+    "column": pl.String,
+    "code": pl.String,
+    "source_ref": pl.String,
+    "_row": pl.Int64,
+}
+
+
+def unmapped_code_rows(
+    staged: dict[str, pl.DataFrame], m: Mappings, frames: dict[str, pl.DataFrame] | None = None
+) -> pl.DataFrame:
+    """One row per record rejected as ``unmapped_code``: its raw code and where it stands.
+
+    ``_row`` is the record's position in its extract file (the frames' ``_row`` where a
+    partitioned run keeps it, else its position in ``staged``): the rows of several partitions,
+    concatenated, rank to what the whole extract gives (``rank_unmapped``).
+    """
+    parts = []
+    for table, tm in m.tables.items():
+        for src in tm.sources:
+            st = staged.get(src.records)
+            if st is None or "_block_cat" not in st.columns or st.height == 0:
+                continue
+            if "_row" not in st.columns:
+                st = st.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"))
+            cond = pl.col("_block_cat") == "unmapped_code"
+            if "_finding" in st.columns:  # one row per unmapped_code discrepancy
+                cond = cond & (pl.col("_finding") == "unmapped_code")
+            if "disposition" in st.columns:
+                cond = cond & (pl.col("disposition") == "rejected")
+            rej = st.filter(cond.fill_null(False))
+            if rej.height == 0:
+                continue
+            for col in rej["_block_col"].drop_nulls().unique().sort().to_list():
+                cm = src.columns.get(col)
+                if cm is None or cm.source is None or (cm.code_map is None and cm.nomenclature is None):
+                    continue
+                if col in PERSONAL_COLUMNS or (src.identity is not None and cm.source == src.identity.value):
+                    continue
+                rows = rej.filter(pl.col("_block_col") == col)
+                raw = _raw_codes(rows, src, col, frames)
+                codes = raw.str.strip_chars() if raw is not None else pl.Series([None] * rows.height, dtype=pl.String)
+                refs = (
+                    rows["source_ref"].cast(pl.String)
+                    if "source_ref" in rows.columns
+                    else pl.Series([None] * rows.height, dtype=pl.String)
+                )
+                parts.append(
+                    pl.DataFrame(
+                        {
+                            "entity": [table] * rows.height,
+                            "records": [src.records] * rows.height,
+                            "source_system": [src.system] * rows.height,
+                            "column": [col] * rows.height,
+                            "code": codes,
+                            "source_ref": refs,
+                            "_row": rows["_row"].cast(pl.Int64),
+                        },
+                        schema=ROWS_SCHEMA,
+                    )
+                )
+    return pl.concat(parts) if parts else pl.DataFrame(schema=ROWS_SCHEMA)
+
+
+def rank_unmapped(rows: pl.DataFrame, m: Mappings, limit: int = 3) -> pl.DataFrame:
+    """Per unmapped code of ``rows`` (``unmapped_code_rows``): count, records and best candidates."""
+    if rows.height == 0:
+        return pl.DataFrame(schema=SUGGESTION_SCHEMA)
+    sources = {(t, s.records): s for t, tm in m.tables.items() for s in tm.sources}
+    counted = (
+        rows.sort("_row")
+        .group_by("entity", "records", "source_system", "column", "code", maintain_order=True)
+        .agg(pl.len().cast(pl.Int64).alias("count"), pl.col("source_ref").drop_nulls().alias("source_refs"))
+    )
+    ranked: dict[tuple, list[str]] = {}
+    groups = counted.select("entity", "records", "column").unique().sort("entity", "records", "column")
+    for table, records, col in groups.iter_rows():
+        cm = sources[(table, records)].columns[col]
+        present = (
+            counted.filter((pl.col("records") == records) & (pl.col("column") == col))["code"].drop_nulls().to_list()
+        )
+        cands = _nomenclature_candidates(cm, m) if cm.nomenclature else _code_map_candidates(cm, m)
+        best = _rank([normalise_code(c, cm) for c in present], cands, limit)
+        ranked.update({(records, col, c): b for c, b in zip(present, best, strict=True)})
+    cands_col = [ranked.get((r, c, k), []) for r, c, k in counted.select("records", "column", "code").iter_rows()]
+    return (
+        counted.with_columns(pl.Series("candidates", cands_col, dtype=pl.List(pl.String)))
+        .select(list(SUGGESTION_SCHEMA))
+        .sort(
+            ["count", "entity", "source_system", "column", "code"],
+            descending=[True, False, False, False, False],
+            nulls_last=True,
+        )
+    )
+
+
 def unmapped_code_suggestions(
     exp: Expected,
     m: Mappings,
@@ -210,66 +309,4 @@ def unmapped_code_suggestions(
     code the staged records no longer hold; without it such a code is empty (null) with no
     candidates, still counted.
     """
-    parts = []
-    for table, tm in m.tables.items():
-        for src in tm.sources:
-            staged = exp.staged.get(src.records)
-            if staged is None or "_block_cat" not in staged.columns or staged.height == 0:
-                continue
-            cond = pl.col("_block_cat") == "unmapped_code"
-            if "_finding" in staged.columns:  # one row per unmapped_code discrepancy
-                cond = cond & (pl.col("_finding") == "unmapped_code")
-            if "disposition" in staged.columns:
-                cond = cond & (pl.col("disposition") == "rejected")
-            rej = staged.filter(cond.fill_null(False))
-            if rej.height == 0:
-                continue
-            for col in rej["_block_col"].drop_nulls().unique().sort().to_list():
-                cm = src.columns.get(col)
-                if cm is None or cm.source is None or (cm.code_map is None and cm.nomenclature is None):
-                    continue
-                if col in PERSONAL_COLUMNS or (src.identity is not None and cm.source == src.identity.value):
-                    continue
-                rows = rej.filter(pl.col("_block_col") == col)
-                raw = _raw_codes(rows, src, col, frames)
-                codes = (
-                    raw.str.strip_chars()
-                    if raw is not None
-                    else pl.Series("code", [None] * rows.height, dtype=pl.String)
-                )
-                refs = (
-                    rows["source_ref"].cast(pl.String)
-                    if "source_ref" in rows.columns
-                    else pl.Series("source_ref", [None] * rows.height, dtype=pl.String)
-                )
-                counted = (
-                    pl.DataFrame({"code": codes, "source_ref": refs})
-                    .group_by("code", maintain_order=True)
-                    .agg(pl.len(), pl.col("source_ref").drop_nulls())
-                    .sort(["len", "code"], descending=[True, False], nulls_last=True)
-                )
-                code_list = counted["code"].to_list()
-                cands = _nomenclature_candidates(cm, m) if cm.nomenclature else _code_map_candidates(cm, m)
-                present = [c for c in code_list if c is not None]
-                ranked = dict(zip(present, _rank([normalise_code(c, cm) for c in present], cands, limit), strict=True))
-                parts.append(
-                    pl.DataFrame(
-                        {
-                            "entity": [table] * counted.height,
-                            "source_system": [src.system] * counted.height,
-                            "column": [col] * counted.height,
-                            "code": code_list,
-                            "count": counted["len"].cast(pl.Int64).to_list(),
-                            "candidates": [ranked.get(c, []) if c is not None else [] for c in code_list],
-                            "source_refs": counted["source_ref"].to_list(),
-                        },
-                        schema=SUGGESTION_SCHEMA,
-                    )
-                )
-    if not parts:
-        return pl.DataFrame(schema=SUGGESTION_SCHEMA)
-    return pl.concat(parts).sort(
-        ["count", "entity", "source_system", "column", "code"],
-        descending=[True, False, False, False, False],
-        nulls_last=True,
-    )
+    return rank_unmapped(unmapped_code_rows(exp.staged, m, frames), m, limit)

@@ -22,36 +22,43 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from checks.discrepancies import person_links, sum_counts, table_counts
 from checks.errors import MigcheckError
-from checks.expected import compute_expected
-from checks.partition import split_child
-from checks.reconcile import (
-    CHILD_TABLES,
-    EntityPart,
-    child_slice,
-    combine,
-    logical_target,
-    reconcile_child,
-    reconcile_child_slice,
-    reconcile_encounters,
-    reconcile_persons,
-)
+from checks.expected import CHILD_TABLES
+from checks.reconcile import combine, logical_target, reconcile_encounters, reconcile_persons
 from checks.target_schema import DATA_TABLES, REFERENCE_TABLES
-from pipelines.io.extract import EXTRACT_FILES, FilePart, assemble_extract, check_extract_root, read_extract_file
+from pipelines.io.extract import EXTRACT_FILES, FilePart, check_extract_root, read_extract_file
 from pipelines.io.target_db import connect
 from pipelines.io.target_read import check_tables, read_table
+from pipelines.run.staging import (
+    child_files,
+    choose_partitions,
+    make_work,
+    merge_partitions,
+    parent_files,
+    remove_work,
+    run_partition,
+    source_parents,
+    stage_file,
+    stage_table,
+)
 from pipelines.run.validate import (
+    ExpectedSide,
     RunConfig,
     ValidationResult,
+    expected_rows,
     finish,
+    full_ledger,
     prepare,
     run_target_checks_on,
     source_side,
     target_side,
 )
 
+#: the target tables reconciled whole (persons, encounters and their aliases)
+PARENT_TARGET_TABLES = ("person", "person_alias", "encounter", "encntr_alias")
 #: the stages of a run, in order, as progress displays and timings name them
-STAGES = ("prepare", "extract", "read_target", "expected", "reconcile", "target_checks", "report")
+STAGES = ("prepare", "extract", "read_target", "reconcile", "partitions", "target_checks", "report")
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ class ValidateArgs:
     as_of: dt.date | None = None
     target_checks: bool = True
     dask: str | None = None
-    partitions: int = 16
+    partitions: int = 0  # 0: chosen from the extract's size
 
 
 def dask_unreachable(address: str, e: BaseException) -> MigcheckError:
@@ -156,70 +163,136 @@ def _read_file(root: str, system: str, name: str) -> FilePart:
     return read_extract_file(Path(root), system, name)
 
 
-def _expected(parts: list[FilePart], root: str, cfg: RunConfig):  # noqa: ANN202 - (SourceSide, Expected)
-    extract = assemble_extract(Path(root), parts)
-    return source_side(cfg, extract, compute_expected(extract, cfg.mappings, cfg.as_of))
+def _source_parents(parts: list[FilePart], cfg: RunConfig, work: str, partitions: int):  # noqa: ANN202
+    return source_parents(parts, cfg.mappings, cfg.as_of, Path(work), partitions)
 
 
-def _partition(table: str, exp, tgt, cfg: RunConfig, pmap, emap, partitions: int):  # noqa: ANN001, ANN202
-    return split_child(child_slice(table, exp, tgt, cfg.mappings, pmap, emap), partitions)
+def _stage_file(root: str, system: str, name: str, cfg: RunConfig, routes, work: str, partitions: int):  # noqa: ANN001, ANN202
+    return stage_file(Path(root), system, name, cfg.mappings, routes, Path(work), partitions)
 
 
-def _child(table: str, exp, tgt, cfg: RunConfig, pmap, emap) -> EntityPart:  # noqa: ANN001
-    return reconcile_child(table, exp, tgt, cfg.mappings, pmap, emap)
+def _stage_table(target_url: str, table: str, cfg: RunConfig, pmap, emap, enc_person, work: str, partitions: int):  # noqa: ANN001, ANN202
+    return stage_table(target_url, table, cfg.mappings, pmap, emap, enc_person, Path(work), partitions)
+
+
+def _partition(
+    work: str, number: int, records: list[str], cfg: RunConfig, lookups, pmap, emap, encounter_ids, person_ids
+):  # noqa: ANN001, ANN202
+    return run_partition(
+        Path(work), number, records, cfg.mappings, cfg.as_of, lookups, pmap, emap, encounter_ids, person_ids
+    )
 
 
 PREPARE = Step("prepare", _prepare, "prepare", io=True)
 CHECK_TABLES = Step("check-target-tables", _check_tables, "prepare", io=True)
-READ_FILE = Step("read-extract-file", _read_file, "extract", io=True, cached_on_file=True)
-READ_TABLE = Step("read-target-table", _read_table, "read_target", io=True)
+MAKE_WORK = Step("make-work-folder", lambda out: str(make_work(Path(out))), "prepare", io=True)
+READ_FILE = Step(
+    "read-extract-file", _read_file, "extract", io=True, cached_on_file=True, run_name="read-{system}-{name}"
+)
+SOURCE_PARENTS = Step("expected-parents", _source_parents, "extract", io=True)
+STAGE_FILE = Step("stage-extract-file", _stage_file, "extract", io=True, run_name="stage-{system}-{name}")
+READ_TABLE = Step("read-target-table", _read_table, "read_target", io=True, run_name="read-{table}")
 TARGET_CHECKS = Step("target-checks", run_target_checks_on, "target_checks", io=True, own_process=True)
-EXPECTED = Step("expected-target", _expected, "expected")
-LOGICAL_TARGET = Step("logical-target", lambda tables, cfg: logical_target(tables, cfg.mappings), "reconcile")
+LOGICAL_TARGET = Step("logical-target", lambda tables, cfg: logical_target(tables, cfg.mappings), "read_target")
 PERSONS = Step("reconcile-persons", reconcile_persons, "reconcile")
 ENCOUNTERS = Step("reconcile-encounters", reconcile_encounters, "reconcile")
-CHILD = Step("reconcile-entity", _child, "reconcile", run_name="reconcile-{table}")
-PARTITION = Step("partition-entity", _partition, "reconcile", run_name="partition-{table}")
-RECONCILE_PART = Step(
-    "reconcile-partition",
-    lambda part, number: reconcile_child_slice(part),
-    "reconcile",
-    run_name="reconcile-{part.table}-{number}",
-)
-TARGET_SIDE = Step("target-counts", target_side, "reconcile")
+STAGE_TABLE = Step("stage-target-table", _stage_table, "read_target", io=True, run_name="stage-{table}")
+PARTITION = Step("validate-partition", _partition, "partitions", io=True, run_name="partition-{number}")
+MERGE = Step("merge-partitions", merge_partitions, "partitions")
 FINISH = Step("write-report", finish, "report", io=True)
 
 
 def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
-    """Validate one trial load with ``run``: the one step sequence of every runner."""
+    """Validate one trial load with ``run``: the one step sequence of every runner.
+
+    Persons and encounters whole, everything else partitioned by person
+    (``pipelines.run.staging``): the extract's other files and the target's child tables are
+    staged one at a time to Parquet partitions in a work folder, then each partition is computed
+    and reconciled on its own, here or (``args.dask``) on a Dask cluster.
+    """
     root = str(check_extract_root(Path(args.source)))
     cfg = run.call(PREPARE, args=args, root=root)
     run.call(CHECK_TABLES, target_url=args.target_url)
+    n = args.partitions or choose_partitions(Path(root))
     checks = run.submit(TARGET_CHECKS, target_url=args.target_url, cfg=cfg)  # waits on the database meanwhile
-    files = [run.submit(READ_FILE, root=root, system=s, name=n) for s, n in EXTRACT_FILES]
-    src, exp = run.call(EXPECTED, parts=[f.result() for f in files], root=root, cfg=cfg)
-    del files  # the parsed files, the largest thing a run holds, go before the target is read
-    tables = {t: run.submit(READ_TABLE, target_url=args.target_url, table=t) for t in REFERENCE_TABLES + DATA_TABLES}
-    tgt = run.call(LOGICAL_TARGET, tables={t: f.result() for t, f in tables.items()}, cfg=cfg)
-    del tables
-    persons, pmap = run.call(PERSONS, exp=exp, tgt=tgt)
-    encounters, emap = run.call(ENCOUNTERS, exp=exp, tgt=tgt, pmap=pmap)
-    common = dict(exp=exp, tgt=tgt, cfg=cfg, pmap=pmap, emap=emap)
-    if args.dask:
-        from checks.partition import merge_parts
-
-        children = []
-        for t in CHILD_TABLES:
-            parts = run.call(PARTITION, table=t, partitions=args.partitions, **common)
-            calls = [{"part": p, "number": i} for i, p in enumerate(parts)]
-            children.append(merge_parts(run.map_on_cluster(RECONCILE_PART, args.dask, calls)))
-    else:
-        pending = [run.submit(CHILD, table=t, **common) for t in CHILD_TABLES]
-        children = [p.result() for p in pending]
-    recon = combine([*persons, *encounters, *children])
-    tside = run.call(TARGET_SIDE, exp=exp, tgt=tgt)
-    del tgt, common
-    target_part = checks.result()
-    return run.call(
-        FINISH, cfg=cfg, src=src, exp=exp, tside=tside, recon=recon, target_part=target_part, timings=run.timings()
-    )
+    work = run.call(MAKE_WORK, out=str(args.out))
+    try:
+        m = cfg.mappings
+        pfiles = [run.submit(READ_FILE, root=root, system=s, name=f) for s, f in parent_files(m)]
+        src_parents, staged_parents = run.call(
+            SOURCE_PARENTS, parts=[f.result() for f in pfiles], cfg=cfg, work=work, partitions=n
+        )
+        del pfiles
+        common = dict(root=root, cfg=cfg, routes=src_parents.routes, work=work, partitions=n)
+        cfiles = {(s, f): run.submit(STAGE_FILE, system=s, name=f, **common) for s, f in child_files(m)}
+        tables = {t: run.submit(READ_TABLE, target_url=args.target_url, table=t) for t in PARENT_TARGET_TABLES}
+        tgt = run.call(LOGICAL_TARGET, tables={t: f.result() for t, f in tables.items()}, cfg=cfg)
+        del tables
+        exp = src_parents.exp
+        persons, pmap = run.call(PERSONS, exp=exp, tgt=tgt)
+        encounters, emap = run.call(ENCOUNTERS, exp=exp, tgt=tgt, pmap=pmap)
+        enc_person = exp.tables["encounter"].select("source_ref", "person_ref")
+        ttables = {
+            t: run.submit(
+                STAGE_TABLE,
+                target_url=args.target_url,
+                table=t,
+                cfg=cfg,
+                pmap=pmap,
+                emap=emap,
+                enc_person=enc_person,
+                work=work,
+                partitions=n,
+            )
+            for t in CHILD_TABLES
+        }
+        staged = {
+            **dict(zip(parent_files(m), staged_parents, strict=True)),
+            **{k: f.result() for k, f in cfiles.items()},
+        }
+        staged_files = [staged[f] for f in EXTRACT_FILES]
+        records = [r for f in EXTRACT_FILES for r in staged[f].records if r not in exp.staged]
+        actual = [f.result() for f in ttables.values()]
+        encounter_ids, person_ids = tgt["encounter"]["_id"], tgt["person"]["_id"]
+        pcommon = dict(
+            work=work,
+            records=records,
+            cfg=cfg,
+            lookups=exp.staged,
+            pmap=pmap,
+            emap=emap,
+            encounter_ids=encounter_ids,
+            person_ids=person_ids,
+        )
+        if args.dask:
+            results = run.map_on_cluster(PARTITION, args.dask, [{"number": i, **pcommon} for i in range(n)])
+        else:
+            pending = [run.submit(PARTITION, number=i, **pcommon) for i in range(n)]
+            results = [p.result() for p in pending]
+        merged = run.call(MERGE, results=results)
+        del results
+        recon = combine([*persons, *encounters, *merged.children])
+        src = source_side(cfg, src_parents, merged, staged_files)
+        tside = target_side(
+            sum_counts([table_counts(exp.tables, "expected"), merged.expected]),
+            sum_counts([table_counts(tgt, "actual"), *actual]),
+        )
+        eside = ExpectedSide(
+            ledger=full_ledger(src_parents.exp.ledger, merged.ledger, staged_files),
+            persons=person_links(exp.staged),
+            rows=expected_rows(tside.expected),
+        )
+        del tgt, merged, src_parents
+        target_part = checks.result()
+        return run.call(
+            FINISH,
+            cfg=cfg,
+            src=src,
+            exp=eside,
+            tside=tside,
+            recon=recon,
+            target_part=target_part,
+            timings=run.timings(),
+        )
+    finally:
+        remove_work(Path(work))

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from checks.catalogue import EXTRACT_FILE, checks_run
 from checks.discrepancies import (
-    PERSON_RECORDS,
+    LEDGER_COLUMNS,
     apply_baseline,
     discrepancies,
     final_ledger,
@@ -31,17 +31,15 @@ from checks.discrepancies import (
     target_check_findings,
 )
 from checks.errors import MigcheckError
-from checks.expected import Expected
+from checks.expected import TABLE_ORDER, unparseable_findings, unparseable_ledger
 from checks.findings import FINDING_SCHEMA_INFO
 from checks.frames import Discrepancy, LedgerRow
 from checks.gates import GateConfig, evaluate_gates, load_gates
 from checks.mapping import Mappings, load_mappings
 from checks.reconcile import Reconciliation
-from checks.schemas import schema_findings
-from checks.suggest import unmapped_code_suggestions
+from checks.suggest import rank_unmapped
 from checks.summary import Summary
 from checks.waivers import apply_waivers, load_waivers
-from pipelines.io.extract import Extract
 from pipelines.io.history import open_history, previous_findings, record_run, trend
 from pipelines.io.outputs import claim_folder, open_up, write_marker
 from pipelines.io.settings import default_mappings_root
@@ -196,11 +194,7 @@ def run_target_checks_on(target_url: str, cfg: RunConfig) -> TargetCheckPart:
 
 @dataclass(frozen=True)
 class SourceSide:
-    """What the report needs of the extract, taken as soon as the expected target is computed.
-
-    The extract's parsed frames (and the staged records behind the expected target) are the
-    largest things a run holds; once this is taken they can go.
-    """
+    """What the report needs of the extract: taken as it is read, so the extract itself can go."""
 
     findings: list[pl.DataFrame]  # source findings, schema (implausible) findings, file findings
     unmapped: pl.DataFrame  # unmapped codes with suggested mappings
@@ -210,40 +204,76 @@ class SourceSide:
 
 @dataclass(frozen=True)
 class TargetSide:
-    """What the report needs of the target tables once reconciled: row counts."""
+    """What the report needs of the row counts of the expected and the target tables."""
 
     findings: pl.DataFrame  # row_count per entity and system
     found: dict[str, int]  # rows per target table
+    expected: pl.DataFrame  # table_counts of the expected tables
 
 
-def source_side(cfg: RunConfig, extract: Extract, exp: Expected) -> tuple[SourceSide, Expected]:
-    """The report's part of the extract, and the expected target without what only that part needed.
+@dataclass(frozen=True)
+class ExpectedSide:
+    """What the report needs of the expected target: the ledger, the person links, rows per table."""
 
-    Of the staged records only the person links the ledger needs are kept.
+    ledger: pl.DataFrame
+    persons: pl.DataFrame  # person_links: patient record → merged person
+    rows: dict[str, int]
+
+
+def source_side(cfg: RunConfig, parents, merged, staged_files: list) -> SourceSide:  # noqa: ANN001
+    """The report's part of the extract.
+
+    From the parents (``SourceParents``), the merged partitions (``Merged``) and the staged files
+    (``StagedFile``, in extract order).
     """
-    side = SourceSide(
-        findings=[source_findings(exp), schema_findings(extract.frames, exp.ledger), _file_findings(extract.files)],
-        unmapped=unmapped_code_suggestions(exp, cfg.mappings, frames=extract.frames),
-        records_read=sum(df.height for df in extract.frames.values()) + extract.unparseable.height,
-        files=extract.files,
+    findings = pl.concat(
+        [parents.exp.findings, merged.findings, unparseable_findings(_unparseable(staged_files))],
+        how="vertical_relaxed",
     )
-    links = {
-        k: df.select("source_ref", "person_ref")
-        for k, df in exp.staged.items()
-        if k in PERSON_RECORDS and {"source_ref", "person_ref"} <= set(df.columns)
-    }
-    return side, replace(exp, staged=links)
+    files = pl.DataFrame(
+        [f.file for f in staged_files], schema={"file": pl.String, "status": pl.String, "records": pl.Int64}
+    )
+    unp = _unparseable(staged_files)
+    return SourceSide(
+        findings=[source_findings(findings), parents.schema, _file_findings(files)],
+        unmapped=rank_unmapped(pl.concat([parents.unmapped, merged.unmapped]), cfg.mappings),
+        records_read=sum(f.rows for f in staged_files) + unp.height,
+        files=files,
+    )
 
 
-def target_side(exp: Expected, tgt: dict[str, pl.DataFrame]) -> TargetSide:
-    """The report's part of the (logical) target tables."""
-    return TargetSide(row_count_findings(exp, tgt), {t: df.height for t, df in tgt.items()})
+def _unparseable(staged_files: list) -> pl.DataFrame:
+    return pl.concat([f.unparseable for f in staged_files])
+
+
+def full_ledger(parents: pl.DataFrame, children: pl.DataFrame, staged_files: list) -> pl.DataFrame:
+    """Every legacy record's ledger row: persons and encounters, the rest, the unreadable lines."""
+    return pl.concat(
+        [
+            parents.select(LEDGER_COLUMNS),
+            children.select(LEDGER_COLUMNS),
+            unparseable_ledger(_unparseable(staged_files)),
+        ],
+        how="vertical_relaxed",
+    )
+
+
+def target_side(expected: pl.DataFrame, actual: pl.DataFrame) -> TargetSide:
+    """The report's part of the row counts (``table_counts`` of the expected and the target tables)."""
+    found = {t: int(n) for t, n in actual.group_by("table").agg(pl.col("actual").sum()).iter_rows()}
+    return TargetSide(row_count_findings(expected, actual, TABLE_ORDER), found, expected)
+
+
+def expected_rows(expected: pl.DataFrame) -> dict[str, int]:
+    """Expected rows per table, from its ``table_counts``."""
+    got = {t: int(n) for t, n in expected.group_by("table").agg(pl.col("expected").sum()).iter_rows()}
+    return {t: got.get(t, 0) for t in TABLE_ORDER}
 
 
 def finish(
     cfg: RunConfig,
     src: SourceSide,
-    exp: Expected,
+    exp: ExpectedSide,
     tside: TargetSide,
     recon: Reconciliation,
     target_part: TargetCheckPart,
@@ -261,7 +291,7 @@ def finish(
     if target_part.failures.height:
         parts.append(target_check_findings(target_part.failures, recon.links))
     disc = discrepancies(parts, cfg.trial_load, m)
-    ledger = final_ledger(exp, recon, disc)
+    ledger = final_ledger(exp.ledger, exp.persons, recon, disc)
     history = open_history(cfg.history_url)
     try:
         previous = (
@@ -275,11 +305,11 @@ def finish(
         disc, ledger = Discrepancy.validate(disc), LedgerRow.validate(ledger)
         view, waiver_report = apply_waivers(disc.with_columns(owner().alias("owner")), cfg.waivers, cfg.as_of)
         denominators = {e: h for e, h in ledger.group_by("entity").len().iter_rows()}
-        denominators |= {t: exp.tables[t].height for t in ("person_alias", "encntr_alias")}
+        denominators |= {t: exp.rows[t] for t in ("person_alias", "encntr_alias")}
         gates = evaluate_gates(view, checks_run(m, [c for c, _ in target_part.check_ids]), denominators, cfg.gates)
         open_disc = disc.filter(pl.col("status") != "resolved")
         summary = summarise(
-            cfg.trial_load, exp, recon, tside.found, ledger, open_disc, src.records_read, src.files
+            cfg.trial_load, exp.rows, recon, tside.found, ledger, open_disc, src.records_read, src.files
         ).to_dict()
         totals = {
             **status_totals(view),
@@ -326,7 +356,7 @@ def run_validation(
     migration: str | None = None,
     *,
     dask: str | None = None,
-    partitions: int = 16,
+    partitions: int = 0,
     progress=None,  # noqa: ANN001 - a pipelines.run.progress.Progress
     worker_process: bool = False,
 ) -> ValidationResult:

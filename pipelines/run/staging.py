@@ -1,0 +1,320 @@
+"""Partitioned by person: the parents whole, every other record and target row staged to one partition.
+
+A validation holds only one piece of a large load at a time:
+
+1. **Parents, whole** (``source_parents``, ``target_parents``): persons and encounters are read and
+   computed over the whole extract and target, because persons merge across systems by identity
+   and repeated encounter keys fold; they are a small part of a load. Their reconciliation gives
+   the person and encounter maps every child is matched through.
+2. **Staging** (``stage_file``, ``stage_table``): every other extract file and target table is
+   read one at a time and written to ``N`` Parquet partitions in a work folder. A record goes to
+   the partition of its person — the person its parent belongs to (``checks.partition``) — so
+   all of a person's records and target rows land together; a record whose person cannot be
+   resolved goes by its parent's or its own reference, a target row whose parent was not
+   reconciled to partition 0 (it can match nothing).
+3. **Partitions** (``run_partition``): the expected rows of one partition's records and their
+   reconciliation with the partition's target rows; only findings, ledger rows, links, statuses
+   and counts are kept.
+4. **Merge** (``merge_partitions``): the parts put back in extract order. The report is the same,
+   byte for byte, for any ``N``.
+
+The work folder lies beside the report folder, is migcheck's own (``.migcheck`` marker), and is
+removed when the run ends.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from checks.discrepancies import person_links, sum_counts, table_counts
+from checks.expected import (
+    CHILD_TABLES,
+    Expected,
+    expected_children,
+    expected_parents,
+    parent_records,
+)
+from checks.mapping import Mappings, SourceMap
+from checks.partition import merge_parts, parent_routes, routed_records, routed_target
+from checks.reconcile import ChildSlice, EntityPart, logical_target, reconcile_child_slice
+from checks.schemas import schema_findings
+from checks.suggest import unmapped_code_rows
+from pipelines.io.extract import EXTRACT_FILES, FilePart, extract_file_path, read_extract_file
+from pipelines.io.outputs import write_marker
+from pipelines.io.target_db import connect
+from pipelines.io.target_read import read_table
+
+#: extract bytes per partition when ``--partitions`` is not given
+BYTES_PER_PARTITION = 48 * 2**20
+MAX_PARTITIONS = 256
+#: the staged parent columns a child looks its parent up by (``checks.expected._with_parent``)
+LOOKUP_COLUMNS = ("_key", "_line", "disposition", "source_ref", "person_ref", "encounter_ref", "reg_dt_tm")
+
+
+def choose_partitions(root: Path) -> int:
+    """N from the extract's size: about 48 MiB of extract files per partition, at least 1."""
+    size = sum(p.stat().st_size for s, n in EXTRACT_FILES if (p := extract_file_path(root, s, n)).is_file())
+    return max(1, min(MAX_PARTITIONS, math.ceil(size / BYTES_PER_PARTITION)))
+
+
+def make_work(out: Path) -> Path:
+    """A new work folder beside ``out`` (migcheck's own: marked, removed at the end of the run)."""
+    work = Path(tempfile.mkdtemp(prefix=f".{Path(out).name}.work.", dir=Path(out).resolve().parent))
+    write_marker(work, "work")
+    return work
+
+
+def remove_work(work: Path) -> None:
+    """Remove the work folder of this run."""
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def parent_files(m: Mappings) -> list[tuple[str, str]]:
+    """The extract files that hold person and encounter records."""
+    parents = set(parent_records(m))
+    return [(s, n) for s, n in EXTRACT_FILES if f"{s}/{n}" in parents]
+
+
+def child_files(m: Mappings) -> list[tuple[str, str]]:
+    """Every other extract file."""
+    parents = set(parent_files(m))
+    return [f for f in EXTRACT_FILES if f not in parents]
+
+
+def _sources(m: Mappings) -> dict[str, SourceMap]:
+    return {s.records: s for tm in m.tables.values() for s in tm.sources}
+
+
+def _path(work: Path, side: str, name: str, part: int) -> Path:
+    return Path(work) / side / name.replace("/", "__") / f"{part:04d}.parquet"
+
+
+def _write_parts(df: pl.DataFrame, work: Path, side: str, name: str, n: int) -> None:
+    """``df`` (with ``_part``) written as ``n`` Parquet files, one per partition (empty ones too)."""
+    folder = _path(work, side, name, 0).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = df.partition_by("_part", as_dict=True, include_key=False)
+    empty = df.drop("_part").head(0)
+    for p in range(n):
+        parts.get((p,), empty).write_parquet(_path(work, side, name, p), compression="lz4", statistics=False)
+
+
+def _with_row(df: pl.DataFrame) -> pl.DataFrame:
+    return df.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+
+
+# --------------------------------------------------------------------------------------------
+# the source side
+
+
+@dataclass(frozen=True)
+class SourceParents:
+    """What the persons and encounters of the extract give a run (their raw frames are gone)."""
+
+    exp: Expected  # tables, ledger and findings of persons and encounters; staged: the lookups
+    schema: pl.DataFrame  # schema (implausible) findings of person and encounter records
+    unmapped: pl.DataFrame  # unmapped_code_rows of person and encounter records
+    routes: dict[str, pl.DataFrame]  # parent records → (_pkey, _route): the partition a child goes to
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """What staging one extract file leaves in memory: its status row, unreadable lines, counts."""
+
+    file: dict
+    unparseable: pl.DataFrame
+    records: list[str]  # the record kinds it held, in reading order
+    rows: int  # records read (parsed)
+
+
+def source_parents(
+    parts: list[FilePart], m: Mappings, as_of, work: Path, n: int
+) -> tuple[SourceParents, list[StagedFile]]:
+    """Persons and encounters computed whole; child records read from the same files staged."""
+    frames: dict[str, pl.DataFrame] = {}
+    for p in parts:
+        frames.update(p.frames)
+    parents = parent_records(m)
+    pframes = {k: v for k, v in frames.items() if k in parents}
+    exp = expected_parents(pframes, m, as_of)
+    schema = schema_findings(pframes, exp.ledger)
+    unmapped = unmapped_code_rows(exp.staged, m, pframes)
+    routes = {k: parent_routes(v) for k, v in exp.staged.items()}
+    lookups = {k: v.select([c for c in LOOKUP_COLUMNS if c in v.columns]) for k, v in exp.staged.items()}
+    staged = []
+    for p in parts:
+        children = {k: v for k, v in p.frames.items() if k not in parents}
+        for k, v in children.items():
+            _stage_records(k, v, m, routes, work, n)
+        staged.append(StagedFile(p.file, p.unparseable, list(p.frames), sum(v.height for v in p.frames.values())))
+    return SourceParents(Expected(exp.tables, exp.ledger, exp.findings, lookups), schema, unmapped, routes), staged
+
+
+def _stage_records(
+    records: str, df: pl.DataFrame, m: Mappings, routes: dict[str, pl.DataFrame], work: Path, n: int
+) -> None:
+    src = _sources(m).get(records)
+    parent = src.parent if src is not None else None
+    column = parent.column if parent is not None else None
+    lookup = routes.get(parent.records) if parent is not None else None
+    _write_parts(routed_records(_with_row(df), column, lookup, n), work, "src", records, n)
+
+
+def stage_file(
+    root: Path, system: str, name: str, m: Mappings, routes: dict[str, pl.DataFrame], work: Path, n: int
+) -> StagedFile:
+    """Read one extract file of child records and write it to the partitions of its persons."""
+    part = read_extract_file(Path(root), system, name)
+    for k, v in part.frames.items():
+        _stage_records(k, v, m, routes, work, n)
+    return StagedFile(part.file, part.unparseable, list(part.frames), sum(v.height for v in part.frames.values()))
+
+
+# --------------------------------------------------------------------------------------------
+# the target side
+
+
+def stage_table(
+    target_url: str,
+    table: str,
+    m: Mappings,
+    pmap: pl.DataFrame,
+    emap: pl.DataFrame,
+    enc_person: pl.DataFrame,
+    work: Path,
+    n: int,
+) -> pl.DataFrame:
+    """Read one child table of the target and write it to the partitions of its persons.
+
+    Returns its row counts per contributor system (``table_counts``).
+    """
+    engine = connect(target_url)
+    try:
+        raw = read_table(engine, table)
+    finally:
+        engine.dispose()
+    tt = logical_target({table: raw}, m)[table]
+    del raw
+    key = tuple(m.tables[table].match_key)
+    _write_parts(routed_target(tt, key, pmap, emap, enc_person, n), work, "tgt", table, n)
+    return table_counts({table: tt}, "actual")
+
+
+# --------------------------------------------------------------------------------------------
+# one partition
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    """What one partition gives: all that is kept of it."""
+
+    ledger: pl.DataFrame  # with _records and _row
+    findings: pl.DataFrame  # source findings of its records
+    unmapped: pl.DataFrame  # unmapped_code_rows
+    parts: list[EntityPart]  # the reconciliation of each child table, in CHILD_TABLES order
+    expected: pl.DataFrame  # table_counts of its expected tables
+    records: list[str]  # record kinds in ledger order
+
+
+def run_partition(
+    work: Path,
+    number: int,
+    records: list[str],
+    m: Mappings,
+    as_of,
+    lookups: dict[str, pl.DataFrame],
+    pmap: pl.DataFrame,
+    emap: pl.DataFrame,
+    encounter_ids: pl.Series,
+    person_ids: pl.Series,
+) -> PartitionResult:
+    """The expected rows of one partition's records, reconciled with the partition's target rows."""
+    frames = {r: pl.read_parquet(_path(work, "src", r, number)) for r in records}
+    sources = _sources(m)
+    keys: dict[str, list[pl.Series]] = {}
+    for r, df in frames.items():
+        src = sources.get(r)
+        if src is not None and src.parent is not None:
+            keys.setdefault(src.parent.records, []).append(df[src.parent.column].cast(pl.String))
+    parents = {
+        k: v.filter(pl.col("_key").is_in(pl.concat(keys[k]).unique().implode())) if k in keys else v.head(0)
+        for k, v in lookups.items()
+    }
+    exp = expected_children(frames, parents, m, as_of)
+    unmapped = unmapped_code_rows(exp.staged, m, frames)
+    del frames
+    parts = []
+    for t in CHILD_TABLES:
+        tt = pl.read_parquet(_path(work, "tgt", t, number))
+        key = tuple(m.tables[t].match_key)
+        parts.append(
+            reconcile_child_slice(ChildSlice(t, key, exp.tables[t], tt, encounter_ids, person_ids, pmap, emap))
+        )
+    return PartitionResult(
+        exp.ledger, exp.findings, unmapped, parts, table_counts(exp.tables, "expected"), list(exp.staged)
+    )
+
+
+@dataclass(frozen=True)
+class Merged:
+    """The partitions' parts as one: children's ledger rows in extract order, parts per table."""
+
+    ledger: pl.DataFrame
+    findings: pl.DataFrame
+    unmapped: pl.DataFrame
+    children: list[EntityPart]
+    expected: pl.DataFrame
+
+
+def merge_partitions(results: list[PartitionResult]) -> Merged:
+    """One result from every partition's, independent of how the records were partitioned."""
+    rank = {r: i for i, r in enumerate(results[0].records)}
+    ledger = (
+        pl.concat([r.ledger for r in results], how="vertical_relaxed")
+        .with_columns(pl.col("_records").replace_strict(rank, return_dtype=pl.Int32).alias("_rank"))
+        .sort("_rank", "_row")
+        .drop("_rank", "_records", "_row")
+    )
+    children = []
+    for i in range(len(CHILD_TABLES)):
+        part = merge_parts([r.parts[i] for r in results])
+        children.append(
+            EntityPart(
+                part.entity,
+                part.findings,
+                part.links.sort("target_ref", "source_ref"),
+                part.status.sort("source_ref", "_rank", "status", nulls_last=True),
+                part.counts,
+            )
+        )
+    return Merged(
+        ledger=ledger,
+        findings=pl.concat([r.findings for r in results], how="vertical_relaxed"),
+        unmapped=pl.concat([r.unmapped for r in results], how="vertical_relaxed"),
+        children=children,
+        expected=sum_counts([r.expected for r in results]),
+    )
+
+
+__all__ = [
+    "PartitionResult",
+    "SourceParents",
+    "StagedFile",
+    "child_files",
+    "choose_partitions",
+    "make_work",
+    "merge_partitions",
+    "parent_files",
+    "person_links",
+    "remove_work",
+    "run_partition",
+    "source_parents",
+    "stage_file",
+    "stage_table",
+]
