@@ -1,16 +1,13 @@
-"""Split the reconciliation of a child table into partitions that can be reconciled independently.
+"""Partitions by person: where each record and each target row of a load goes.
 
-Every child table is matched on content (``match_key``), and every match key holds the source ref
-of the row's parent (``encounter_ref`` or ``person_ref``), which the relaxed second pass never
-relaxes. A row can therefore only ever match, pair with or be ranked against rows of the same
-parent: partitioning both sides by a hash of that parent ref keeps every group that matching
-looks at inside one partition. Target rows whose parent was not reconciled (no parent ref) and
-expected rows without a parent ref all go to partition 0, together, as in the single run.
-
-Persons and encounters are reconciled first, whole: they resolve the ids every child is matched
-through (``pmap``, ``emap``), and they are a small part of a load. Each partition carries only the
-slice of those maps and parent ids its own rows refer to, so a partition is small to ship to a
-worker. Merging the parts of a table (``merge_parts``) gives what reconciling it whole gives.
+A validation cuts everything but persons and encounters into partitions by person
+(``pipelines/run/staging.py``): a record goes to the partition of the person its parent belongs
+to, a target child row to the partition of the person of the parent it is matched through. Every
+child table is matched on content (``match_key``), and every match key holds the source ref of the
+row's parent (``encounter_ref`` or ``person_ref``), which the relaxed second pass never relaxes: a
+row can only ever match, pair with or be ranked against rows of the same parent, so every group
+that matching looks at lies inside one partition. Merging the parts of a table (``merge_parts``)
+gives what reconciling it whole gives.
 
 Pure polars, no I/O.
 """
@@ -19,7 +16,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from checks.reconcile import ChildSlice, EntityPart, with_parent_refs
+from checks.reconcile import EntityPart
 
 PARENT_REFS = ("encounter_ref", "person_ref")
 
@@ -35,50 +32,6 @@ def parent_ref(key: tuple[str, ...]) -> str:
 def partition_of(ref: pl.Expr, n: int) -> pl.Expr:
     """Partition number of a parent ref: a hash of it modulo n; no parent ref → partition 0."""
     return pl.when(ref.is_null()).then(pl.lit(0, dtype=pl.UInt64)).otherwise(ref.hash(seed=0) % n).alias("_part")
-
-
-def split_child(s: ChildSlice, n: int) -> list[ChildSlice]:
-    """The slice cut into at most ``n`` partitions by a hash of the parent ref (empty ones left out)."""
-    if n < 1:
-        raise ValueError("the number of partitions must be at least 1")
-    if n == 1:
-        return [s]
-    ref = parent_ref(s.key)
-    exp = s.expected.with_columns(partition_of(pl.col(ref), n))
-    # the target's parent ref is the one reconciliation gives it, through the parent maps
-    tgt_ref = with_parent_refs(s.target, s.pmap, s.emap).select(partition_of(pl.col(ref), n))
-    tgt = s.target.with_columns(tgt_ref["_part"])
-    exp_parts = exp.partition_by("_part", as_dict=True, include_key=False)
-    tgt_parts = tgt.partition_by("_part", as_dict=True, include_key=False)
-    out = []
-    for p in sorted({k[0] for k in exp_parts} | {k[0] for k in tgt_parts}):
-        e = exp_parts.get((p,), s.expected.head(0))
-        t = tgt_parts.get((p,), s.target.head(0))
-        out.append(_restricted(s, e, t))
-    return out
-
-
-def _restricted(s: ChildSlice, e: pl.DataFrame, t: pl.DataFrame) -> ChildSlice:
-    """A slice of the rows e and t, with only the map entries and parent ids those rows refer to."""
-    pmap, emap = s.pmap, s.emap
-    person_ids = t["person_id"].unique() if "person_id" in t.columns else s.person_ids.head(0)
-    encntr_ids = t["encntr_id"].unique() if "encntr_id" in t.columns else s.encounter_ids.head(0)
-    p_keep = pl.col("person_id").is_in(person_ids.implode())
-    if "person_ref" in e.columns:
-        p_keep = p_keep | pl.col("person_ref").is_in(e["person_ref"].unique().implode())
-    e_keep = pl.col("encntr_id").is_in(encntr_ids.implode())
-    if "encounter_ref" in e.columns:
-        e_keep = e_keep | pl.col("source_ref").is_in(e["encounter_ref"].unique().implode())
-    return ChildSlice(
-        s.table,
-        s.key,
-        e,
-        t,
-        s.encounter_ids.filter(s.encounter_ids.is_in(encntr_ids.implode())),
-        s.person_ids.filter(s.person_ids.is_in(person_ids.implode())),
-        pmap.filter(p_keep),
-        emap.filter(e_keep),
-    )
 
 
 def merge_parts(parts: list[EntityPart]) -> EntityPart:

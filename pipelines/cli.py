@@ -144,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument(
         "--partitions",
         type=_positive_int,
-        default=16,
-        help="with --dask: partitions per child entity (default 16; 2-4x the cluster's worker threads)",
+        default=0,
+        help="partitions by person the records other than persons and encounters are cut into "
+        "(default: about one per 48 MiB of extract; the report is the same for any N)",
     )
 
     d = command("demo", "generate, trial-load into SQLite, validate, and say where the report is")

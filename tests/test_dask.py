@@ -74,7 +74,7 @@ def test_dask_run_gives_the_same_discrepancies_ledger_and_summary(harness, dask_
     # the partitions really ran on the cluster, spread over several worker processes
     after = _executed_per_worker(dask_address)
     ran = {w: after[w] - before.get(w, 0) for w in after}
-    assert sum(ran.values()) >= 4 * 2, ran  # four child entities, several partitions each
+    assert sum(ran.values()) >= 7, ran  # one task per partition
     assert sum(1 for n in ran.values() if n > 0) >= 2, ran
 
 

@@ -134,8 +134,10 @@ def test_tasks_per_file_and_entity_and_artifact(flow_run):
     _, _, _, state = flow_run
     states = _task_states(state.state_details.flow_run_id)
     assert len(states["read-extract-file"]) == 9
-    assert len(states["read-target-table"]) == 10
-    assert {"reconcile-diagnosis", "reconcile-procedure", "reconcile-orders", "reconcile-allergy"} <= set(states)
+    assert len(states["read-target-table"]) == 4  # persons and encounters with their aliases, whole
+    assert {"stage-diagnosis", "stage-procedure", "stage-orders", "stage-allergy"} <= set(states)
+    assert len(states["stage-extract-file"]) == 5  # the files of records other than persons and encounters
+    assert "partition-0" in states and "merge-partitions" in states
     logs, arts = _logs_and_artifacts(state.state_details.flow_run_id)
     assert len(arts) == 1 and "FAILED" in arts[0].data and "report.html" in arts[0].data
 

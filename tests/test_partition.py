@@ -1,90 +1,166 @@
-"""Partitioned reconciliation (the Dask path's core) gives exactly what reconciling whole gives."""
+"""Partitioned by person: the report is the same, byte for byte, for any number of partitions.
+
+The faulted sample load is validated with 1, 4 and 13 partitions; every file of the report must be
+identical (the run's own clock — timings and the time a file was written — aside). The partitioned
+run must also find exactly what the whole-extract library path finds (``compute_expected`` and
+``reconcile`` over everything in memory), and every person's records must land in one partition.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import shutil
+import zipfile
 
 import polars as pl
 import pytest
 
-from checks.expected import compute_expected
+from checks.discrepancies import discrepancies
+from checks.expected import compute_expected, expected_parents
 from checks.mapping import load_mappings
-from checks.partition import merge_parts, parent_ref, split_child
-from checks.reconcile import (
-    CHILD_TABLES,
-    child_slice,
-    logical_target,
-    reconcile_child,
-    reconcile_child_slice,
-    reconcile_encounters,
-    reconcile_persons,
-)
+from checks.partition import parent_routes, routed_records, routed_target
+from checks.reconcile import logical_target, reconcile, reconcile_encounters, reconcile_persons
 from pipelines.io.extract import read_extract
 from pipelines.io.target_db import connect
 from pipelines.io.target_read import read_target
+from pipelines.run.validate import run_validation
 from pipelines.synth.trial_load import simulate_trial_load
 
 from conftest import MAPPINGS
 
+AS_OF = dt.date(2025, 6, 1)
+COUNTS = (1, 4, 13)
+
 
 @pytest.fixture(scope="module")
-def reconciled_parents(tmp_path_factory, sample_extract):
+def faulted(tmp_path_factory, sample_extract):
     root = tmp_path_factory.mktemp("partition")
     extract = root / "extract"
     shutil.copytree(sample_extract, extract)
     url = f"sqlite:///{root / 't.db'}"
     simulate_trial_load(extract, url, faults="default", seed=11)
+    return root, extract, url
+
+
+@pytest.fixture(scope="module")
+def reports(faulted):
+    root, extract, url = faulted
+    out = {}
+    for n in COUNTS:
+        report = root / f"n{n}" / "report"
+        report.parent.mkdir()
+        result = run_validation(
+            extract,
+            url,
+            "TL1",
+            report,
+            as_of=AS_OF,
+            history_url=f"sqlite:///{root / f'h{n}.db'}",
+            partitions=n,
+        )
+        assert result.exit_code == 1  # the faulted load fails its gate
+        out[n] = report
+    return out
+
+
+def _normalised(path) -> bytes:
+    data = path.read_bytes()
+    if path.name == "summary.json":
+        s = json.loads(data)
+        s.pop("timings")
+        for point in s["trend"]:
+            point.pop("run_at")
+        return json.dumps(s, sort_keys=True).encode()
+    if path.suffix == ".xlsx":  # a zip: its entries, without the workbook's creation time
+        with zipfile.ZipFile(path) as z:
+            data = b"".join(n.encode() + z.read(n) for n in sorted(z.namelist()) if n != "docProps/core.xml")
+    if path.suffix != ".parquet":  # when it was written
+        data = re.sub(rb'timestamp="[^"]*"', b'timestamp=""', data)
+        data = re.sub(rb"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\dZ?", b"<time>", data)
+    return data
+
+
+def test_every_report_file_is_the_same_for_any_number_of_partitions(reports):
+    files = sorted(p.relative_to(reports[1]) for p in reports[1].rglob("*") if p.is_file())
+    assert {"discrepancies.parquet", "ledger.parquet", "summary.json", "report.html"} <= {str(f) for f in files}
+    for n in COUNTS[1:]:
+        other = sorted(p.relative_to(reports[n]) for p in reports[n].rglob("*") if p.is_file())
+        assert other == files
+        for f in files:
+            if f.name == ".migcheck":
+                continue
+            assert _normalised(reports[n] / f) == _normalised(reports[1] / f), f"{f} differs with {n} partitions"
+
+
+def test_the_work_folder_is_gone_after_the_run(reports):
+    for n in COUNTS:
+        left = sorted(p.name for p in reports[n].parent.iterdir())
+        assert left == ["report"], left
+
+
+def test_partitioned_run_finds_what_the_whole_extract_gives(faulted, reports):
+    root, extract, url = faulted
     m = load_mappings(MAPPINGS)
-    exp = compute_expected(read_extract(extract), m, dt.date.today())
+    exp = compute_expected(read_extract(extract), m, AS_OF)
     engine = connect(url)
     tgt = logical_target(read_target(engine), m)
     engine.dispose()
-    persons, pmap = reconcile_persons(exp, tgt)
-    encounters, emap = reconcile_encounters(exp, tgt, pmap)
-    return exp, tgt, m, pmap, emap
+    whole = discrepancies([reconcile(exp, tgt, m).findings], "TL1", m)
+    run = pl.read_parquet(reports[13] / "discrepancies.parquet").filter(
+        pl.col("check").is_in(whole["check"].unique().implode())
+    )
+    key = ["check", "source_ref", "target_ref", "column", "expected", "actual"]
+    assert whole.height > 50
+    assert run.select(key).sort(key, nulls_last=True).equals(whole.select(key).sort(key, nulls_last=True))
+    ledger = pl.read_parquet(reports[13] / "ledger.parquet")
+    assert ledger["source_ref"].to_list()[: exp.ledger.height] == exp.ledger["source_ref"].to_list()
 
 
-def _sorted(df: pl.DataFrame) -> pl.DataFrame:
-    return df.sort(df.columns, nulls_last=True)
+def test_each_persons_records_and_target_rows_share_a_partition(faulted):
+    _, extract, url = faulted
+    m = load_mappings(MAPPINGS)
+    ex = read_extract(extract)
+    par = expected_parents(ex.frames, m, AS_OF)
+    n = 7
+    # a diagnosis goes where its encounter's person goes
+    routes = parent_routes(par.staged["pas/kontakt"])
+    diag = routed_records(ex.frames["pas/diagnos"], "KONTAKTID", routes, n)
+    enc = par.tables["encounter"].filter(pl.col("source_ref").str.starts_with("pas:"))
+    enc = enc.with_columns(pl.col("source_ref").str.split(":").list.last().alias("KONTAKTID"))
+    person_part = enc.select("KONTAKTID", (pl.col("person_ref").hash(seed=0) % n).alias("_want"))
+    joined = diag.join(person_part, on="KONTAKTID", how="inner")
+    assert joined.height > 100
+    assert (joined["_part"] == joined["_want"]).all()
+    # every partition number is used, and only those
+    assert set(diag["_part"].unique().to_list()) <= set(range(n))
+    # a target diagnosis goes to the same partition as the expected one it matches
+    engine = connect(url)
+    tgt = logical_target(read_target(engine), m)
+    engine.dispose()
+    _, pmap = reconcile_persons(par, tgt)
+    _, emap = reconcile_encounters(par, tgt, pmap)
+    key = tuple(m.tables["diagnosis"].match_key)
+    tt = routed_target(tgt["diagnosis"], key, pmap, emap, par.tables["encounter"], n)
+    assert tt.height == tgt["diagnosis"].height
+    eid_part = (
+        tt.join(emap, on="encntr_id", how="inner")
+        .join(par.tables["encounter"].select("source_ref", "person_ref"), on="source_ref")
+        .with_columns((pl.col("person_ref").hash(seed=0) % n).alias("_want"))
+    )
+    assert eid_part.height > 100 and (eid_part["_part"] == eid_part["_want"]).all()
+    # a target row whose encounter was not reconciled can match nothing: partition 0
+    unmatched = tt.join(emap, on="encntr_id", how="anti")
+    assert (unmatched["_part"] == 0).all()
 
 
-@pytest.mark.parametrize("table", CHILD_TABLES)
-@pytest.mark.parametrize("n", [2, 5, 13])
-def test_partitions_reconcile_to_the_same_result(reconciled_parents, table, n):
-    exp, tgt, m, pmap, emap = reconciled_parents
-    whole = reconcile_child(table, exp, tgt, m, pmap, emap)
-    parts = split_child(child_slice(table, exp, tgt, m, pmap, emap), n)
-    assert 1 < len(parts) <= n
-    # every row on either side is in exactly one partition
-    assert sum(p.expected.height for p in parts) == exp.tables[table].height
-    assert sum(p.target.height for p in parts) == tgt[table].height
-    ids = pl.concat([p.target["_id"] for p in parts])
-    assert ids.n_unique() == ids.len()
-    merged = merge_parts([reconcile_child_slice(p) for p in parts])
-    assert whole.findings.height > 0, "the faulted load should give findings in every child table"
-    assert _sorted(merged.findings).equals(_sorted(whole.findings))
-    assert _sorted(merged.links).equals(_sorted(whole.links))
-    assert _sorted(merged.status).equals(_sorted(whole.status))
-    assert merged.counts == whole.counts
+def test_too_many_partitions_is_refused_in_one_line(faulted, tmp_path):
+    from checks.errors import MigcheckError
 
-
-def test_partitions_keep_each_parent_together(reconciled_parents):
-    exp, tgt, m, pmap, emap = reconciled_parents
-    s = child_slice("diagnosis", exp, tgt, m, pmap, emap)
-    ref = parent_ref(s.key)
-    assert ref == "encounter_ref"
-    seen: dict[str, int] = {}
-    for i, p in enumerate(split_child(s, 7)):
-        for r in p.expected[ref].unique().drop_nulls():
-            assert seen.setdefault(r, i) == i
-        # a partition carries only the map entries its rows refer to
-        assert p.emap.height <= p.expected[ref].n_unique() + p.target["encntr_id"].n_unique()
-
-
-def test_one_partition_is_the_slice_itself(reconciled_parents):
-    exp, tgt, m, pmap, emap = reconciled_parents
-    s = child_slice("allergy", exp, tgt, m, pmap, emap)
-    assert split_child(s, 1) == [s]
-    with pytest.raises(ValueError):
-        split_child(s, 0)
+    _, extract, url = faulted
+    with pytest.raises(MigcheckError, match=r"^--partitions 100000: give 1 to 256"):
+        run_validation(
+            extract, url, "TL1", tmp_path / "r", history_url=f"sqlite:///{tmp_path / 'h.db'}", partitions=100000
+        )
+    assert not (tmp_path / "r").exists()

@@ -56,7 +56,7 @@ def validate_trial_load(
     history: str | None = None,
     migration: str | None = None,
     dask: str | None = None,
-    partitions: int = 16,
+    partitions: int = 0,
 ) -> dict | State:
     """Validate one trial load and write its report.
 
@@ -74,9 +74,10 @@ def validate_trial_load(
             a SQLite file beside ``out``).
         migration: the migration the load belongs to (the trend groups by it).
         dask: address of a running Dask scheduler (``tcp://host:8786``; default
-            ``$MIGCHECK_DASK_ADDRESS``); the child entities are then reconciled on that cluster,
-            each cut into ``partitions`` parts by a hash of its parent ref.
-        partitions: partitions per child entity on a Dask cluster (2–4× the cluster's worker threads).
+            ``$MIGCHECK_DASK_ADDRESS``); the partitions are then computed and reconciled on that
+            cluster, each a task (the work folder beside ``out`` must be readable by its workers).
+        partitions: how many partitions by person the records other than persons and encounters
+            are cut into (0: about one per 48 MiB of extract; the report is the same for any number).
 
     Returns the verdict: exit_code, errors, warnings, ledger_balanced, the report path and a
     one-line message. When a gate fails, the report is still written and the run ends Failed with
@@ -91,7 +92,7 @@ def validate_trial_load(
     log.info("validating %s against %s", trial_load, safe_url(target_url))
     dask = dask or os.environ.get("MIGCHECK_DASK_ADDRESS") or None
     if dask:
-        log.info("reconciling the child entities on the Dask cluster at %s, %s partitions each", dask, partitions)
+        log.info("computing the partitions on the Dask cluster at %s", dask)
     args = ValidateArgs(
         source=Path(source),
         target_url=target_url,

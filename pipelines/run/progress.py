@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 #: how each stage reads in a progress line
 STAGE_TEXT = {
     "prepare": "checking arguments, settings and the target",
-    "extract": "reading the extract",
+    "extract": "reading the extract, persons and encounters whole",
     "read_target": "reading the target tables",
-    "expected": "computing the expected target",
-    "reconcile": "reconciling",
+    "reconcile": "reconciling persons and encounters",
+    "partitions": "checking and reconciling the partitions",
     "target_checks": "running the target checks in the database",
     "report": "writing the report",
 }

@@ -31,6 +31,7 @@ from pipelines.io.extract import EXTRACT_FILES, FilePart, check_extract_root, re
 from pipelines.io.target_db import connect
 from pipelines.io.target_read import check_tables, read_table
 from pipelines.run.staging import (
+    MAX_PARTITIONS,
     child_files,
     choose_partitions,
     make_work,
@@ -167,8 +168,8 @@ def _source_parents(parts: list[FilePart], cfg: RunConfig, work: str, partitions
     return source_parents(parts, cfg.mappings, cfg.as_of, Path(work), partitions)
 
 
-def _stage_file(root: str, system: str, name: str, cfg: RunConfig, routes, work: str, partitions: int):  # noqa: ANN001, ANN202
-    return stage_file(Path(root), system, name, cfg.mappings, routes, Path(work), partitions)
+def _stage_file(part: FilePart, cfg: RunConfig, routes, work: str, partitions: int):  # noqa: ANN001, ANN202
+    return stage_file(part, cfg.mappings, routes, Path(work), partitions)
 
 
 def _stage_table(target_url: str, table: str, cfg: RunConfig, pmap, emap, enc_person, work: str, partitions: int):  # noqa: ANN001, ANN202
@@ -186,12 +187,10 @@ def _partition(
 PREPARE = Step("prepare", _prepare, "prepare", io=True)
 CHECK_TABLES = Step("check-target-tables", _check_tables, "prepare", io=True)
 MAKE_WORK = Step("make-work-folder", lambda out: str(make_work(Path(out))), "prepare", io=True)
-READ_FILE = Step(
-    "read-extract-file", _read_file, "extract", io=True, cached_on_file=True, run_name="read-{system}-{name}"
-)
+READ_FILE = Step("read-extract-file", _read_file, "extract", io=True, cached_on_file=True)
 SOURCE_PARENTS = Step("expected-parents", _source_parents, "extract", io=True)
-STAGE_FILE = Step("stage-extract-file", _stage_file, "extract", io=True, run_name="stage-{system}-{name}")
-READ_TABLE = Step("read-target-table", _read_table, "read_target", io=True, run_name="read-{table}")
+STAGE_FILE = Step("stage-extract-file", _stage_file, "extract", io=True)
+READ_TABLE = Step("read-target-table", _read_table, "read_target", io=True)
 TARGET_CHECKS = Step("target-checks", run_target_checks_on, "target_checks", io=True, own_process=True)
 LOGICAL_TARGET = Step("logical-target", lambda tables, cfg: logical_target(tables, cfg.mappings), "read_target")
 PERSONS = Step("reconcile-persons", reconcile_persons, "reconcile")
@@ -213,6 +212,8 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
     root = str(check_extract_root(Path(args.source)))
     cfg = run.call(PREPARE, args=args, root=root)
     run.call(CHECK_TABLES, target_url=args.target_url)
+    if args.partitions < 0 or args.partitions > MAX_PARTITIONS:
+        raise MigcheckError(f"--partitions {args.partitions}: give 1 to {MAX_PARTITIONS} (or leave it out)")
     n = args.partitions or choose_partitions(Path(root))
     checks = run.submit(TARGET_CHECKS, target_url=args.target_url, cfg=cfg)  # waits on the database meanwhile
     work = run.call(MAKE_WORK, out=str(args.out))
@@ -223,8 +224,20 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
             SOURCE_PARENTS, parts=[f.result() for f in pfiles], cfg=cfg, work=work, partitions=n
         )
         del pfiles
-        common = dict(root=root, cfg=cfg, routes=src_parents.routes, work=work, partitions=n)
-        cfiles = {(s, f): run.submit(STAGE_FILE, system=s, name=f, **common) for s, f in child_files(m)}
+        common = dict(cfg=cfg, routes=src_parents.routes, work=work, partitions=n)
+        # one file parsed ahead of the one being staged: never the whole extract in memory
+        cfiles = {}
+        todo = iter(child_files(m))
+
+        def read_next():  # noqa: ANN202 - ((system, name), Pending) or None
+            f = next(todo, None)
+            return None if f is None else (f, run.submit(READ_FILE, root=root, system=f[0], name=f[1]))
+
+        current = read_next()
+        while current is not None:
+            f, reading = current
+            current = read_next()
+            cfiles[f] = run.submit(STAGE_FILE, part=reading.result(), **common)
         tables = {t: run.submit(READ_TABLE, target_url=args.target_url, table=t) for t in PARENT_TARGET_TABLES}
         tgt = run.call(LOGICAL_TARGET, tables={t: f.result() for t, f in tables.items()}, cfg=cfg)
         del tables

@@ -45,7 +45,7 @@ from checks.partition import merge_parts, parent_routes, routed_records, routed_
 from checks.reconcile import ChildSlice, EntityPart, logical_target, reconcile_child_slice
 from checks.schemas import schema_findings
 from checks.suggest import unmapped_code_rows
-from pipelines.io.extract import EXTRACT_FILES, FilePart, extract_file_path, read_extract_file
+from pipelines.io.extract import EXTRACT_FILES, FilePart, extract_file_path
 from pipelines.io.outputs import write_marker
 from pipelines.io.target_db import connect
 from pipelines.io.target_read import read_table
@@ -166,11 +166,8 @@ def _stage_records(
     _write_parts(routed_records(_with_row(df), column, lookup, n), work, "src", records, n)
 
 
-def stage_file(
-    root: Path, system: str, name: str, m: Mappings, routes: dict[str, pl.DataFrame], work: Path, n: int
-) -> StagedFile:
-    """Read one extract file of child records and write it to the partitions of its persons."""
-    part = read_extract_file(Path(root), system, name)
+def stage_file(part: FilePart, m: Mappings, routes: dict[str, pl.DataFrame], work: Path, n: int) -> StagedFile:
+    """Write the records of one extract file (child records) to the partitions of their persons."""
     for k, v in part.frames.items():
         _stage_records(k, v, m, routes, work, n)
     return StagedFile(part.file, part.unparseable, list(part.frames), sum(v.height for v in part.frames.values()))
