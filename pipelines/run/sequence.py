@@ -266,7 +266,9 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         staged_files = [staged[f] for f in EXTRACT_FILES]
         records = [r for f in EXTRACT_FILES for r in staged[f].records if r not in exp.staged]
         actual = [f.result() for f in ttables.values()]
-        encounter_ids, person_ids = tgt["encounter"]["_id"], tgt["person"]["_id"]
+        # what the report needs of the parents, taken now: the parents' frames go before the partitions run
+        parent_counts = (table_counts(exp.tables, "expected"), table_counts(tgt, "actual"))
+        persons_of = person_links(exp.staged)
         pcommon = dict(
             work=work,
             records=records,
@@ -274,28 +276,29 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
             lookups=exp.staged,
             pmap=pmap,
             emap=emap,
-            encounter_ids=encounter_ids,
-            person_ids=person_ids,
+            encounter_ids=tgt["encounter"]["_id"],
+            person_ids=tgt["person"]["_id"],
         )
+        del tgt, ttables, enc_person
         if args.dask:
             results = run.map_on_cluster(PARTITION, args.dask, [{"number": i, **pcommon} for i in range(n)])
         else:
             pending = [run.submit(PARTITION, number=i, **pcommon) for i in range(n)]
             results = [p.result() for p in pending]
+            del pending  # the futures would keep every partition's result alive
+        del pcommon, pmap, emap
         merged = run.call(MERGE, results=results)
         del results
         recon = combine([*persons, *encounters, *merged.children])
+        del persons, encounters
         src = source_side(cfg, src_parents, merged, staged_files)
-        tside = target_side(
-            sum_counts([table_counts(exp.tables, "expected"), merged.expected]),
-            sum_counts([table_counts(tgt, "actual"), *actual]),
-        )
+        tside = target_side(sum_counts([parent_counts[0], merged.expected]), sum_counts([parent_counts[1], *actual]))
         eside = ExpectedSide(
             ledger=full_ledger(src_parents.exp.ledger, merged.ledger, staged_files),
-            persons=person_links(exp.staged),
+            persons=persons_of,
             rows=expected_rows(tside.expected),
         )
-        del tgt, merged, src_parents
+        del merged, src_parents, exp
         target_part = checks.result()
         return run.call(
             FINISH,
