@@ -21,8 +21,13 @@ noticeable CPU meanwhile:
 (d) datacompy ``PolarsCompare`` + ``report()``, with the python of the separate venv made by
     ``peer_env.sh`` (datacompy pins polars<1.45, so it cannot share the project's venv).
 
-(c), (c′) and (d) must agree on the number of missing, unexpected and differing rows (and on the
-differing values per column), or the script fails.
+(e) **migcheck itself**: the first pass of the product's child-table reconciliation
+    (``checks.reconcile.match_on_key``: multiset match on the key, values compared by a row hash
+    first, full rows only where the hashes differ) and its value comparison (``compare_values``:
+    steward wording, nature, masking) on the pair read as the product reads a partition.
+
+(c), (c′), (d) and (e) must agree on the number of missing, unexpected and differing rows (and on
+the differing values per column), or the script fails.
 """
 
 from __future__ import annotations
@@ -294,6 +299,25 @@ r = reconcile_pair(e, a, key, join_on="JOIN_ON")
 per_col = dict(r.differences.group_by("column").len().iter_rows())
 out = {**r.counts, "per_column": per_col}
 """
+# migcheck itself: the first pass of every child table's reconciliation (checks.reconcile:
+# match_on_key, then the value comparison with its steward wording, nature and masking), on the
+# pair read as the product reads a partition (eager frames; the key is the match key, the other
+# 13 columns the compared values; no relaxed second pass: the pair has one key column)
+_PRODUCT = r"""
+sys.path.insert(0, str(__import__("pathlib").Path(sys.argv[5]).parent))
+import polars as pl
+from checks.catalogue import RECONCILE
+from checks.reconcile import compare_values, match_on_key
+et = pl.read_parquet(e).with_columns(pl.col(key).alias("source_ref"))
+tt = pl.read_parquet(a).with_row_index("_id").with_columns(pl.lit([], dtype=pl.List(pl.String)).alias("_invalid"))
+cols = [c for c in et.columns if c not in (key, "source_ref")]
+m = match_on_key(et, tt, [key], cols, "orders")
+d = compare_values(m.differing, RECONCILE[("orders", "value")], cols)
+out = {"expected": et.height, "actual": tt.height, "missing": m.missing.height, "unexpected": m.unexpected.height,
+       "rows_with_differences": d["source_ref"].n_unique(), "value_differences": d.height,
+       "per_column": dict(d.group_by("column").len().iter_rows())}
+"""
+STAGES["migcheck"] = _PRODUCT
 STAGES["recon_core"] = _CORE.replace("JOIN_ON", "key")
 STAGES["recon_core_kh"] = _CORE.replace("JOIN_ON", "key_hash")
 CORES = ["recon_core", "recon_core_kh"]
@@ -361,7 +385,7 @@ def main() -> None:
         subprocess.run([*gen, "--workdir", a.workdir], check=True)
     sizes = f"{e.stat().st_size / 2**20:.0f} MB + {ap_.stat().st_size / 2**20:.0f} MB Parquet"
     print(f"pair: {e} / {ap_} ({sizes})", file=sys.stderr)
-    stages = ["floor", "reference", *CORES] + ([] if a.skip_peer else ["datacompy"])
+    stages = ["floor", "reference", "migcheck", *CORES] + ([] if a.skip_peer else ["datacompy"])
     if not a.skip_peer and not Path(a.peer_python).exists():
         sys.exit(f"no peer python at {a.peer_python}: run `bash benchmarks/peer_env.sh` first")
     runs: dict[str, list[dict]] = {s: [] for s in stages}
@@ -384,18 +408,20 @@ def main() -> None:
 
     core = res["recon_core"]
     agree = ("expected", "actual", "missing", "unexpected", "rows_with_differences", "per_column")
-    for other in ["recon_core_kh", "datacompy"]:
+    for other in ["migcheck", "recon_core_kh", "datacompy"]:
         if other in res:
             for k in agree:
                 if core[k] != res[other][k]:
                     sys.exit(f"recon_core and {other} disagree on {k}: {core[k]} vs {res[other][k]}")
     print(
-        "recon_core (both joins) and datacompy agree on missing, unexpected, differing rows and per-column counts",
+        "migcheck, recon_core (both joins) and datacompy agree on missing, unexpected, differing rows"
+        " and per-column counts",
         file=sys.stderr,
     )
 
     labels = {
         "floor": "(a) floor: scan both sides, hash every row",
+        "migcheck": "(e) **migcheck itself**: `checks.reconcile.match_on_key` + `compare_values` (eager frames)",
         "reference": "(b) reference: scan + row hash + key join",
         "recon_core": "(c) migcheck recon_core, join on the key (key + row hash, then full rows of differing keys)",
         "recon_core_kh": "(c′) migcheck recon_core, join on a key hash (then full rows of unsettled groups)",
@@ -430,6 +456,11 @@ def main() -> None:
             speed, mem = dc["wall_s"] / r["wall_s"], r["peak_mb"] / dc["peak_mb"]
             print(f"- datacompy / {c} wall: {speed:.2f}× (target ≥ 3×) → {_verdict(speed >= 3)}")
             print(f"- {c} / datacompy peak memory: {mem:.2f} (target ≤ 1/3) → {_verdict(3 * mem <= 1)}")
+    if dc:  # issue #10: the product's own code, ≥ 4× faster than datacompy with ≤ ¼ of its memory
+        r = res["migcheck"]
+        speed, mem = dc["wall_s"] / r["wall_s"], r["peak_mb"] / dc["peak_mb"]
+        print(f"- datacompy / migcheck wall: {speed:.2f}× (target ≥ 4×) → {_verdict(speed >= 4)}")
+        print(f"- migcheck / datacompy peak memory: {mem:.2f} (target ≤ 1/4) → {_verdict(4 * mem <= 1)}")
     if dc:
         print(f"- peer: datacompy {dc['datacompy']}, polars {dc['polars']}; project polars {pl.__version__}")
     if a.json:

@@ -526,6 +526,49 @@ def reconcile_child(
     return reconcile_child_slice(child_slice(table, exp, tgt, m, pmap, emap))
 
 
+@dataclass(frozen=True)
+class Matching:
+    """Expected and target rows matched as multisets on a key (``match_on_key``)."""
+
+    expected: pl.DataFrame  # the expected rows with _rank (position among equal keys) and _e (row number)
+    pairs: pl.DataFrame  # one per matched pair: key, _rank, _e, source_ref, _id, _invalid, _target_ref, hashes
+    differing: pl.DataFrame  # the matched pairs whose values differ, in full: expected columns and <col>__act
+    missing: pl.DataFrame  # expected rows no target row matched
+    unexpected: pl.DataFrame  # target rows no expected row matched
+
+
+def match_on_key(et: pl.DataFrame, tt: pl.DataFrame, key: list[str], vcols: list[str], table: str) -> Matching:
+    """Match expected rows (``source_ref``) and target rows (``_id``, ``_invalid``) on ``key`` as multisets.
+
+    Rows with equal keys pair up in order (expected by source_ref, target by id). Matched rows are
+    compared by a hash of their values (``vcols``) first: only the few whose hashes differ are
+    joined in full, for the column-by-column comparison (``_compare``); equal values always hash
+    alike. Pure: the first pass of every child table's reconciliation.
+    """
+    et = et.with_columns(pl.int_range(pl.len()).over(key, order_by="source_ref").alias("_rank"))
+    tt = tt.with_columns(pl.int_range(pl.len()).over(key, order_by="_id").alias("_rank"))
+    keyr = [*key, "_rank"]
+    et = et.with_columns(pl.int_range(pl.len()).alias("_e"))
+    row_hash = pl.struct(vcols).hash(seed=0) if vcols else pl.lit(0, dtype=pl.UInt64)
+    pairs = (
+        et.select(*keyr, "_e", "source_ref", row_hash.alias("_h"))
+        .join(tt.select(*keyr, "_id", "_invalid", row_hash.alias("_h_act")), on=keyr, how="inner", nulls_equal=True)
+        .with_columns((pl.lit(f"{table}:") + pl.col("_id").cast(pl.String)).alias("_target_ref"))
+    )
+    differ = pairs.filter(pl.col("_h") != pl.col("_h_act")).select("_e", "_id", "_invalid", "_target_ref")
+    cm = differ.join(et.drop("_invalid", strict=False), on="_e").join(
+        _suffix_actual(tt.select(*vcols, "_id"), ["_id"]), on="_id"
+    )
+    missing = et.join(pairs.select("_e"), on="_e", how="anti").drop("_e")
+    unexpected = tt.join(pairs.select("_id"), on="_id", how="anti")
+    return Matching(et, pairs, cm, missing, unexpected)
+
+
+def compare_values(differing: pl.DataFrame, check: Check, columns: list[str]) -> pl.DataFrame:
+    """The value differences of matched rows (``Matching.differing``) as findings of ``check``."""
+    return _compare(differing, check, columns)
+
+
 def reconcile_child_slice(s: ChildSlice) -> EntityPart:
     """Reconcile the rows of a child slice (a whole table or one partition of it)."""
     t = s.table
@@ -539,25 +582,9 @@ def reconcile_child_slice(s: ChildSlice) -> EntityPart:
     if "person_id" in tt.columns:
         parent_ok = parent_ok & pl.col("person_id").is_in(s.person_ids.implode())
     tt = tt.filter(parent_ok)  # orphans are the target checks' finding
-    et = et.with_columns(pl.int_range(pl.len()).over(key, order_by="source_ref").alias("_rank"))
-    tt = tt.with_columns(pl.int_range(pl.len()).over(key, order_by="_id").alias("_rank"))
-    keyr = [*key, "_rank"]
     vcols = [c for c in TABLE_COLUMNS[t] if c not in (*key, "source_ref") and c in tt.columns and c in et.columns]
-    # matched rows are compared by a hash of their values first: only the few whose hashes differ
-    # are joined in full and compared column by column (equal values always hash alike)
-    et = et.with_columns(pl.int_range(pl.len()).alias("_e"))
-    row_hash = pl.struct(vcols).hash(seed=0) if vcols else pl.lit(0, dtype=pl.UInt64)
-    pairs = (
-        et.select(*keyr, "_e", "source_ref", row_hash.alias("_h"))
-        .join(tt.select(*keyr, "_id", "_invalid", row_hash.alias("_h_act")), on=keyr, how="inner", nulls_equal=True)
-        .with_columns((pl.lit(f"{t}:") + pl.col("_id").cast(pl.String)).alias("_target_ref"))
-    )
-    differ = pairs.filter(pl.col("_h") != pl.col("_h_act")).select("_e", "_id", "_invalid", "_target_ref")
-    cm = differ.join(et.drop("_invalid", strict=False), on="_e").join(
-        _suffix_actual(tt.select(*vcols, "_id"), ["_id"]), on="_id"
-    )
-    c_missing = et.join(pairs.select("_e"), on="_e", how="anti").drop("_e")
-    c_unexp = tt.join(pairs.select("_id"), on="_id", how="anti")
+    mt = match_on_key(et, tt, key, vcols, t)
+    et, pairs, cm, c_missing, c_unexp = mt.expected, mt.pairs, mt.differing, mt.missing, mt.unexpected
     parent_matched = pl.lit(True)
     if "encounter_ref" in key:
         parent_matched = parent_matched & pl.col("encounter_ref").is_not_null()
