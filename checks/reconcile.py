@@ -526,6 +526,24 @@ def reconcile_child(
     return reconcile_child_slice(child_slice(table, exp, tgt, m, pmap, emap))
 
 
+def ranked(df: pl.DataFrame, key: list[str], order: str, name: str) -> pl.DataFrame:
+    """``df`` with ``name``: each row's position among the rows of equal ``key`` (by ``order``), from 0.
+
+    Most keys occur once: only the rows of repeated keys are ranked by a window (a window over
+    millions of one-row groups costs seconds); the others get 0. Nulls in a key are equal. Row
+    order is kept.
+    """
+    if not key:
+        return df.with_columns((pl.col(order).rank("ordinal") - 1).cast(pl.Int64).alias(name))
+    repeated = pl.struct(key).is_duplicated()
+    idx = df.with_row_index("_ri")
+    dup = idx.filter(repeated)
+    if dup.height == 0:
+        return df.with_columns(pl.lit(0, dtype=pl.Int64).alias(name))
+    r = dup.select("_ri", pl.int_range(pl.len(), dtype=pl.Int64).over(key, order_by=order).alias(name))
+    return idx.join(r, on="_ri", how="left", maintain_order="left").with_columns(pl.col(name).fill_null(0)).drop("_ri")
+
+
 @dataclass(frozen=True)
 class Matching:
     """Expected and target rows matched as multisets on a key (``match_on_key``)."""
@@ -545,8 +563,8 @@ def match_on_key(et: pl.DataFrame, tt: pl.DataFrame, key: list[str], vcols: list
     joined in full, for the column-by-column comparison (``_compare``); equal values always hash
     alike. Pure: the first pass of every child table's reconciliation.
     """
-    et = et.with_columns(pl.int_range(pl.len()).over(key, order_by="source_ref").alias("_rank"))
-    tt = tt.with_columns(pl.int_range(pl.len()).over(key, order_by="_id").alias("_rank"))
+    et = ranked(et, key, "source_ref", "_rank")
+    tt = ranked(tt, key, "_id", "_rank")
     keyr = [*key, "_rank"]
     et = et.with_columns(pl.int_range(pl.len()).alias("_e"))
     row_hash = pl.struct(vcols).hash(seed=0) if vcols else pl.lit(0, dtype=pl.UInt64)
@@ -652,8 +670,8 @@ def _relaxed_pairs(
         if missing.height == 0 or unexpected.height == 0:
             break
         rk = [k for k in key if k != col]
-        e2 = missing.with_columns(pl.int_range(pl.len()).over(rk, order_by="source_ref").alias("_r2"))
-        t2 = unexpected.with_columns(pl.int_range(pl.len()).over(rk, order_by="_id").alias("_r2"))
+        e2 = ranked(missing, rk, "source_ref", "_r2")
+        t2 = ranked(unexpected, rk, "_id", "_r2")
         cols = [c for c in TABLE_COLUMNS[t] if c in t2.columns and c != "source_ref"]
         tsel = _suffix_actual(t2.select([*cols, "_id", "_invalid", "_r2"]), [*rk, "_r2", "_id", "_invalid"])
         j = e2.join(tsel, on=[*rk, "_r2"], how="inner", nulls_equal=True)

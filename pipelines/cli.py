@@ -148,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="partitions by person the records other than persons and encounters are cut into "
         "(default: about one per 48 MiB of extract; the report is the same for any N)",
     )
+    v.add_argument(
+        "--work",
+        metavar="DIR_OR_URL",
+        default=None,
+        help="where the partitions are staged during the run (default: beside --out); with --dask on "
+        "several machines a folder they all mount, or an fsspec URL such as s3://bucket/prefix",
+    )
 
     d = command("demo", "generate, trial-load into SQLite, validate, and say where the report is")
     d.add_argument("--out", type=Path, default=Path("demo"), help="working folder (default ./demo)")
@@ -304,6 +311,7 @@ def _cmd_validate(a: argparse.Namespace) -> int:
                 migration=a.migration,
                 dask=dask,
                 partitions=a.partitions,
+                work=a.work,
                 return_state=True,
             )
             r = flows.verdict_of(state)
@@ -318,6 +326,7 @@ def _cmd_validate(a: argparse.Namespace) -> int:
                 migration=a.migration,
                 dask=dask,
                 partitions=a.partitions,
+                work=a.work,
                 progress=_progress(a),
                 worker_process=True,
             )

@@ -164,3 +164,73 @@ def test_too_many_partitions_is_refused_in_one_line(faulted, tmp_path):
             extract, url, "TL1", tmp_path / "r", history_url=f"sqlite:///{tmp_path / 'h.db'}", partitions=100000
         )
     assert not (tmp_path / "r").exists()
+
+
+def test_ranked_equals_the_window_it_replaces():
+    """``ranked`` ranks only repeated keys by a window; the result is the window's over every row."""
+    import random
+
+    from checks.reconcile import ranked
+
+    rng = random.Random(5)
+    n = 2000
+    df = pl.DataFrame(
+        {
+            "k": [rng.choice(["a", "b", None, *[f"u{i}" for i in range(400)]]) for _ in range(n)],
+            "j": [rng.choice([1, 2, None]) for _ in range(n)],
+            "o": [f"r{rng.randrange(3000):05d}" for _ in range(n)],
+        }
+    )
+    want = df.with_columns(pl.int_range(pl.len()).over(["k", "j"], order_by="o").alias("r"))
+    assert ranked(df, ["k", "j"], "o", "r").equals(want)
+    unique = df.unique(["k", "j"], keep="first", maintain_order=True)
+    assert ranked(unique, ["k", "j"], "o", "r")["r"].to_list() == [0] * unique.height
+
+
+def test_partitions_staged_through_an_fsspec_url_give_the_same_report(faulted, reports, tmp_path):
+    """``--work`` as a URL (here fsspec's ``file://``; ``s3://`` works alike where s3fs is installed)."""
+    root, extract, url = faulted
+    base = tmp_path / "shared"
+    base.mkdir()
+    (base / "someone-elses.txt").write_text("kept")
+    report = tmp_path / "r" / "report"
+    report.parent.mkdir()
+    run_validation(
+        extract,
+        url,
+        "TL1",
+        report,
+        as_of=AS_OF,
+        history_url=f"sqlite:///{tmp_path / 'h.db'}",
+        partitions=4,
+        work=f"file://{base}",
+    )
+    for f in ("discrepancies.parquet", "ledger.parquet", "summary.json"):
+        assert _normalised(report / f) == _normalised(reports[1] / f)
+    # the run's own work folder is gone; nothing else in the shared folder was touched
+    assert sorted(p.name for p in base.iterdir()) == ["someone-elses.txt"]
+
+
+@pytest.mark.parametrize(
+    ("work", "message"),
+    [
+        ("{tmp}/absent", r"^--work .*absent: no such folder$"),
+        ("{extract}", r"^--work .*: lies inside --source "),
+        ("nosuchfs://bucket/x", r"^--work nosuchfs://bucket/x: no file system for this URL"),
+    ],
+)
+def test_a_wrong_work_folder_is_refused_in_one_line(faulted, tmp_path, work, message):
+    from checks.errors import MigcheckError
+
+    _, extract, url = faulted
+    with pytest.raises(MigcheckError, match=message) as e:
+        run_validation(
+            extract,
+            url,
+            "TL1",
+            tmp_path / "r",
+            history_url=f"sqlite:///{tmp_path / 'h.db'}",
+            work=work.format(tmp=tmp_path, extract=extract),
+        )
+    assert "\n" not in str(e.value) and not (tmp_path / "r").exists()
+    assert not [p for p in extract.iterdir() if ".work." in p.name]  # no work folder was made in the extract

@@ -57,6 +57,7 @@ def validate_trial_load(
     migration: str | None = None,
     dask: str | None = None,
     partitions: int = 0,
+    work: str | None = None,
 ) -> dict | State:
     """Validate one trial load and write its report.
 
@@ -78,6 +79,8 @@ def validate_trial_load(
             cluster, each a task (the work folder beside ``out`` must be readable by its workers).
         partitions: how many partitions by person the records other than persons and encounters
             are cut into (0: about one per 48 MiB of extract; the report is the same for any number).
+        work: where the partitions are staged during the run: a folder or an fsspec URL that every
+            Dask worker reaches (default: beside ``out``); removed when the run ends.
 
     Returns the verdict: exit_code, errors, warnings, ledger_balanced, the report path and a
     one-line message. When a gate fails, the report is still written and the run ends Failed with
@@ -103,6 +106,7 @@ def validate_trial_load(
         migration=migration,
         dask=dask,
         partitions=partitions,
+        work=work,
     )
     result = validate(PrefectRunner(), args)
     _artifact(result, trial_load)

@@ -32,6 +32,7 @@ from pipelines.io.target_db import connect
 from pipelines.io.target_read import check_tables, read_table
 from pipelines.run.staging import (
     MAX_PARTITIONS,
+    check_work_base,
     child_files,
     choose_partitions,
     make_work,
@@ -93,6 +94,7 @@ class ValidateArgs:
     target_checks: bool = True
     dask: str | None = None
     partitions: int = 0  # 0: chosen from the extract's size
+    work: str | None = None  # where the partitions are staged: a folder or an fsspec URL (None: beside out)
 
 
 def dask_unreachable(address: str, e: BaseException) -> MigcheckError:
@@ -165,28 +167,26 @@ def _read_file(root: str, system: str, name: str) -> FilePart:
 
 
 def _source_parents(parts: list[FilePart], cfg: RunConfig, work: str, partitions: int):  # noqa: ANN202
-    return source_parents(parts, cfg.mappings, cfg.as_of, Path(work), partitions)
+    return source_parents(parts, cfg.mappings, cfg.as_of, work, partitions)
 
 
 def _stage_file(part: FilePart, cfg: RunConfig, routes, work: str, partitions: int):  # noqa: ANN001, ANN202
-    return stage_file(part, cfg.mappings, routes, Path(work), partitions)
+    return stage_file(part, cfg.mappings, routes, work, partitions)
 
 
 def _stage_table(target_url: str, table: str, cfg: RunConfig, pmap, emap, enc_person, work: str, partitions: int):  # noqa: ANN001, ANN202
-    return stage_table(target_url, table, cfg.mappings, pmap, emap, enc_person, Path(work), partitions)
+    return stage_table(target_url, table, cfg.mappings, pmap, emap, enc_person, work, partitions)
 
 
 def _partition(
     work: str, number: int, records: list[str], cfg: RunConfig, lookups, pmap, emap, encounter_ids, person_ids
 ):  # noqa: ANN001, ANN202
-    return run_partition(
-        Path(work), number, records, cfg.mappings, cfg.as_of, lookups, pmap, emap, encounter_ids, person_ids
-    )
+    return run_partition(work, number, records, cfg.mappings, cfg.as_of, lookups, pmap, emap, encounter_ids, person_ids)
 
 
 PREPARE = Step("prepare", _prepare, "prepare", io=True)
 CHECK_TABLES = Step("check-target-tables", _check_tables, "prepare", io=True)
-MAKE_WORK = Step("make-work-folder", lambda out: str(make_work(Path(out))), "prepare", io=True)
+MAKE_WORK = Step("make-work-folder", lambda out, base: make_work(Path(out), base), "prepare", io=True)
 READ_FILE = Step("read-extract-file", _read_file, "extract", io=True, cached_on_file=True)
 SOURCE_PARENTS = Step("expected-parents", _source_parents, "extract", io=True)
 STAGE_FILE = Step("stage-extract-file", _stage_file, "extract", io=True)
@@ -216,7 +216,9 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         raise MigcheckError(f"--partitions {args.partitions}: give 1 to {MAX_PARTITIONS} (or leave it out)")
     n = args.partitions or choose_partitions(Path(root))
     checks = run.submit(TARGET_CHECKS, target_url=args.target_url, cfg=cfg)  # waits on the database meanwhile
-    work = run.call(MAKE_WORK, out=str(args.out))
+    if args.work is not None:
+        check_work_base(args.work, Path(root), Path(args.out))
+    work = run.call(MAKE_WORK, out=str(args.out), base=args.work)
     try:
         m = cfg.mappings
         pfiles = [run.submit(READ_FILE, root=root, system=s, name=f) for s, f in parent_files(m)]
@@ -311,4 +313,4 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
             timings=run.timings(),
         )
     finally:
-        remove_work(Path(work))
+        remove_work(work)

@@ -18,8 +18,9 @@ A validation holds only one piece of a large load at a time:
 4. **Merge** (``merge_partitions``): the parts put back in extract order. The report is the same,
    byte for byte, for any ``N``.
 
-The work folder lies beside the report folder, is migcheck's own (``.migcheck`` marker), and is
-removed when the run ends.
+The work folder lies beside the report folder (or inside ``--work``: a folder, or an fsspec URL
+such as ``s3://bucket/prefix`` that the workers of a Dask cluster all reach), is migcheck's own
+(``.migcheck`` marker where local), and is removed when the run ends.
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import polars as pl
 
 from checks.discrepancies import person_links, sum_counts, table_counts
+from checks.errors import MigcheckError
 from checks.expected import (
     CHILD_TABLES,
     Expected,
@@ -63,16 +67,56 @@ def choose_partitions(root: Path) -> int:
     return max(1, min(MAX_PARTITIONS, math.ceil(size / BYTES_PER_PARTITION)))
 
 
-def make_work(out: Path) -> Path:
-    """A new work folder beside ``out`` (migcheck's own: marked, removed at the end of the run)."""
-    work = Path(tempfile.mkdtemp(prefix=f".{Path(out).name}.work.", dir=Path(out).resolve().parent))
-    write_marker(work, "work")
-    return work
+def check_work_base(base: str, source: Path, out: Path) -> None:
+    """``--work``: an existing folder (not in the extract or the report), or a URL of a file system fsspec knows."""
+    if "://" in base:
+        import fsspec
+
+        try:
+            fsspec.get_filesystem_class(base.split("://", 1)[0])
+        except (ImportError, ValueError) as e:
+            raise MigcheckError(f"--work {base}: no file system for this URL ({e})") from None
+        return
+    if not Path(base).is_dir():
+        raise MigcheckError(f"--work {base}: no such folder")
+    here = Path(base).resolve()
+    for option, other in (("--source", Path(source)), ("--out", Path(out))):
+        o = other.resolve()
+        if here == o or o in here.parents:
+            raise MigcheckError(f"--work {base}: lies inside {option} {other}; give a folder of its own")
 
 
-def remove_work(work: Path) -> None:
-    """Remove the work folder of this run."""
-    shutil.rmtree(work, ignore_errors=True)
+def make_work(out: Path, base: str | None = None) -> str:
+    """A new work folder of this run: beside ``out``, or inside ``base`` (a folder or an fsspec URL).
+
+    Migcheck's own (a local one carries the ``.migcheck`` marker); removed at the end of the run.
+    """
+    if base is None or "://" not in base:
+        parent = Path(base) if base is not None else Path(out).resolve().parent
+        try:
+            work = Path(tempfile.mkdtemp(prefix=f".{Path(out).name}.work.", dir=parent))
+        except OSError as e:
+            raise MigcheckError(f"--work {parent}: cannot create the work folder ({e.strerror})") from e
+        write_marker(work, "work")
+        return str(work)
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(base)
+    folder = f"{root.rstrip('/')}/.{Path(out).name}.work.{uuid.uuid4().hex[:12]}"
+    fs.makedirs(folder, exist_ok=False)
+    return f"{base.split('://', 1)[0]}://{folder}"
+
+
+def remove_work(work: str) -> None:
+    """Remove the work folder of this run (only it: never its parent)."""
+    if "://" not in work:
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(work)
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
 
 
 def parent_files(m: Mappings) -> list[tuple[str, str]]:
@@ -91,18 +135,33 @@ def _sources(m: Mappings) -> dict[str, SourceMap]:
     return {s.records: s for tm in m.tables.values() for s in tm.sources}
 
 
-def _path(work: Path, side: str, name: str, part: int) -> Path:
-    return Path(work) / side / name.replace("/", "__") / f"{part:04d}.parquet"
+def _path(work: str, side: str, name: str, part: int) -> str:
+    return f"{work}/{side}/{name.replace('/', '__')}/{part:04d}.parquet"
 
 
-def _write_parts(df: pl.DataFrame, work: Path, side: str, name: str, n: int) -> None:
+def _write_parts(df: pl.DataFrame, work: str, side: str, name: str, n: int) -> None:
     """``df`` (with ``_part``) written as ``n`` Parquet files, one per partition (empty ones too)."""
-    folder = _path(work, side, name, 0).parent
-    folder.mkdir(parents=True, exist_ok=True)
     parts = df.partition_by("_part", as_dict=True, include_key=False)
     empty = df.drop("_part").head(0)
+    if "://" not in work:
+        Path(_path(work, side, name, 0)).parent.mkdir(parents=True, exist_ok=True)
     for p in range(n):
-        parts.get((p,), empty).write_parquet(_path(work, side, name, p), compression="lz4", statistics=False)
+        with _open(_path(work, side, name, p), "wb") as f:
+            parts.get((p,), empty).write_parquet(f, compression="lz4", statistics=False)
+
+
+def _read(path: str) -> pl.DataFrame:
+    with _open(path, "rb") as f:
+        return pl.read_parquet(f)
+
+
+def _open(path: str, mode: str) -> IO[bytes]:
+    """A file of the work folder: a local path, or through fsspec for a URL (made on write)."""
+    if "://" not in path:
+        return open(path, mode)  # noqa: SIM115 - returned to a with block
+    import fsspec
+
+    return fsspec.open(path, mode, auto_mkdir=True).open()
 
 
 def _with_row(df: pl.DataFrame) -> pl.DataFrame:
@@ -134,7 +193,7 @@ class StagedFile:
 
 
 def source_parents(
-    parts: list[FilePart], m: Mappings, as_of, work: Path, n: int
+    parts: list[FilePart], m: Mappings, as_of, work: str, n: int
 ) -> tuple[SourceParents, list[StagedFile]]:
     """Persons and encounters computed whole; child records read from the same files staged."""
     frames: dict[str, pl.DataFrame] = {}
@@ -157,7 +216,7 @@ def source_parents(
 
 
 def _stage_records(
-    records: str, df: pl.DataFrame, m: Mappings, routes: dict[str, pl.DataFrame], work: Path, n: int
+    records: str, df: pl.DataFrame, m: Mappings, routes: dict[str, pl.DataFrame], work: str, n: int
 ) -> None:
     src = _sources(m).get(records)
     parent = src.parent if src is not None else None
@@ -166,7 +225,7 @@ def _stage_records(
     _write_parts(routed_records(_with_row(df), column, lookup, n), work, "src", records, n)
 
 
-def stage_file(part: FilePart, m: Mappings, routes: dict[str, pl.DataFrame], work: Path, n: int) -> StagedFile:
+def stage_file(part: FilePart, m: Mappings, routes: dict[str, pl.DataFrame], work: str, n: int) -> StagedFile:
     """Write the records of one extract file (child records) to the partitions of their persons."""
     for k, v in part.frames.items():
         _stage_records(k, v, m, routes, work, n)
@@ -184,7 +243,7 @@ def stage_table(
     pmap: pl.DataFrame,
     emap: pl.DataFrame,
     enc_person: pl.DataFrame,
-    work: Path,
+    work: str,
     n: int,
 ) -> pl.DataFrame:
     """Read one child table of the target and write it to the partitions of its persons.
@@ -220,7 +279,7 @@ class PartitionResult:
 
 
 def run_partition(
-    work: Path,
+    work: str,
     number: int,
     records: list[str],
     m: Mappings,
@@ -232,7 +291,7 @@ def run_partition(
     person_ids: pl.Series,
 ) -> PartitionResult:
     """The expected rows of one partition's records, reconciled with the partition's target rows."""
-    frames = {r: pl.read_parquet(_path(work, "src", r, number)) for r in records}
+    frames = {r: _read(_path(work, "src", r, number)) for r in records}
     sources = _sources(m)
     keys: dict[str, list[pl.Series]] = {}
     for r, df in frames.items():
@@ -248,7 +307,7 @@ def run_partition(
     del frames
     parts = []
     for t in CHILD_TABLES:
-        tt = pl.read_parquet(_path(work, "tgt", t, number))
+        tt = _read(_path(work, "tgt", t, number))
         key = tuple(m.tables[t].match_key)
         parts.append(
             reconcile_child_slice(ChildSlice(t, key, exp.tables[t], tt, encounter_ids, person_ids, pmap, emap))

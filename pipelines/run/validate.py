@@ -357,6 +357,7 @@ def run_validation(
     *,
     dask: str | None = None,
     partitions: int = 0,
+    work: str | None = None,
     progress=None,  # noqa: ANN001 - a pipelines.run.progress.Progress
     worker_process: bool = False,
 ) -> ValidationResult:
@@ -387,6 +388,7 @@ def run_validation(
         target_checks=target_checks,
         dask=dask,
         partitions=partitions,
+        work=work,
     )
     runner = LocalRunner(progress=progress, worker_process=worker_process)
     try:
