@@ -98,30 +98,43 @@ def routed_records(df: pl.DataFrame, parent_column: str | None, routes: pl.DataF
     )
 
 
-def routed_target(
-    tt: pl.DataFrame,
-    key: tuple[str, ...],
-    pmap: pl.DataFrame,
-    emap: pl.DataFrame,
-    enc_person: pl.DataFrame,
-    n: int,
-) -> pl.DataFrame:
+def routed_target(tt: pl.DataFrame, key: tuple[str, ...], enc_person: pl.DataFrame, n: int) -> pl.DataFrame:
     """Target child rows with their partition (``_part``): the person of the parent they are matched through.
 
-    A child row can only match an expected row with the same parent ref (the match key holds it),
-    and an expected row goes to its parent's person: an encounter child to the person of its
-    encounter (``enc_person``: source_ref → person_ref of the expected encounters), a person child
-    to its person. A row whose parent was not reconciled matches nothing: partition 0.
+    ``tt`` carries its parents' refs (``checks.reconcile.resolved_parents``). A child row can only
+    match an expected row with the same parent ref (the match key holds it), and an expected row
+    goes to its parent's person: an encounter child to the person of its encounter (``enc_person``:
+    source_ref → person_ref of the expected encounters), a person child to its person. A row
+    whose parent was not reconciled matches nothing: partition 0.
     """
     ref = parent_ref(key)
     if ref == "encounter_ref":
-        e2p = emap.join(enc_person.unique("source_ref"), on="source_ref", how="inner").select(
-            pl.col("encntr_id").alias("_eid"), pl.col("person_ref").alias("_route")
+        e2p = enc_person.unique("source_ref").select(
+            pl.col("source_ref").alias("_eref"), pl.col("person_ref").alias("_route")
         )
-        route = tt.select(pl.col("encntr_id").alias("_eid")).join(e2p, on="_eid", how="left", maintain_order="left")
+        route = tt.select(pl.col("encounter_ref").alias("_eref")).join(
+            e2p, on="_eref", how="left", maintain_order="left"
+        )["_route"]
     else:
-        p2r = pmap.select(pl.col("person_id").alias("_pid"), pl.col("person_ref").alias("_route"))
-        route = tt.select(pl.col("person_id").alias("_pid")).join(p2r, on="_pid", how="left", maintain_order="left")
-    return (
-        tt.with_columns(route["_route"].alias("_route")).with_columns(partition_of(pl.col("_route"), n)).drop("_route")
+        route = tt["person_ref"]
+    return tt.with_columns(route.alias("_route")).with_columns(partition_of(pl.col("_route"), n)).drop("_route")
+
+
+def split_by_person(df: pl.DataFrame, person: pl.Expr, n: int) -> list[pl.DataFrame]:
+    """``df`` cut into ``n`` frames by the partition of ``person`` (a person_ref); null → partition 0."""
+    parts = df.with_columns(partition_of(person, n)).partition_by("_part", as_dict=True, include_key=False)
+    empty = df.head(0)
+    return [parts.get((p,), empty) for p in range(n)]
+
+
+def split_lookup(lookup: pl.DataFrame, routes: pl.DataFrame, n: int) -> list[pl.DataFrame]:
+    """Staged parent records cut by the partition their children go to (the route of their key).
+
+    Every record with a given legacy key lands where the children of that key do, so a partition's
+    children find the same parent (the first by line) as in the whole extract. A record without a
+    key can be no one's parent and is left out.
+    """
+    keyed = lookup.filter(pl.col("_key").is_not_null()).join(
+        routes.rename({"_pkey": "_key"}), on="_key", how="left", maintain_order="left"
     )
+    return [p.drop("_route") for p in split_by_person(keyed, pl.col("_route"), n)]

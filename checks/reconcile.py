@@ -491,6 +491,9 @@ class ChildSlice:
     person_ids: pl.Series
     pmap: pl.DataFrame
     emap: pl.DataFrame
+    #: the target rows already carry their parents' refs and ``_parent_ok`` (``resolved_parents``,
+    #: done once for a whole table when it is staged to partitions); the ids above are then unused
+    resolved: bool = False
 
 
 def child_slice(
@@ -512,11 +515,29 @@ def child_slice(
 def with_parent_refs(tt: pl.DataFrame, pmap: pl.DataFrame, emap: pl.DataFrame) -> pl.DataFrame:
     """Target child rows with the source refs of their reconciled parents (``person_ref``, ``encounter_ref``)."""
     if "person_id" in tt.columns:
-        tt = tt.join(pmap.rename({"person_id": "_pid"}), left_on="person_id", right_on="_pid", how="left")
+        tt = tt.join(
+            pmap.rename({"person_id": "_pid"}), left_on="person_id", right_on="_pid", how="left", maintain_order="left"
+        )
     if "encntr_id" in tt.columns:
         eid_to_ref = emap.rename({"source_ref": "encounter_ref", "encntr_id": "_eid"})
-        tt = tt.join(eid_to_ref, left_on="encntr_id", right_on="_eid", how="left")
+        tt = tt.join(eid_to_ref, left_on="encntr_id", right_on="_eid", how="left", maintain_order="left")
     return tt
+
+
+def resolved_parents(
+    tt: pl.DataFrame, pmap: pl.DataFrame, emap: pl.DataFrame, encounter_ids: pl.Series, person_ids: pl.Series
+) -> pl.DataFrame:
+    """Target child rows with their parents' source refs and ``_parent_ok`` (their parent ids exist).
+
+    A row whose parent is not in the target is an orphan (the target checks' finding), never
+    matched here. Row order is kept.
+    """
+    ok = pl.lit(True)
+    if "encntr_id" in tt.columns:
+        ok = ok & pl.col("encntr_id").is_in(encounter_ids.implode())
+    if "person_id" in tt.columns:
+        ok = ok & pl.col("person_id").is_in(person_ids.implode())
+    return with_parent_refs(tt, pmap, emap).with_columns(ok.alias("_parent_ok"))
 
 
 def reconcile_child(
@@ -593,13 +614,8 @@ def reconcile_child_slice(s: ChildSlice) -> EntityPart:
     key = list(s.key)
     et = s.expected
     pmap, emap = s.pmap, s.emap
-    tt = with_parent_refs(s.target, pmap, emap)
-    parent_ok = pl.lit(True)
-    if "encntr_id" in tt.columns:
-        parent_ok = parent_ok & pl.col("encntr_id").is_in(s.encounter_ids.implode())
-    if "person_id" in tt.columns:
-        parent_ok = parent_ok & pl.col("person_id").is_in(s.person_ids.implode())
-    tt = tt.filter(parent_ok)  # orphans are the target checks' finding
+    tt = s.target if s.resolved else resolved_parents(s.target, pmap, emap, s.encounter_ids, s.person_ids)
+    tt = tt.filter(pl.col("_parent_ok")).drop("_parent_ok")  # orphans are the target checks' finding
     vcols = [c for c in TABLE_COLUMNS[t] if c not in (*key, "source_ref") and c in tt.columns and c in et.columns]
     mt = match_on_key(et, tt, key, vcols, t)
     et, pairs, cm, c_missing, c_unexp = mt.expected, mt.pairs, mt.differing, mt.missing, mt.unexpected

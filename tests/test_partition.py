@@ -21,7 +21,7 @@ from checks.discrepancies import discrepancies
 from checks.expected import compute_expected, expected_parents
 from checks.mapping import load_mappings
 from checks.partition import parent_routes, routed_records, routed_target
-from checks.reconcile import logical_target, reconcile, reconcile_encounters, reconcile_persons
+from checks.reconcile import logical_target, reconcile, reconcile_encounters, reconcile_persons, resolved_parents
 from pipelines.io.extract import read_extract
 from pipelines.io.target_db import connect
 from pipelines.io.target_read import read_target
@@ -142,10 +142,12 @@ def test_each_persons_records_and_target_rows_share_a_partition(faulted):
     _, pmap = reconcile_persons(par, tgt)
     _, emap = reconcile_encounters(par, tgt, pmap)
     key = tuple(m.tables["diagnosis"].match_key)
-    tt = routed_target(tgt["diagnosis"], key, pmap, emap, par.tables["encounter"], n)
+    resolved = resolved_parents(tgt["diagnosis"], pmap, emap, tgt["encounter"]["_id"], tgt["person"]["_id"])
+    tt = routed_target(resolved, key, par.tables["encounter"], n)
     assert tt.height == tgt["diagnosis"].height
     eid_part = (
-        tt.join(emap, on="encntr_id", how="inner")
+        tt.drop("encounter_ref")
+        .join(emap, on="encntr_id", how="inner")
         .join(par.tables["encounter"].select("source_ref", "person_ref"), on="source_ref")
         .with_columns((pl.col("person_ref").hash(seed=0) % n).alias("_want"))
     )

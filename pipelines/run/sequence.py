@@ -41,6 +41,7 @@ from pipelines.run.staging import (
     remove_work,
     run_partition,
     source_parents,
+    split_parents,
     stage_file,
     stage_table,
 )
@@ -174,14 +175,12 @@ def _stage_file(part: FilePart, cfg: RunConfig, routes, work: str, partitions: i
     return stage_file(part, cfg.mappings, routes, work, partitions)
 
 
-def _stage_table(target_url: str, table: str, cfg: RunConfig, pmap, emap, enc_person, work: str, partitions: int):  # noqa: ANN001, ANN202
-    return stage_table(target_url, table, cfg.mappings, pmap, emap, enc_person, work, partitions)
+def _stage_table(target_url: str, table: str, cfg: RunConfig, pmap, emap, enc_person, ids, work: str, partitions: int):  # noqa: ANN001, ANN202
+    return stage_table(target_url, table, cfg.mappings, pmap, emap, enc_person, ids, work, partitions)
 
 
-def _partition(
-    work: str, number: int, records: list[str], cfg: RunConfig, lookups, pmap, emap, encounter_ids, person_ids
-):  # noqa: ANN001, ANN202
-    return run_partition(work, number, records, cfg.mappings, cfg.as_of, lookups, pmap, emap, encounter_ids, person_ids)
+def _partition(work: str, number: int, records: list[str], cfg: RunConfig, lookups, pmap, emap):  # noqa: ANN001, ANN202
+    return run_partition(work, number, records, cfg.mappings, cfg.as_of, lookups, pmap, emap)
 
 
 PREPARE = Step("prepare", _prepare, "prepare", io=True)
@@ -197,6 +196,7 @@ PERSONS = Step("reconcile-persons", reconcile_persons, "reconcile")
 ENCOUNTERS = Step("reconcile-encounters", reconcile_encounters, "reconcile")
 STAGE_TABLE = Step("stage-target-table", _stage_table, "read_target", io=True, run_name="stage-{table}")
 PARTITION = Step("validate-partition", _partition, "partitions", io=True, run_name="partition-{number}")
+SPLIT_PARENTS = Step("split-parents", split_parents, "partitions")
 MERGE = Step("merge-partitions", merge_partitions, "partitions")
 FINISH = Step("write-report", finish, "report", io=True)
 
@@ -256,6 +256,7 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
                 pmap=pmap,
                 emap=emap,
                 enc_person=enc_person,
+                ids=(tgt["encounter"]["_id"], tgt["person"]["_id"]),
                 work=work,
                 partitions=n,
             )
@@ -271,24 +272,27 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         # what the report needs of the parents, taken now: the parents' frames go before the partitions run
         parent_counts = (table_counts(exp.tables, "expected"), table_counts(tgt, "actual"))
         persons_of = person_links(exp.staged)
-        pcommon = dict(
-            work=work,
-            records=records,
-            cfg=cfg,
-            lookups=exp.staged,
-            pmap=pmap,
-            emap=emap,
-            encounter_ids=tgt["encounter"]["_id"],
-            person_ids=tgt["person"]["_id"],
-        )
-        del tgt, ttables, enc_person
+        slices = run.call(SPLIT_PARENTS, parents=src_parents, pmap=pmap, emap=emap, enc_person=enc_person, n=n)
+        calls = [
+            dict(
+                work=work,
+                number=i,
+                records=records,
+                cfg=cfg,
+                lookups=slices.lookups[i],
+                pmap=slices.pmap[i],
+                emap=slices.emap[i],
+            )
+            for i in range(n)
+        ]
+        del tgt, ttables, enc_person, slices
         if args.dask:
-            results = run.map_on_cluster(PARTITION, args.dask, [{"number": i, **pcommon} for i in range(n)])
+            results = run.map_on_cluster(PARTITION, args.dask, calls)
         else:
-            pending = [run.submit(PARTITION, number=i, **pcommon) for i in range(n)]
+            pending = [run.submit(PARTITION, **c) for c in calls]
             results = [p.result() for p in pending]
             del pending  # the futures would keep every partition's result alive
-        del pcommon, pmap, emap
+        del calls, pmap, emap
         merged = run.call(MERGE, results=results)
         del results
         recon = combine([*persons, *encounters, *merged.children])

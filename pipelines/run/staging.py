@@ -45,8 +45,15 @@ from checks.expected import (
     parent_records,
 )
 from checks.mapping import Mappings, SourceMap
-from checks.partition import merge_parts, parent_routes, routed_records, routed_target
-from checks.reconcile import ChildSlice, EntityPart, logical_target, reconcile_child_slice
+from checks.partition import (
+    merge_parts,
+    parent_routes,
+    routed_records,
+    routed_target,
+    split_by_person,
+    split_lookup,
+)
+from checks.reconcile import ChildSlice, EntityPart, logical_target, reconcile_child_slice, resolved_parents
 from checks.schemas import schema_findings
 from checks.suggest import unmapped_code_rows
 from pipelines.io.extract import EXTRACT_FILES, FilePart, extract_file_path
@@ -243,12 +250,15 @@ def stage_table(
     pmap: pl.DataFrame,
     emap: pl.DataFrame,
     enc_person: pl.DataFrame,
+    ids: tuple[pl.Series, pl.Series],
     work: str,
     n: int,
 ) -> pl.DataFrame:
     """Read one child table of the target and write it to the partitions of its persons.
 
-    Returns its row counts per contributor system (``table_counts``).
+    Each row is written with its parents' refs and whether its parent ids exist
+    (``resolved_parents``, against ``ids``: the target's encounter and person ids), so that a
+    partition needs no map of the whole load. Returns its row counts per contributor system.
     """
     engine = connect(target_url)
     try:
@@ -258,7 +268,8 @@ def stage_table(
     tt = logical_target({table: raw}, m)[table]
     del raw
     key = tuple(m.tables[table].match_key)
-    _write_parts(routed_target(tt, key, pmap, emap, enc_person, n), work, "tgt", table, n)
+    resolved = resolved_parents(tt, pmap, emap, *ids)
+    _write_parts(routed_target(resolved, key, enc_person, n), work, "tgt", table, n)
     return table_counts({table: tt}, "actual")
 
 
@@ -287,34 +298,46 @@ def run_partition(
     lookups: dict[str, pl.DataFrame],
     pmap: pl.DataFrame,
     emap: pl.DataFrame,
-    encounter_ids: pl.Series,
-    person_ids: pl.Series,
 ) -> PartitionResult:
-    """The expected rows of one partition's records, reconciled with the partition's target rows."""
+    """The expected rows of one partition's records, reconciled with the partition's target rows.
+
+    ``lookups``, ``pmap`` and ``emap``: this partition's slices (``split_parents``): the parent
+    records its children name, and the persons and encounters its rows belong to.
+    """
     frames = {r: _read(_path(work, "src", r, number)) for r in records}
-    sources = _sources(m)
-    keys: dict[str, list[pl.Series]] = {}
-    for r, df in frames.items():
-        src = sources.get(r)
-        if src is not None and src.parent is not None:
-            keys.setdefault(src.parent.records, []).append(df[src.parent.column].cast(pl.String))
-    parents = {
-        k: v.filter(pl.col("_key").is_in(pl.concat(keys[k]).unique().implode())) if k in keys else v.head(0)
-        for k, v in lookups.items()
-    }
-    exp = expected_children(frames, parents, m, as_of)
+    exp = expected_children(frames, lookups, m, as_of)
     unmapped = unmapped_code_rows(exp.staged, m, frames)
     del frames
     parts = []
+    none = pl.Series(dtype=pl.Int64)
     for t in CHILD_TABLES:
         tt = _read(_path(work, "tgt", t, number))
         key = tuple(m.tables[t].match_key)
-        parts.append(
-            reconcile_child_slice(ChildSlice(t, key, exp.tables[t], tt, encounter_ids, person_ids, pmap, emap))
-        )
+        s = ChildSlice(t, key, exp.tables[t], tt, none, none, pmap, emap, resolved=True)
+        parts.append(reconcile_child_slice(s))
     return PartitionResult(
         exp.ledger, exp.findings, unmapped, parts, table_counts(exp.tables, "expected"), list(exp.staged)
     )
+
+
+@dataclass(frozen=True)
+class ParentSlices:
+    """Per partition: the staged parent records, the person map and the encounter map it needs."""
+
+    lookups: list[dict[str, pl.DataFrame]]
+    pmap: list[pl.DataFrame]
+    emap: list[pl.DataFrame]
+
+
+def split_parents(
+    parents: SourceParents, pmap: pl.DataFrame, emap: pl.DataFrame, enc_person: pl.DataFrame, n: int
+) -> ParentSlices:
+    """Cut the parents' lookups and maps once, so that each partition gets only its own slice."""
+    lookups = {k: split_lookup(v, parents.routes[k], n) for k, v in parents.exp.staged.items()}
+    pparts = split_by_person(pmap, pl.col("person_ref"), n)
+    e = emap.join(enc_person.unique("source_ref"), on="source_ref", how="left", maintain_order="left")
+    eparts = [p.drop("person_ref") for p in split_by_person(e, pl.col("person_ref"), n)]
+    return ParentSlices([{k: v[i] for k, v in lookups.items()} for i in range(n)], pparts, eparts)
 
 
 @dataclass(frozen=True)
