@@ -556,13 +556,15 @@ def ranked(df: pl.DataFrame, key: list[str], order: str, name: str) -> pl.DataFr
     """
     if not key:
         return df.with_columns((pl.col(order).rank("ordinal") - 1).cast(pl.Int64).alias(name))
-    repeated = pl.struct(key).is_duplicated()
+    repeated = pl.col(key[0]).is_duplicated() if len(key) == 1 else pl.struct(key).is_duplicated()
     idx = df.with_row_index("_ri")
     dup = idx.filter(repeated)
     if dup.height == 0:
         return df.with_columns(pl.lit(0, dtype=pl.Int64).alias(name))
     r = dup.select("_ri", pl.int_range(pl.len(), dtype=pl.Int64).over(key, order_by=order).alias(name))
-    return idx.join(r, on="_ri", how="left", maintain_order="left").with_columns(pl.col(name).fill_null(0)).drop("_ri")
+    # only the one column is joined back: joining the whole frame would copy every column
+    rank = idx.select("_ri").join(r, on="_ri", how="left", maintain_order="left")[name].fill_null(0)
+    return df.with_columns(rank)
 
 
 @dataclass(frozen=True)
@@ -570,7 +572,7 @@ class Matching:
     """Expected and target rows matched as multisets on a key (``match_on_key``)."""
 
     expected: pl.DataFrame  # the expected rows with _rank (position among equal keys) and _e (row number)
-    pairs: pl.DataFrame  # one per matched pair: key, _rank, _e, source_ref, _id, _invalid, _target_ref, hashes
+    pairs: pl.DataFrame  # one per matched pair: _e, source_ref, _rank, _id, _invalid, hashes, _target_ref
     differing: pl.DataFrame  # the matched pairs whose values differ, in full: expected columns and <col>__act
     missing: pl.DataFrame  # expected rows no target row matched
     unexpected: pl.DataFrame  # target rows no expected row matched
@@ -590,13 +592,24 @@ def match_on_key(et: pl.DataFrame, tt: pl.DataFrame, key: list[str], vcols: list
     et = et.with_columns(pl.int_range(pl.len()).alias("_e"))
     row_hash = pl.struct(vcols).hash(seed=0) if vcols else pl.lit(0, dtype=pl.UInt64)
     pairs = (
-        et.select(*keyr, "_e", "source_ref", row_hash.alias("_h"))
-        .join(tt.select(*keyr, "_id", "_invalid", row_hash.alias("_h_act")), on=keyr, how="inner", nulls_equal=True)
+        et.lazy()
+        .select(*keyr, "_e", "source_ref", row_hash.alias("_h"))
+        .join(
+            tt.lazy().select(*keyr, "_id", "_invalid", row_hash.alias("_h_act")),
+            on=keyr,
+            how="inner",
+            nulls_equal=True,
+        )
+        .select("_e", "source_ref", "_rank", "_id", "_invalid", "_h", "_h_act")
         .with_columns((pl.lit(f"{table}:") + pl.col("_id").cast(pl.String)).alias("_target_ref"))
+        .collect()
     )
     differ = pairs.filter(pl.col("_h") != pl.col("_h_act")).select("_e", "_id", "_invalid", "_target_ref")
-    cm = differ.join(et.drop("_invalid", strict=False), on="_e").join(
-        _suffix_actual(tt.select(*vcols, "_id"), ["_id"]), on="_id"
+    # the few differing rows in full: gathered by position (``_e`` is the row number), the target's
+    # picked out before the join, so no hash table over a whole side is built
+    tsel = tt.filter(pl.col("_id").is_in(differ["_id"].implode())).select(*vcols, "_id")
+    cm = pl.concat([differ, et.drop("_invalid", "_e", strict=False)[differ["_e"]]], how="horizontal").join(
+        _suffix_actual(tsel, ["_id"]), on="_id"
     )
     missing = et.join(pairs.select("_e"), on="_e", how="anti").drop("_e")
     unexpected = tt.join(pairs.select("_id"), on="_id", how="anti")
