@@ -21,7 +21,7 @@ import polars as pl
 from checks import implausible
 from checks.catalogue import CATEGORY_SEVERITY, entity_of_records
 from checks.identity import identity_columns
-from checks.mapping import ColumnMap, Mappings, SourceMap
+from checks.mapping import PARENT_TABLES, ColumnMap, Mappings, SourceMap
 from checks.masking import PERSONAL
 from checks.transforms import column_exprs
 
@@ -541,7 +541,6 @@ def _findings_of(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-PARENT_TABLES = ("person", "encounter")
 #: the child tables, in the order their rows take in the ledger
 CHILD_TABLES = ("diagnosis", "procedure", "orders", "allergy")
 #: every expected table, in the order the report counts them

@@ -242,12 +242,25 @@ def load_mappings(root: Path) -> Mappings:
     return m
 
 
+#: the tables whose records every other record hangs on (a ``parent:`` names one of their sources)
+PARENT_TABLES = ("person", "encounter")
+
+
 def _cross_check(m: Mappings) -> None:
     from checks.target_schema import columns_of
 
     meanings = {(r["code_set"], r["cdf_meaning"]) for r in m.code_value.iter_rows(named=True)}
+    parents = {s.records for t in PARENT_TABLES if t in m.tables for s in m.tables[t].sources}
     for t, tm in m.tables.items():
         path = m.root / f"{t}.yaml"
+        for i, s in enumerate(tm.sources):
+            # a run partitions by person through these parents (pipelines/run/staging.py)
+            if s.parent is not None and t != "person" and s.parent.records not in parents:
+                line = _yaml_line(path, ("sources", i, "parent"))
+                raise MigcheckError(
+                    f"{path}{f' line {line}' if line else ''}: parent {s.parent.records!r} is not a person or "
+                    f"encounter record kind ({', '.join(sorted(parents))})"
+                )
         known = set(columns_of(t))
         for i, s in enumerate(tm.sources):
             for col in s.columns:

@@ -59,3 +59,16 @@ def test_a_column_that_is_not_in_the_target_schema_is_refused(tmp_path):
     line = next(i for i, ln in enumerate(text.splitlines(), 1) if "DROP TABLE" in ln)
     assert "procedure.yaml" in e.value.reason and "no column of target table procedure" in e.value.reason
     assert f"line {line}" in e.value.reason
+
+
+def test_a_parent_that_is_no_person_or_encounter_record_is_refused(tmp_path):
+    """Records are partitioned by the person of their parent: a parent must be a person or an encounter."""
+    root = _copy(tmp_path)
+    p = root / "procedure.yaml"
+    text = p.read_text().replace("parent: {records: pas/kontakt,", "parent: {records: pas/diagnos,", 1)
+    assert text != p.read_text()
+    p.write_text(text)
+    with pytest.raises(MigcheckError) as e:
+        load_mappings(root)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "pas/diagnos" in ln)
+    assert e.value.reason.startswith(f"{p} line {line}: parent 'pas/diagnos' is not a person or encounter")
