@@ -571,49 +571,56 @@ def ranked(df: pl.DataFrame, key: list[str], order: str, name: str) -> pl.DataFr
 class Matching:
     """Expected and target rows matched as multisets on a key (``match_on_key``)."""
 
-    expected: pl.DataFrame  # the expected rows with _rank (position among equal keys) and _e (row number)
+    expected_rows: int
     pairs: pl.DataFrame  # one per matched pair: _e, source_ref, _rank, _id, _invalid, hashes, _target_ref
     differing: pl.DataFrame  # the matched pairs whose values differ, in full: expected columns and <col>__act
-    missing: pl.DataFrame  # expected rows no target row matched
-    unexpected: pl.DataFrame  # target rows no expected row matched
+    missing: pl.DataFrame  # expected rows no target row matched (with _rank)
+    unexpected: pl.DataFrame  # target rows no expected row matched (with _rank)
 
 
-def match_on_key(et: pl.DataFrame, tt: pl.DataFrame, key: list[str], vcols: list[str], table: str) -> Matching:
+def match_on_key(
+    et: pl.DataFrame | pl.LazyFrame, tt: pl.DataFrame | pl.LazyFrame, key: list[str], vcols: list[str], table: str
+) -> Matching:
     """Match expected rows (``source_ref``) and target rows (``_id``, ``_invalid``) on ``key`` as multisets.
 
     Rows with equal keys pair up in order (expected by source_ref, target by id). Matched rows are
     compared by a hash of their values (``vcols``) first: only the few whose hashes differ are
-    joined in full, for the column-by-column comparison (``_compare``); equal values always hash
-    alike. Pure: the first pass of every child table's reconciliation.
+    read in full, for the column-by-column comparison (``_compare``); equal values always hash
+    alike. Either side may be a ``LazyFrame`` (a Parquet scan): then only its key, ids and row
+    hashes are held, and its full rows only where they differ, are missing or unexpected. Pure:
+    the first pass of every child table's reconciliation.
     """
-    et = ranked(et, key, "source_ref", "_rank")
-    tt = ranked(tt, key, "_id", "_rank")
-    keyr = [*key, "_rank"]
-    et = et.with_columns(pl.int_range(pl.len()).alias("_e"))
+    el = et.lazy().with_row_index("_e").with_columns(pl.col("_e").cast(pl.Int64))
+    tl = tt.lazy()
     row_hash = pl.struct(vcols).hash(seed=0) if vcols else pl.lit(0, dtype=pl.UInt64)
+    e_small = ranked(el.select(*key, "_e", "source_ref", row_hash.alias("_h")).collect(), key, "source_ref", "_rank")
+    t_small = ranked(tl.select(*key, "_id", "_invalid", row_hash.alias("_h_act")).collect(), key, "_id", "_rank")
+    keyr = [*key, "_rank"]
     pairs = (
-        et.lazy()
-        .select(*keyr, "_e", "source_ref", row_hash.alias("_h"))
-        .join(
-            tt.lazy().select(*keyr, "_id", "_invalid", row_hash.alias("_h_act")),
-            on=keyr,
-            how="inner",
-            nulls_equal=True,
-        )
+        e_small.lazy()
+        .join(t_small.lazy(), on=keyr, how="inner", nulls_equal=True)
         .select("_e", "source_ref", "_rank", "_id", "_invalid", "_h", "_h_act")
         .with_columns((pl.lit(f"{table}:") + pl.col("_id").cast(pl.String)).alias("_target_ref"))
         .collect()
     )
     differ = pairs.filter(pl.col("_h") != pl.col("_h_act")).select("_e", "_id", "_invalid", "_target_ref")
-    # the few differing rows in full: gathered by position (``_e`` is the row number), the target's
-    # picked out before the join, so no hash table over a whole side is built
-    tsel = tt.filter(pl.col("_id").is_in(differ["_id"].implode())).select(*vcols, "_id")
-    cm = pl.concat([differ, et.drop("_invalid", "_e", strict=False)[differ["_e"]]], how="horizontal").join(
-        _suffix_actual(tsel, ["_id"]), on="_id"
+    # the few differing, missing and unexpected rows in full: one pass over each side, picked by
+    # row number and id
+    miss = e_small.select("_e", "_rank").join(pairs.select("_e"), on="_e", how="anti")
+    unexp = t_small.select("_id", "_rank").join(pairs.select("_id"), on="_id", how="anti")
+    e_rows = _rows_of(el, "_e", pl.concat([differ["_e"], miss["_e"]]))
+    t_rows = _rows_of(tl, "_id", pl.concat([differ["_id"], unexp["_id"]]))
+    cm = differ.join(e_rows.drop("_invalid", strict=False), on="_e", how="inner").join(
+        _suffix_actual(t_rows.select(*vcols, "_id"), ["_id"]), on="_id"
     )
-    missing = et.join(pairs.select("_e"), on="_e", how="anti").drop("_e")
-    unexpected = tt.join(pairs.select("_id"), on="_id", how="anti")
-    return Matching(et, pairs, cm, missing, unexpected)
+    missing = e_rows.join(miss, on="_e", how="inner").sort("_e").drop("_e")
+    unexpected = t_rows.join(unexp, on="_id", how="inner")
+    return Matching(e_small.height, pairs, cm, missing, unexpected)
+
+
+def _rows_of(lf: pl.LazyFrame, col: str, values: pl.Series) -> pl.DataFrame:
+    """The rows of ``lf`` whose ``col`` is one of ``values`` (one pass; in ``lf``'s order)."""
+    return lf.filter(pl.col(col).is_in(values.implode())).collect()
 
 
 def compare_values(differing: pl.DataFrame, check: Check, columns: list[str]) -> pl.DataFrame:
@@ -631,7 +638,7 @@ def reconcile_child_slice(s: ChildSlice) -> EntityPart:
     tt = tt.filter(pl.col("_parent_ok")).drop("_parent_ok")  # orphans are the target checks' finding
     vcols = [c for c in TABLE_COLUMNS[t] if c not in (*key, "source_ref") and c in tt.columns and c in et.columns]
     mt = match_on_key(et, tt, key, vcols, t)
-    et, pairs, cm, c_missing, c_unexp = mt.expected, mt.pairs, mt.differing, mt.missing, mt.unexpected
+    pairs, cm, c_missing, c_unexp = mt.pairs, mt.differing, mt.missing, mt.unexpected
     parent_matched = pl.lit(True)
     if "encounter_ref" in key:
         parent_matched = parent_matched & pl.col("encounter_ref").is_not_null()
@@ -682,7 +689,7 @@ def reconcile_child_slice(s: ChildSlice) -> EntityPart:
         _concat(finds),
         _links(cm, t),
         status,
-        _counts(t, et.height, s.target.height, cm.height, c_missing.height, c_unexp.height),
+        _counts(t, mt.expected_rows, s.target.height, cm.height, c_missing.height, c_unexp.height),
     )
 
 
