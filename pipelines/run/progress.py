@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 #: how each stage reads in a progress line
 STAGE_TEXT = {
     "prepare": "checking arguments, settings and the target",
-    "extract": "reading the extract, persons and encounters whole",
+    "extract": "reading the extract",
     "read_target": "reading the target tables",
     "reconcile": "reconciling persons and encounters",
     "partitions": "checking and reconciling the partitions",
