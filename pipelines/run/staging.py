@@ -218,7 +218,7 @@ def source_parents(
         children = {k: v for k, v in p.frames.items() if k not in parents}
         for k, v in children.items():
             _stage_records(k, v, m, routes, work, n)
-        staged.append(StagedFile(p.file, p.unparseable, list(p.frames), sum(v.height for v in p.frames.values())))
+        staged.append(_staged(p))
     return SourceParents(Expected(exp.tables, exp.ledger, exp.findings, lookups), schema, unmapped, routes), staged
 
 
@@ -236,6 +236,10 @@ def stage_file(part: FilePart, m: Mappings, routes: dict[str, pl.DataFrame], wor
     """Write the records of one extract file (child records) to the partitions of their persons."""
     for k, v in part.frames.items():
         _stage_records(k, v, m, routes, work, n)
+    return _staged(part)
+
+
+def _staged(part: FilePart) -> StagedFile:
     return StagedFile(part.file, part.unparseable, list(part.frames), sum(v.height for v in part.frames.values()))
 
 
