@@ -78,7 +78,7 @@ def _normalised(path) -> bytes:
             data = b"".join(n.encode() + z.read(n) for n in sorted(z.namelist()) if n != "docProps/core.xml")
     if path.suffix != ".parquet":  # when it was written
         data = re.sub(rb'timestamp="[^"]*"', b'timestamp=""', data)
-        data = re.sub(rb"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\dZ?", b"<time>", data)
+        data = re.sub(rb"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d)?Z?", b"<time>", data)
     return data
 
 
