@@ -30,7 +30,7 @@ def parent_ref(key: tuple[str, ...]) -> str:
 
 
 def partition_of(ref: pl.Expr, n: int) -> pl.Expr:
-    """Partition number of a parent ref: a hash of it modulo n; no parent ref → partition 0."""
+    """Partition number of a (person) ref: a hash of it modulo n; no ref → partition 0."""
     return pl.when(ref.is_null()).then(pl.lit(0, dtype=pl.UInt64)).otherwise(ref.hash(seed=0) % n).alias("_part")
 
 

@@ -113,7 +113,7 @@ def _finding(
     )
 
 
-def _compare(matched: pl.DataFrame, check: Check, columns: list[str]) -> pl.DataFrame:
+def compare_values(matched: pl.DataFrame, check: Check, columns: list[str]) -> pl.DataFrame:
     """Value differences between ``col`` (expected) and ``col__act`` (target) of matched rows.
 
     Each is classified once, on the values before masking (``masking.nature``): the ``nature``
@@ -344,7 +344,7 @@ def reconcile_persons(exp: Expected, tgt: dict[str, pl.DataFrame]) -> tuple[list
             "person in the target that no legacy record accounts for",
             target_ref=pl.lit("person:") + pl.col("_id").cast(pl.String),
         ),
-        _compare(pm, RECONCILE[("person", "value")], pcols),
+        compare_values(pm, RECONCILE[("person", "value")], pcols),
         _confidentiality(pm),
     ]
     person = EntityPart(
@@ -448,7 +448,7 @@ def reconcile_encounters(
             pl.when(pl.col("_disp").is_not_null()).then(pl.col("_legacy")).otherwise(None),
             pl.lit("encounter:") + pl.col("_id").cast(pl.String),
         ),
-        _compare(em, RECONCILE[("encounter", "value")], ecols),
+        compare_values(em, RECONCILE[("encounter", "value")], ecols),
     ]
     encounter = EntityPart(
         "encounter",
@@ -585,7 +585,7 @@ def match_on_key(
 
     Rows with equal keys pair up in order (expected by source_ref, target by id). Matched rows are
     compared by a hash of their values (``vcols``) first: only the few whose hashes differ are
-    read in full, for the column-by-column comparison (``_compare``); equal values always hash
+    read in full, for the column-by-column comparison (``compare_values``); equal values always hash
     alike. Either side may be a ``LazyFrame`` (a Parquet scan): then only its key, ids and row
     hashes are held, and its full rows only where they differ, are missing or unexpected. Pure:
     the first pass of every child table's reconciliation.
@@ -623,11 +623,6 @@ def _rows_of(lf: pl.LazyFrame, col: str, values: pl.Series) -> pl.DataFrame:
     return lf.filter(pl.col(col).is_in(values.implode())).collect()
 
 
-def compare_values(differing: pl.DataFrame, check: Check, columns: list[str]) -> pl.DataFrame:
-    """The value differences of matched rows (``Matching.differing``) as findings of ``check``."""
-    return _compare(differing, check, columns)
-
-
 def reconcile_child_slice(s: ChildSlice) -> EntityPart:
     """Reconcile the rows of a child slice (a whole table or one partition of it)."""
     t = s.table
@@ -663,8 +658,8 @@ def reconcile_child_slice(s: ChildSlice) -> EntityPart:
             f"{t} row in the target that no legacy record accounts for (or loaded twice)",
             target_ref=pl.lit(f"{t}:") + pl.col("_id").cast(pl.String),
         ),
-        _compare(cm, RECONCILE[(t, "value")], vcols),
-        *[_compare(r, RECONCILE[(t, "value")], [r["_relaxed"][0], *vcols]) for r in relaxed],
+        compare_values(cm, RECONCILE[(t, "value")], vcols),
+        *[compare_values(r, RECONCILE[(t, "value")], [r["_relaxed"][0], *vcols]) for r in relaxed],
     ]
     cm = pl.concat(
         [

@@ -21,15 +21,6 @@ from pipelines.run.validate import run_validation
 from pipelines.synth.trial_load import simulate_trial_load
 
 CORPUS = Path(__file__).parent / "corpus"
-HOSTILE = [
-    '=HYPERLINK("http://example.invalid/","click")',
-    "@SUM(1+1)*cmd|' /C calc'!A0",
-    "+1+2",
-    "-2+3",
-    "=1+1",
-    "\t=cmd",
-    "<script>alert(1)</script>",
-]
 LIVE = ("=", "+", "-", "@", "\t", "\r")
 
 

@@ -210,14 +210,15 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
     and reconciled on its own, here or (``args.dask``) on a Dask cluster.
     """
     root = str(check_extract_root(Path(args.source)))
-    cfg = run.call(PREPARE, args=args, root=root)
-    run.call(CHECK_TABLES, target_url=args.target_url)
+    # the options known up front, before any step starts (the target checks would run on meanwhile)
     if args.partitions < 0 or args.partitions > MAX_PARTITIONS:
         raise MigcheckError(f"--partitions {args.partitions}: give 1 to {MAX_PARTITIONS} (or leave it out)")
-    n = args.partitions or choose_partitions(Path(root))
-    checks = run.submit(TARGET_CHECKS, target_url=args.target_url, cfg=cfg)  # waits on the database meanwhile
     if args.work is not None:
         check_work_base(args.work, Path(root), Path(args.out))
+    cfg = run.call(PREPARE, args=args, root=root)
+    run.call(CHECK_TABLES, target_url=args.target_url)
+    n = args.partitions or choose_partitions(Path(root))
+    checks = run.submit(TARGET_CHECKS, target_url=args.target_url, cfg=cfg)  # waits on the database meanwhile
     work = run.call(MAKE_WORK, out=str(args.out), base=args.work)
     try:
         m = cfg.mappings

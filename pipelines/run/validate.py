@@ -226,14 +226,11 @@ def source_side(cfg: RunConfig, parents, merged, staged_files: list) -> SourceSi
     From the parents (``SourceParents``), the merged partitions (``Merged``) and the staged files
     (``StagedFile``, in extract order).
     """
-    findings = pl.concat(
-        [parents.exp.findings, merged.findings, unparseable_findings(_unparseable(staged_files))],
-        how="vertical_relaxed",
-    )
+    unp = _unparseable(staged_files)
+    findings = pl.concat([parents.exp.findings, merged.findings, unparseable_findings(unp)], how="vertical_relaxed")
     files = pl.DataFrame(
         [f.file for f in staged_files], schema={"file": pl.String, "status": pl.String, "records": pl.Int64}
     )
-    unp = _unparseable(staged_files)
     return SourceSide(
         findings=[source_findings(findings), parents.schema, _file_findings(files)],
         unmapped=rank_unmapped(pl.concat([parents.unmapped, merged.unmapped]), cfg.mappings),
