@@ -26,7 +26,7 @@ import polars as pl
 
 from checks import target_schema
 from checks.records import FILE_ENTITY, SOURCE_REF
-from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, REFERENCES
+from checks.target_schema import CHUNK_TABLES, CODE_SETS, DATA_TABLES, NOMENCLATURE, REFERENCES, TEXT_BLOBS
 
 if TYPE_CHECKING:
     from checks.mapping import Mappings
@@ -37,6 +37,7 @@ CATEGORIES = [
     "missing_in_target",
     "unexpected_in_target",
     "value_mismatch",
+    "text_altered",
     "mandatory_missing",
     "invalid_identifier",
     "unmapped_code",
@@ -102,9 +103,19 @@ PLACEHOLDERS = {
     "file": "the extract file of the finding's entity and source system",
 }
 #: the entities with a target table whose records the load rules judge, in load order
-SOURCE_TABLES = ["person", "encounter", "diagnosis", "procedure", "orders", "allergy"]
+SOURCE_TABLES = ["person", "encounter", "diagnosis", "procedure", "orders", "allergy", "clinical_event"]
 #: the target tables, in report order
-TABLES = ["person", "person_alias", "encounter", "encntr_alias", "diagnosis", "procedure", "orders", "allergy"]
+TABLES = [
+    "person",
+    "person_alias",
+    "encounter",
+    "encntr_alias",
+    "diagnosis",
+    "procedure",
+    "orders",
+    "allergy",
+    "clinical_event",
+]
 #: the extract files of each entity (one per source system)
 FILES_OF: dict[str, list[str]] = {}
 for _file, _entity in FILE_ENTITY.items():
@@ -296,6 +307,11 @@ _RECONCILE_KINDS: dict[str, tuple[str, str]] = {
         "confidentiality",
         "Vendor load: mark the person PROTECTED at once and review who has seen the record",
     ),
+    "text": (
+        "text_altered",
+        "Vendor load: reload the note's text unchanged from the source (see message for what changed; "
+        "the note may now say something else than the clinician wrote)",
+    ),
 }
 #: which reconciliation each table has, and what it finds
 _RECONCILED: dict[str, dict[str, str]] = {
@@ -325,6 +341,13 @@ for _t in ("diagnosis", "procedure", "orders", "allergy"):
         "unexpected": f"A {_t} row in the target that no legacy record accounts for, or one loaded twice.",
         "value": f"A {_t} row found in the target differs from its legacy record in a column.",
     }
+_RECONCILED["clinical_event"] = {
+    "missing": "An expected note is not in the target (matched by its system and legacy note id).",
+    "unexpected": "A note in the target that no legacy note accounts for, or one loaded twice.",
+    "value": "A note found in the target differs from its legacy note in its person, encounter, type or signing time.",
+    "text": "A note's text in the target (its chunks joined in order) is not word for word the legacy text "
+    "under the load rules; the nature says what changed.",
+}
 
 RECONCILE: dict[tuple[str, str], Check] = {
     (t, kind): Check(
@@ -411,6 +434,33 @@ for _t in DATA_TABLES:
             "duplicate",
             "Vendor load: keep one identity alias per identity value",
             "An identity value must sit on one identity alias only; every later copy is named.",
+        )
+    if _t in TEXT_BLOBS:
+        _blobs = TEXT_BLOBS[_t]
+        _target(
+            _blobs.table,
+            "text_without_chunks",
+            None,
+            "mandatory_missing",
+            f"Vendor load: load the text of this {_t} row into {_blobs.table}",
+            f"Every {_t} row must have its text in at least one {_blobs.table} row.",
+        )
+    if _t in CHUNK_TABLES:
+        _target(
+            _t,
+            "chunk_repeated",
+            None,
+            "duplicate",
+            "Vendor load: keep one chunk per number; remove the repeated chunk",
+            "A chunk number may occur once per text; every later copy is named.",
+        )
+        _target(
+            _t,
+            "chunk_too_long",
+            None,
+            "implausible",
+            "Vendor load: cut the text into chunks of at most 4000 characters",
+            "A text chunk holds at most 4000 characters.",
         )
     if _t == "allergy":
         _target(

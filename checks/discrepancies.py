@@ -49,6 +49,8 @@ ENTITIES = [
     "procedure",
     "orders",
     "allergy",
+    "clinical_event",
+    "ce_blob",
     "labresult",
 ]
 LEDGER_COLUMNS = ["source_ref", "source_system", "entity", "disposition", "reason"]

@@ -111,6 +111,17 @@ TABLE_COLUMNS: dict[str, list[str]] = {
         "onset_dt_tm",
         "contributor_system_cd",
     ],
+    "clinical_event": [
+        "source_ref",
+        "person_ref",
+        "encounter_ref",
+        "event_cd",
+        "result_status_cd",
+        "event_end_dt_tm",
+        "reference_nbr",
+        "contributor_system_cd",
+        "note_text",
+    ],
 }
 #: target columns whose source value identifies a person: a finding never shows it
 PERSONAL_COLUMNS = {c for _, c in PERSONAL} | {"identity", "alias"}
@@ -125,6 +136,7 @@ CODE_LABELS = {
     ("encounter", "loc_nurse_unit_cd"): "unit",
     ("diagnosis", "diag_type_cd"): "diagnosis type",
     ("allergy", "severity_cd"): "severity",
+    ("clinical_event", "event_cd"): "note type",
 }
 
 
@@ -288,7 +300,12 @@ def _scope(df: pl.DataFrame, records: str, m: Mappings) -> pl.DataFrame:
     rules = [r for r in m.scope.out_of_scope if r.records == records]
     conds = []
     for r in rules:
-        cond = pl.lit(True) if r.column is None else pl.col(r.column).is_in(r.values)
+        if r.column is None:
+            cond = pl.lit(True)
+        elif r.empty:
+            cond = pl.col(r.column).is_null()
+        else:
+            cond = pl.col(r.column).is_in(r.values)
         conds.append((cond, r.reason))
     return df.with_columns(_when_chain(conds, "_scope"))
 
@@ -542,7 +559,7 @@ def _findings_of(df: pl.DataFrame) -> pl.DataFrame:
 
 
 #: the child tables, in the order their rows take in the ledger
-CHILD_TABLES = ("diagnosis", "procedure", "orders", "allergy")
+CHILD_TABLES = ("diagnosis", "procedure", "orders", "allergy", "clinical_event")
 #: every expected table, in the order the report counts them
 TABLE_ORDER = ("person", "encounter", *CHILD_TABLES, "person_alias", "encntr_alias")
 

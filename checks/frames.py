@@ -12,12 +12,15 @@ import pandera.polars as pa
 import polars as pl
 
 from checks.catalogue import CATEGORIES
-from checks.masking import NATURES
+from checks.masking import NATURES as VALUE_NATURES
+from checks.note_text import NATURES as TEXT_NATURES
 
 SEVERITIES = ["error", "warning", "info"]
 STATUSES = ["new", "persisting", "resolved"]
 SYSTEMS = ["pas", "pcs"]
 #: the dispositions of a legacy record in the ledger
+#: every word the ``nature`` column may hold: a value's nature, a note text's nature
+NATURES = list(dict.fromkeys([*VALUE_NATURES, *TEXT_NATURES]))
 DISPOSITIONS = ["migrated", "migrated_with_differences", "missing_in_target", "rejected", "merged", "out_of_scope"]
 
 

@@ -20,7 +20,17 @@ from checks.implausible import RULES as IMPLAUSIBLE
 from checks.records import PAS_COLUMNS, PCS_SCHEMAS, SOURCE_REF
 from checks.transforms import TRANSFORMS
 
-TABLES = ["person", "person_alias", "encounter", "encntr_alias", "diagnosis", "procedure", "orders", "allergy"]
+TABLES = [
+    "person",
+    "person_alias",
+    "encounter",
+    "encntr_alias",
+    "diagnosis",
+    "procedure",
+    "orders",
+    "allergy",
+    "clinical_event",
+]
 #: the implausible rules a table may name (``checks.implausible``)
 IMPLAUSIBLE_RULES = set(IMPLAUSIBLE)
 
@@ -109,12 +119,27 @@ class TableMap(_Strict):
 
 
 class ScopeRule(_Strict):
-    """Records taken out of scope: all of ``records``, or those whose ``column`` is ``in`` a list."""
+    """Records taken out of scope: all of ``records``, or those whose ``column`` is ``in`` a list or ``empty``."""
 
     records: str
     column: str | None = None
     values: list[str] = Field(default_factory=list, alias="in")
+    empty: bool = False
     reason: str
+
+    @model_validator(mode="after")
+    def _one_test(self) -> ScopeRule:
+        if self.empty and self.values:
+            raise ValueError("give either in or empty, not both")
+        if (self.empty or self.values) and self.column is None:
+            raise ValueError("in and empty need a column")
+        return self
+
+
+class NoteText(_Strict):
+    """``mappings/note_text.yaml``: the words whose loss can turn a note's meaning around."""
+
+    negation_words: list[str] = Field(min_length=1)
 
 
 class Scope(_Strict):
@@ -133,6 +158,8 @@ class Mappings:
     code_value: pl.DataFrame
     nomenclature: pl.DataFrame
     scope: Scope
+    #: negation words (lower case) whose loss from a note is named first (``checks.note_text``)
+    negation_words: frozenset[str] = frozenset()
 
     def source_columns(self, records: str) -> list[str]:
         """The columns of a record kind's frame."""
@@ -237,7 +264,9 @@ def load_mappings(root: Path) -> Mappings:
         },
     )
     scope = load_yaml_model(root / "scope.yaml", Scope)
-    m = Mappings(root, tables, code_maps, code_value, nomenclature, scope)
+    notes = load_yaml_model(root / "note_text.yaml", NoteText)
+    negations = frozenset(w.strip().casefold() for w in notes.negation_words if w.strip())
+    m = Mappings(root, tables, code_maps, code_value, nomenclature, scope, negations)
     _cross_check(m)
     return m
 
@@ -247,7 +276,7 @@ PARENT_TABLES = ("person", "encounter")
 
 
 def _cross_check(m: Mappings) -> None:
-    from checks.target_schema import columns_of
+    from checks.target_schema import columns_of, logical_columns_of
 
     meanings = {(r["code_set"], r["cdf_meaning"]) for r in m.code_value.iter_rows(named=True)}
     parents = {s.records for t in PARENT_TABLES if t in m.tables for s in m.tables[t].sources}
@@ -261,7 +290,7 @@ def _cross_check(m: Mappings) -> None:
                     f"{path}{f' line {line}' if line else ''}: parent {s.parent.records!r} is not a person or "
                     f"encounter record kind ({', '.join(sorted(parents))})"
                 )
-        known = set(columns_of(t))
+        known = set(columns_of(t)) | set(logical_columns_of(t))
         for i, s in enumerate(tm.sources):
             for col in s.columns:
                 if col not in known:  # identifiers from configuration must be columns of the schema

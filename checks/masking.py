@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from checks.target_schema import CODE_SETS, NOMENCLATURE, REFERENCES
+from checks.target_schema import CODE_SETS, NOMENCLATURE, REFERENCES, TEXT_BLOBS
 
 #: (table, column) pairs that identify a person
 PERSONAL = {
@@ -22,6 +22,8 @@ PERSONAL = {
     ("person_alias", "alias"),
 }
 _NAMES = {"name_last", "name_first"}
+#: (table, column) pairs holding free text (a note): only its profile is ever shown
+TEXT_COLUMNS = {(t, b.column) for t, b in TEXT_BLOBS.items()}
 
 
 def _classes(s: str) -> str:
@@ -45,6 +47,10 @@ def mask(table: str, column: str, value: object) -> str | None:
     """The value as it may appear in a report: in clear unless it identifies a person."""
     if value is None:
         return None
+    if (table, column) in TEXT_COLUMNS:
+        from checks.note_text import profile  # noqa: PLC0415 - note_text uses this module's helpers
+
+        return profile(str(value))
     if (table, column) not in PERSONAL:
         if isinstance(value, dt.datetime):
             return value.strftime("%Y-%m-%d %H:%M:%S")

@@ -2,12 +2,14 @@
 
 A validation cuts everything but persons and encounters into partitions by person
 (``pipelines/run/staging.py``): a record goes to the partition of the person its parent belongs
-to, a target child row to the partition of the person of the parent it is matched through. Every
-child table is matched on content (``match_key``), and every match key holds the source ref of the
-row's parent (``encounter_ref`` or ``person_ref``), which the relaxed second pass never relaxes: a
-row can only ever match, pair with or be ranked against rows of the same parent, so every group
-that matching looks at lies inside one partition. Merging the parts of a table (``merge_parts``)
-gives what reconciling it whole gives.
+to, a target child row to the partition of the person of the parent it is matched through. A child
+table matched on content (``match_key``) has the source ref of the row's parent (``encounter_ref``
+or ``person_ref``) in its key, which the relaxed second pass never relaxes: a row can only ever
+match, pair with or be ranked against rows of the same parent. A table matched on an identifier
+(notes: system and legacy note id) has none: its target rows follow the expected row of their key
+(``keyed_parts``), and nothing is paired on part of the key. So every group that matching looks at
+lies inside one partition, and merging the parts of a table (``merge_parts``) gives what
+reconciling it whole gives.
 
 Pure polars, no I/O.
 """
@@ -98,16 +100,47 @@ def routed_records(df: pl.DataFrame, parent_column: str | None, routes: pl.DataF
     )
 
 
-def routed_target(tt: pl.DataFrame, key: tuple[str, ...], enc_person: pl.DataFrame, n: int) -> pl.DataFrame:
+def keyed_parts(records: pl.DataFrame, key: dict[str, pl.Expr]) -> pl.DataFrame:
+    """``key`` columns → ``_part`` of routed records whose table is matched on an identifier.
+
+    A table whose match key holds no parent ref (notes: system and legacy note id) is matched on
+    that identifier alone, so a target row must go where the expected row of its key went, not by
+    the parent the vendor happened to load it on (a note on the wrong encounter is a value
+    difference, and must meet its expected row to be found as one). The first record of a key
+    decides.
+    """
+    return records.select(*[e.alias(c) for c, e in key.items()], "_part").unique(
+        list(key), keep="first", maintain_order=True
+    )
+
+
+def routed_target(
+    tt: pl.DataFrame, key: tuple[str, ...], enc_person: pl.DataFrame, n: int, keyed: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Target child rows with their partition (``_part``): the person of the parent they are matched through.
 
     ``tt`` carries its parents' refs (``checks.reconcile.resolved_parents``). A child row can only
     match an expected row with the same parent ref (the match key holds it), and an expected row
     goes to its parent's person: an encounter child to the person of its encounter (``enc_person``:
     source_ref → person_ref of the expected encounters), a person child to its person. A row
-    whose parent was not reconciled matches nothing: partition 0.
+    whose parent was not reconciled matches nothing: partition 0. A table matched on an
+    identifier (no parent ref in its key) goes by ``keyed`` (``keyed_parts``): where the expected
+    row of its key went; a row whose key no record holds goes by its parent as above.
     """
-    ref = parent_ref(key)
+    if any(r in key for r in PARENT_REFS):
+        ref = parent_ref(key)
+    else:
+        ref = "encounter_ref" if "encounter_ref" in tt.columns else "person_ref"
+    routed = _routed_by_parent(tt, ref, enc_person, n)
+    if keyed is None or any(r in key for r in PARENT_REFS):
+        return routed
+    by_key = routed.join(
+        keyed.rename({"_part": "_kpart"}), on=list(key), how="left", nulls_equal=True, maintain_order="left"
+    )
+    return by_key.with_columns(pl.coalesce(pl.col("_kpart"), pl.col("_part")).alias("_part")).drop("_kpart")
+
+
+def _routed_by_parent(tt: pl.DataFrame, ref: str, enc_person: pl.DataFrame, n: int) -> pl.DataFrame:
     if ref == "encounter_ref":
         e2p = enc_person.unique("source_ref").select(
             pl.col("source_ref").alias("_eref"), pl.col("person_ref").alias("_route")

@@ -18,13 +18,14 @@ from checks.catalogue import RECONCILE, Check
 from checks.expected import TABLE_COLUMNS, Expected
 from checks.findings import FINDING_SCHEMA
 from checks.mapping import Mappings
-from checks.masking import mask, nature, value_nature
-from checks.target_schema import CODE_SETS, NOMENCLATURE, PRIMARY_KEY
+from checks.masking import TEXT_COLUMNS, mask, nature, value_nature
+from checks.note_text import classify
+from checks.target_schema import CODE_SETS, NOMENCLATURE, PRIMARY_KEY, TEXT_BLOBS, TextBlobs
 
 IDENTITY_TYPES = ["PNR", "SAMNR", "RESNR"]
 #: logical column → target column, for reporting
 TARGET_COLUMN = {"person_ref": "person_id", "encounter_ref": "encntr_id"}
-CHILD_TABLES = ["diagnosis", "procedure", "orders", "allergy"]
+CHILD_TABLES = ["diagnosis", "procedure", "orders", "allergy", "clinical_event"]
 
 RECON_SCHEMA = FINDING_SCHEMA
 
@@ -65,6 +66,8 @@ def logical_target(target: dict[str, pl.DataFrame], m: Mappings) -> dict[str, pl
     for t, df in target.items():
         if t not in TABLE_COLUMNS:
             continue
+        if t in TEXT_BLOBS and TEXT_BLOBS[t].table in target:
+            df = with_blob_text(df, target[TEXT_BLOBS[t].table], TEXT_BLOBS[t])
         exprs: list[pl.Expr] = []
         invalid: list[pl.Expr] = []
         for (tt, col), cs in CODE_SETS.items():
@@ -85,6 +88,22 @@ def logical_target(target: dict[str, pl.DataFrame], m: Mappings) -> dict[str, pl
         inv = pl.concat_list(invalid).list.drop_nulls() if invalid else pl.lit([], dtype=pl.List(pl.String))
         out[t] = df.with_columns(pl.col(pk).alias("_id"), inv.alias("_invalid")).with_columns(exprs)
     return out
+
+
+def with_blob_text(df: pl.DataFrame, blobs: pl.DataFrame, spec: TextBlobs) -> pl.DataFrame:
+    """Rows of ``df`` with their text: their chunks (``spec.table``) joined in chunk order.
+
+    A row without any chunk has no text (null); chunks whose row does not exist are the target
+    checks' orphans. Chunks of equal number are taken in id order.
+    """
+    pk = PRIMARY_KEY[spec.table]
+    text = (
+        blobs.sort([spec.parent_key, spec.seq, pk], nulls_last=True)
+        .group_by(spec.parent_key, maintain_order=True)
+        .agg(pl.col(spec.contents).fill_null("").str.join("").alias(spec.column))
+    )
+    key = PRIMARY_KEY[next(t for t, b in TEXT_BLOBS.items() if b == spec)]
+    return df.join(text, left_on=key, right_on=spec.parent_key, how="left", maintain_order="left")
 
 
 def _finding(
@@ -147,6 +166,36 @@ def compare_values(matched: pl.DataFrame, check: Check, columns: list[str]) -> p
                     "message": f"{tcol} differs: {phrase}",
                 }
             )
+    return pl.DataFrame(rows, schema=RECON_SCHEMA)
+
+
+def compare_texts(matched: pl.DataFrame, check: Check, column: str, negations: frozenset[str]) -> pl.DataFrame:
+    """Notes whose text (``column``, the chunks joined) differs from the expected text: one finding each.
+
+    The texts are compared whole (polars); only the differing ones are classified word by word
+    (``checks.note_text.classify``): the nature of the change, a message that names no word but the
+    negation words, and the texts' profiles in place of the texts.
+    """
+    a = f"{column}__act"
+    diff = matched.filter(~pl.col(column).eq_missing(pl.col(a))).select("source_ref", "_target_ref", column, a)
+    rows = []
+    for ref, tref, e, v in diff.iter_rows():
+        change = classify(e or "", v, negations)
+        rows.append(
+            {
+                "check": check.id,
+                "category": check.category,
+                "entity": check.entity,
+                "source_system": ref.split(":")[0],
+                "source_ref": ref,
+                "target_ref": tref,
+                "column": column,
+                "expected": change.expected,
+                "actual": change.actual,
+                "nature": change.nature,
+                "message": change.message,
+            }
+        )
     return pl.DataFrame(rows, schema=RECON_SCHEMA)
 
 
@@ -494,6 +543,8 @@ class ChildSlice:
     #: the target rows already carry their parents' refs and ``_parent_ok`` (``resolved_parents``,
     #: done once for a whole table when it is staged to partitions); the ids above are then unused
     resolved: bool = False
+    #: the negation words whose loss from a note is named first (``mappings/note_text.yaml``)
+    negations: frozenset[str] = frozenset()
 
 
 def child_slice(
@@ -509,6 +560,7 @@ def child_slice(
         tgt["person"]["_id"],
         pmap,
         emap,
+        negations=m.negation_words,
     )
 
 
@@ -632,6 +684,8 @@ def reconcile_child_slice(s: ChildSlice) -> EntityPart:
     tt = s.target if s.resolved else resolved_parents(s.target, pmap, emap, s.encounter_ids, s.person_ids)
     tt = tt.filter(pl.col("_parent_ok")).drop("_parent_ok")  # orphans are the target checks' finding
     vcols = [c for c in TABLE_COLUMNS[t] if c not in (*key, "source_ref") and c in tt.columns and c in et.columns]
+    texts = [c for c in vcols if (t, c) in TEXT_COLUMNS]
+    values = [c for c in vcols if c not in texts]
     mt = match_on_key(et, tt, key, vcols, t)
     pairs, cm, c_missing, c_unexp = mt.pairs, mt.differing, mt.missing, mt.unexpected
     parent_matched = pl.lit(True)
@@ -658,8 +712,10 @@ def reconcile_child_slice(s: ChildSlice) -> EntityPart:
             f"{t} row in the target that no legacy record accounts for (or loaded twice)",
             target_ref=pl.lit(f"{t}:") + pl.col("_id").cast(pl.String),
         ),
-        compare_values(cm, RECONCILE[(t, "value")], vcols),
-        *[compare_values(r, RECONCILE[(t, "value")], [r["_relaxed"][0], *vcols]) for r in relaxed],
+        compare_values(cm, RECONCILE[(t, "value")], values),
+        *[compare_texts(cm, RECONCILE[(t, "text")], c, s.negations) for c in texts],
+        *[compare_values(r, RECONCILE[(t, "value")], [r["_relaxed"][0], *values]) for r in relaxed],
+        *[compare_texts(r, RECONCILE[(t, "text")], c, s.negations) for r in relaxed for c in texts],
     ]
     cm = pl.concat(
         [
@@ -693,10 +749,13 @@ def _relaxed_pairs(
 ) -> tuple[pl.DataFrame, pl.DataFrame, list[pl.DataFrame]]:
     """Pair leftover expected and target rows that agree on every key column but one.
 
-    The parent reference is never relaxed. Each pass pairs as a multiset (by source_ref and id
-    order); returns what is still missing, still unexpected, and the pairs (with ``_relaxed``).
+    The parent reference is never relaxed, and a key without one (a note's system and legacy id)
+    is an identifier: nothing is paired on part of it. Each pass pairs as a multiset (by source_ref
+    and id order); returns what is still missing, still unexpected, and the pairs (with ``_relaxed``).
     """
-    pairs = []
+    pairs: list[pl.DataFrame] = []
+    if not {"encounter_ref", "person_ref"} & set(key):
+        return missing, unexpected, pairs
     for col in [c for c in key if c not in ("encounter_ref", "person_ref")]:
         if missing.height == 0 or unexpected.height == 0:
             break
@@ -738,7 +797,7 @@ def combine(parts: list[EntityPart]) -> Reconciliation:
     )
     counts = pl.DataFrame([p.counts for p in parts if p.counts is not None])
     wd = (
-        findings.filter(pl.col("category").is_in(["value_mismatch", "confidentiality"]))
+        findings.filter(pl.col("category").is_in(["value_mismatch", "text_altered", "confidentiality"]))
         .group_by("entity")
         .agg(pl.col("source_ref").n_unique().alias("with_differences"))
     )

@@ -36,7 +36,17 @@ from checks.catalogue import TARGET, Check
 from checks.errors import MigcheckError
 from checks.identity import PNR, RESNR, SAMNR
 from checks.masking import mask
-from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, REFERENCES, TABLES, VOCABULARY_CODE_SET
+from checks.target_schema import (
+    CHUNK_TABLES,
+    CODE_SETS,
+    DATA_TABLES,
+    NOMENCLATURE,
+    PRIMARY_KEY,
+    REFERENCES,
+    TABLES,
+    TEXT_BLOBS,
+    VOCABULARY_CODE_SET,
+)
 
 KINDS = ("not_null", "in_set", "unexpected_rows")
 #: alias types of the identity alias every person must have (code set 4)
@@ -68,7 +78,11 @@ class RowsQuery:
     ``rule``: ``orphan`` (rows of ``table`` whose ``column`` names no ``parent`` row by
     ``parent_key``), ``identity_missing`` (persons with no alias of a type in ``codes``),
     ``identity_duplicate`` (identity aliases, of a type in ``codes``, whose value sits on one with a
-    lower id), ``substance_exactly_one`` (allergies with neither or both substance columns).
+    lower id), ``substance_exactly_one`` (allergies with neither or both substance columns),
+    ``without_children`` (rows of ``table`` no row of ``parent`` names by ``parent_key``: a note
+    without text chunks; here ``parent`` is the child table), ``repeated_in_parent`` (rows whose
+    ``column`` value sits on a row of the same ``parent_key`` with a lower id: a chunk number
+    twice), ``longer_than`` (rows whose text ``column`` holds more than ``codes[0]`` characters).
     """
 
     rule: str
@@ -247,6 +261,23 @@ def build_target_checks(code_value: pl.DataFrame, nomenclature: pl.DataFrame) ->
                 expected="an identity value found on one identity alias only",
                 message="identity value {value} already sits on an identity alias with a lower "
                 "person_alias_id; this copy is extra")
+        if table in TEXT_BLOBS:
+            b = TEXT_BLOBS[table]
+            add(TARGET[(b.table, "text_without_chunks", None)], table, "unexpected_rows", b.contents,
+                query=RowsQuery("without_children", table, b.parent_key, b.table, b.parent_key),
+                expected=f"at least one {b.table} row holding the text",
+                message=f"the {table} row has no {b.table} row: its text is not in the target")
+        if table in CHUNK_TABLES:
+            b = next(x for x in TEXT_BLOBS.values() if x.table == table)
+            add(TARGET[(table, "chunk_repeated", None)], table, "unexpected_rows", b.seq,
+                query=RowsQuery("repeated_in_parent", table, b.seq, parent_key=b.parent_key),
+                expected=f"each {b.seq} once per {b.parent_key}",
+                message=f"{b.seq} {{value}} already occurs with a lower {PRIMARY_KEY[table]} for the same text; "
+                "this chunk is extra")
+            add(TARGET[(table, "chunk_too_long", None)], table, "unexpected_rows", b.contents,
+                query=RowsQuery("longer_than", table, b.contents, codes=(b.chunk,)),
+                expected=f"at most {b.chunk:,} characters",
+                message=f"the chunk holds {{value}} characters, more than {b.chunk:,}")
         if table == "allergy":
             add(TARGET[("allergy", "substance_exactly_one", None)], "allergy", "unexpected_rows", None,
                 query=RowsQuery("substance_exactly_one", "allergy"),

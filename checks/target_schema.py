@@ -135,10 +135,38 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _req("contributor_system_cd", BIGINT),
         _req("active_ind", SMALLINT),
     ),
+    "clinical_event": (
+        _id("clinical_event_id"),
+        _req("person_id", BIGINT),
+        _req("encntr_id", BIGINT),
+        _req("event_cd", BIGINT),
+        _req("result_status_cd", BIGINT),
+        _req("event_end_dt_tm", TS),
+        _req("reference_nbr", TEXT, 40),
+        _req("contributor_system_cd", BIGINT),
+        _req("active_ind", SMALLINT),
+    ),
+    "ce_blob": (
+        _id("ce_blob_id"),
+        _req("clinical_event_id", BIGINT),
+        _req("blob_seq_num", INT),
+        _req("blob_contents", TEXT, 4000),
+    ),
 }
 
 REFERENCE_TABLES = ["code_value", "nomenclature"]
-DATA_TABLES = ["person", "person_alias", "encounter", "encntr_alias", "diagnosis", "procedure", "allergy", "orders"]
+DATA_TABLES = [
+    "person",
+    "person_alias",
+    "encounter",
+    "encntr_alias",
+    "diagnosis",
+    "procedure",
+    "allergy",
+    "orders",
+    "clinical_event",
+    "ce_blob",
+]
 PRIMARY_KEY = {t: next(c.name for c in cols if c.primary_key) for t, cols in TABLES.items()}
 
 #: code set of every coded column
@@ -161,6 +189,9 @@ CODE_SETS: dict[tuple[str, str], int] = {
     ("allergy", "contributor_system_cd"): 89,
     ("orders", "order_status_cd"): 6004,
     ("orders", "contributor_system_cd"): 89,
+    ("clinical_event", "event_cd"): 72,
+    ("clinical_event", "result_status_cd"): 8,
+    ("clinical_event", "contributor_system_cd"): 89,
 }
 #: the code set of the source vocabularies (ICD10SE, KVA, ATC) nomenclature rows belong to
 VOCABULARY_CODE_SET = 400
@@ -181,7 +212,35 @@ REFERENCES: dict[tuple[str, str], tuple[str, str]] = {
     ("procedure", "encntr_id"): ("encounter", "encntr_id"),
     ("allergy", "person_id"): ("person", "person_id"),
     ("orders", "person_id"): ("person", "person_id"),
+    ("clinical_event", "person_id"): ("person", "person_id"),
+    ("clinical_event", "encntr_id"): ("encounter", "encntr_id"),
+    ("ce_blob", "clinical_event_id"): ("clinical_event", "clinical_event_id"),
 }
+
+
+@dataclass(frozen=True)
+class TextBlobs:
+    """A table whose text is stored in numbered chunks of another table (``clinical-notes.md``)."""
+
+    table: str  # the chunk table
+    parent_key: str  # its column naming the row the chunk belongs to
+    seq: str  # the chunk's number, from 1, in text order
+    contents: str  # the chunk's text
+    column: str  # the logical column the chunks joined in order make (not a column of the DDL)
+    chunk: int  # characters (Unicode code points) per chunk
+
+
+#: the tables whose text lives in chunks: clinical events' notes in ce_blob
+TEXT_BLOBS: dict[str, TextBlobs] = {
+    "clinical_event": TextBlobs("ce_blob", "clinical_event_id", "blob_seq_num", "blob_contents", "note_text", 4000),
+}
+#: chunk tables, read and checked but reconciled through the table they belong to
+CHUNK_TABLES = {b.table for b in TEXT_BLOBS.values()}
+
+
+def logical_columns_of(table: str) -> list[str]:
+    """Columns a mapping may fill beyond the DDL's: the text a chunk table holds for the table."""
+    return [TEXT_BLOBS[table].column] if table in TEXT_BLOBS else []
 
 
 def columns_of(table: str) -> list[str]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from checks.note_text import normalise
 from checks.target_schema import VOCABULARY_CODE_SET
 
 if TYPE_CHECKING:  # the mapping models name these transforms: no import cycle at run time
@@ -120,6 +121,7 @@ class Parsed:
     value: pl.Expr
     unreadable: pl.Expr = _FALSE  # present but not readable as the transform's type
     nonexistent: pl.Expr = _FALSE  # a local time in the spring-forward gap
+    empty: pl.Expr = _FALSE  # present but nothing left after the transform (a note of blank lines)
 
 
 def _local_timestamp(raw: pl.Expr, cm: ColumnMap) -> Parsed:
@@ -131,6 +133,12 @@ def _local_timestamp(raw: pl.Expr, cm: ColumnMap) -> Parsed:
 def _offset_timestamp(raw: pl.Expr, cm: ColumnMap) -> Parsed:
     value = offset_to_utc(raw)
     return Parsed(value, raw.is_not_null() & value.is_null())
+
+
+def _note_text(raw: pl.Expr, cm: ColumnMap) -> Parsed:
+    """A note's text by the load rules (line breaks, line ends, blank edge lines); empty when nothing is left."""
+    value = normalise(raw)
+    return Parsed(value, empty=raw.is_not_null() & (value == ""))
 
 
 def _date(raw: pl.Expr, cm: ColumnMap) -> Parsed:
@@ -149,6 +157,7 @@ TRANSFORMS: dict[str, Callable[[pl.Expr, ColumnMap], Parsed]] = {
     "date": _date,
     "skydd": lambda raw, cm: Parsed(raw.is_not_null() & (raw.str.to_uppercase() != "N")),
     "flag": lambda raw, cm: Parsed(raw.fill_null("false").str.to_lowercase() == "true"),
+    "note_text": _note_text,
     "presence": lambda raw, cm: Parsed(
         pl.when(raw.is_not_null()).then(pl.lit(cm.present)).otherwise(pl.lit(cm.absent))
     ),
@@ -168,5 +177,5 @@ def column_exprs(cm: ColumnMap, m: Mappings) -> ColumnExprs:
         value, unmapped, inactive = _nomenclature(value, cm.nomenclature, m)
     elif cm.code_set is not None:
         inactive = _active_in_set(value, cm.code_set, m)
-    missing = raw.is_null() if cm.mandatory else _FALSE
+    missing = (raw.is_null() | parsed.empty) if cm.mandatory else _FALSE
     return ColumnExprs(value, missing, parsed.unreadable, unmapped, inactive, parsed.nonexistent)

@@ -12,7 +12,7 @@ def test_every_mapping_file_loads():
     m = load_mappings(MAPPINGS)
     assert set(m.tables) == set(TABLES)
     assert {"map_pas_unit", "map_pcs_unit"} <= set(m.code_maps)
-    assert m.code_value.height == 53 and m.nomenclature.height == 88
+    assert m.code_value.height == 62 and m.nomenclature.height == 88
 
 
 def _copy(tmp_path: Path) -> Path:

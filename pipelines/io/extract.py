@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from checks.errors import MigcheckError
-from checks.records import FILE_ENTITY, PAS_COLUMNS, PCS_SCHEMAS, SOURCE_REF
+from checks.records import FILE_ENTITY, PAS_COLUMNS, PAS_TEXT_COLUMNS, PCS_SCHEMAS, PCS_TEXT_FIELDS, SOURCE_REF
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,18 @@ def _read_bytes(path: Path) -> bytes | None:
         raise MigcheckError(f"{path}: cannot be read ({e.strerror})", transient=True) from e
 
 
-def _split_lines(raw: bytes) -> tuple[list[bytes], list[int]]:
-    """Physical lines without their ending, with 1-based numbers; blank lines dropped (D2)."""
+def _split_lines(raw: bytes, keep_blank: bool = False) -> tuple[list[bytes], list[int]]:
+    """Physical lines without their ending, with 1-based numbers; blank lines dropped (D2).
+
+    ``keep_blank``: keep them (a file whose quoted values may span lines: a blank line inside a
+    note is part of its text).
+    """
     parts = raw.split(b"\n")
     if parts and parts[-1] == b"":
         parts.pop()
-    keep = [(p[:-1] if p.endswith(b"\r") else p, i + 1) for i, p in enumerate(parts) if p not in (b"", b"\r")]
+    keep = [
+        (p[:-1] if p.endswith(b"\r") else p, i + 1) for i, p in enumerate(parts) if keep_blank or p not in (b"", b"\r")
+    ]
     return [k[0] for k in keep], [k[1] for k in keep]
 
 
@@ -153,6 +159,105 @@ def _join_quoted_records(texts: list[str], numbers: list[int], n_fields: int) ->
     return out_t, out_n
 
 
+#: a quoted CSV value as written: ``"`` … ``"`` with ``""`` for a quote inside
+_QUOTED = r'"(?:[^"]|"")*"'
+
+
+def _records_of(lines: pl.DataFrame) -> pl.DataFrame:
+    """Physical lines (``t``, ``_line``) grouped into records by the quotes they open and close.
+
+    A line starts a record when every quote before it is closed; the lines of one record are
+    joined with a line break. Blank lines between records are dropped (D2). ``ok``: the record's quotes
+    close and, its quoted values taken out, it holds no other quote (its fields are then counted
+    by ``_fields_outside_quotes``).
+    """
+    quotes = pl.col("t").str.count_matches('"', literal=True)
+    grouped = (
+        lines.with_columns(((quotes.cum_sum() - quotes) % 2 == 0).alias("_start"))
+        .filter(~(pl.col("_start") & (pl.col("t") == "")))
+        .with_columns(pl.col("_start").cum_sum().alias("_rec"))
+        .group_by("_rec", maintain_order=True)
+        .agg(pl.col("t").str.join("\n"), pl.col("_line").first(), pl.col("_line").last().alias("_last"))
+    )
+    outside = pl.col("t").str.replace_all(_QUOTED, "")
+    return grouped.with_columns(
+        (~outside.str.contains('"', literal=True)).alias("_closed"),
+        (outside.str.count_matches(";", literal=True) + 1).alias("_nf"),
+    )
+
+
+def _parse_records(recs: pl.DataFrame, cols: list[str], text: str) -> pl.DataFrame:
+    """Well-formed records (one per row of ``recs``) into their columns, ``text`` untouched.
+
+    Polars' CSV reader parses them all at once (quoted values with ``;``, ``""`` and line breaks);
+    should it disagree on the number of records, Python's csv module reads them one by one.
+    """
+    schema = dict.fromkeys(cols, pl.String)
+    body = "\n".join(recs["t"].to_list())
+    parsed: pl.DataFrame | None = None
+    if body:
+        try:
+            parsed = pl.read_csv(
+                io.BytesIO(body.encode("utf-8")),
+                has_header=False,
+                separator=";",
+                quote_char='"',
+                schema=schema,
+                missing_utf8_is_empty_string=True,
+            )
+        except Exception:  # noqa: BLE001 - read them one by one below
+            parsed = None
+    if parsed is None or parsed.height != recs.height:
+        rows = [
+            next(csv.reader(io.StringIO(t, newline=""), delimiter=";", quotechar='"', strict=False))
+            for t in recs["t"].to_list()
+        ]
+        parsed = pl.DataFrame(rows, schema=schema, orient="row")
+    others = [c for c in cols if c != text]
+    return parsed.with_columns(
+        *[pl.col(c).str.strip_chars().replace("", None).alias(c) for c in others],
+        pl.col(text).replace("", None),
+        recs["_line"],
+    )
+
+
+def _read_text_records(
+    texts: list[str], numbers: list[int], cols: list[str], text: str
+) -> tuple[pl.DataFrame, list[int], list[str]]:
+    """Records of a file whose ``text`` column may span lines; (frame, bad lines, reasons).
+
+    Vectorised over the file. A record that does not close its quotes or has the wrong number of
+    fields is rare: its first line is reported and reading starts again on the next line, so a
+    stray quote costs one line, never the records after it.
+    """
+    lines = pl.DataFrame({"t": texts, "_line": numbers}, schema={"t": pl.String, "_line": pl.Int64})
+    n = len(cols)
+    good: list[pl.DataFrame] = []
+    bad_n: list[int] = []
+    bad_r: list[str] = []
+    while lines.height:
+        recs = _records_of(lines)
+        wrong = ~pl.col("_closed") | (pl.col("_nf") != n)
+        first_bad = recs.with_row_index("_i").filter(wrong & (pl.col("_line") != pl.col("_last")))
+        cut = recs.height if first_bad.height == 0 else int(first_bad["_i"][0])
+        head = recs.head(cut)
+        single_bad = head.filter(wrong)
+        bad_n += single_bad["_line"].to_list()
+        bad_r += [
+            "a quote opens and never closes" if not c else f"{k} fields instead of {n}"
+            for c, k in zip(single_bad["_closed"].to_list(), single_bad["_nf"].to_list(), strict=True)
+        ]
+        good.append(head.filter(~wrong))
+        if first_bad.height == 0:
+            break
+        start = int(first_bad["_line"][0])
+        bad_n.append(start)
+        bad_r.append("a quoted value does not close into a record of the layout")
+        lines = lines.filter(pl.col("_line") > start)
+    recs = pl.concat(good) if good else pl.DataFrame(schema={"t": pl.String, "_line": pl.Int64})
+    return _parse_records(recs, cols, text), bad_n, bad_r
+
+
 def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, str]:
     """One PAS CSV → (frame, unparseable rows, status)."""
     cols = PAS_COLUMNS[name]
@@ -162,7 +267,8 @@ def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, st
     if raw is None:
         return empty, _bad("pas", fname, [], []), "missing"
     _check_pas_encoding(path, raw)
-    lines, numbers = _split_lines(raw)
+    text_col = PAS_TEXT_COLUMNS.get(name)
+    lines, numbers = _split_lines(raw, keep_blank=text_col is not None)
     if not lines:
         return empty, _bad("pas", fname, [], []), "empty"
     texts, numbers, undecodable = _decode(lines, numbers, "cp1252")
@@ -185,6 +291,10 @@ def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, st
             f"{path}: header does not match the PAS layout ({detail or 'columns out of order'}); "
             f"expected {';'.join(cols)!r}"
         )
+    if text_col is not None:
+        frame, more_n, more_r = _read_text_records(texts[1:], numbers[1:], cols, text_col)
+        bad = _bad("pas", fname, bad_lines + more_n, bad_reasons + more_r).sort("line")
+        return frame.sort("_line"), bad, ("ok" if frame.height or bad.height else "empty")
     body, body_n = _join_quoted_records(texts[1:], numbers[1:], len(cols))
     if not body:
         return empty, _bad("pas", fname, bad_lines, bad_reasons), "empty"
@@ -275,7 +385,7 @@ def _json_reason(line: bytes) -> str:
 
 
 def _flatten_pcs(name: str, df: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    text = [c for c, t in df.schema.items() if t == pl.String]
+    text = [c for c, t in df.schema.items() if t == pl.String and c != PCS_TEXT_FIELDS.get(name)]
     df = df.with_columns([pl.col(c).str.strip_chars().replace("", None) for c in text])
     if name == "patients":
         out = df.select(

@@ -124,12 +124,61 @@ def _allergy_substance_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
     return _gx_query(stmt, dialect, aliased=False)
 
 
+def _without_children_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
+    """Rows of ``table`` that no row of ``parent`` (the child table) names by ``parent_key``."""
+    table, child, key = q.table, q.parent or "", q.parent_key or ""
+    b = _batch(table, aliased=True)
+    c = metadata.tables[child].alias("c")
+    pk = PRIMARY_KEY[table]
+    stmt = (
+        sa.select(b.c[pk].label("row_id"))
+        .select_from(b.outerjoin(c, c.c[key] == b.c[pk]))
+        .where(c.c[PRIMARY_KEY[child]].is_(None))
+    )
+    return _gx_query(stmt, dialect, aliased=True)
+
+
+def _repeated_in_parent_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
+    """Rows whose ``column`` value sits on a row of the same ``parent_key`` with a lower id, with that value."""
+    table, column, key = q.table, q.column or "", q.parent_key or ""
+    pk = PRIMARY_KEY[table]
+    b = _batch(table, aliased=True)
+    t = metadata.tables[table].alias("t")
+    first = (
+        sa.select(t.c[key], t.c[column], sa.func.min(t.c[pk]).label("first_id"))
+        .group_by(t.c[key], t.c[column])
+        .having(sa.func.count() > 1)
+        .subquery("d")
+    )
+    stmt = (
+        sa.select(b.c[pk].label("row_id"), b.c[column].label("value"))
+        .select_from(b.join(first, sa.and_(first.c[key] == b.c[key], first.c[column] == b.c[column])))
+        .where(b.c[pk] > first.c.first_id)
+    )
+    return _gx_query(stmt, dialect, aliased=True)
+
+
+def _longer_than_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
+    """Rows whose text ``column`` holds more than ``codes[0]`` characters, with the length."""
+    column = sa.column(q.column or "")
+    length = sa.func.length(column)  # characters in both SQLite and PostgreSQL
+    stmt = (
+        sa.select(sa.column(PRIMARY_KEY[q.table]).label("row_id"), length.label("value"))
+        .select_from(_batch(q.table, aliased=False))
+        .where(length > q.codes[0])
+    )
+    return _gx_query(stmt, dialect, aliased=False)
+
+
 #: the SQL of each rule
 _RULES: dict[str, Callable[[RowsQuery, sa.engine.Dialect], str]] = {
     "orphan": _orphan_query,
     "identity_missing": _identity_missing_query,
     "identity_duplicate": _identity_duplicate_query,
     "substance_exactly_one": _allergy_substance_query,
+    "without_children": _without_children_query,
+    "repeated_in_parent": _repeated_in_parent_query,
+    "longer_than": _longer_than_query,
 }
 
 

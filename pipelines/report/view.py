@@ -362,12 +362,40 @@ class GateTable:
 
 
 @dataclass(frozen=True)
+class NoteNature:
+    """Notes whose text changed in one way (``text_altered`` of one nature)."""
+
+    nature: str
+    notes: int
+    meaning: str
+
+
+@dataclass(frozen=True)
+class Notes:
+    """The clinical notes of the load: how many arrived, and how their texts changed, by nature."""
+
+    expected: int
+    matched: int
+    missing: int
+    unexpected: int
+    other_differences: int  # notes with a value_mismatch (person, encounter, type, signing time)
+    natures: tuple[NoteNature, ...]  # every nature, the negation losses first
+    altered: int
+
+    @property
+    def shown(self) -> bool:
+        """The load has notes (expected or found), or a text finding."""
+        return bool(self.expected or self.matched or self.unexpected or self.altered)
+
+
+@dataclass(frozen=True)
 class ReportView:
     """Everything report.html shows, in page order."""
 
     verdict: Verdict
     charts: Charts
     counts: Counts
+    notes: Notes
     categories: Categories
     lists: Lists
     unmapped: Unmapped
@@ -434,6 +462,7 @@ def build_report_view(
         verdict=_verdict(summary, trial, totals, gates, passed, when(run_at)),
         charts=_charts(trend, open_, ents),
         counts=_counts(summary, ents),
+        notes=_notes(open_, ents),
         categories=_categories(disc, gates),
         lists=_lists(disc, max_rows_per_owner),
         unmapped=_unmapped(unmapped, max_unmapped_rows),
@@ -589,6 +618,39 @@ def _counts(summary: sm.Summary | None, ents: dict[str, sm.EntityCounts]) -> Cou
         ExtractFile(text(f.file), text(f.status), f.records) for f in (summary.files if summary is not None else [])
     )
     return Counts(systems, COUNT_COLUMNS, tuple(rows), reasons, rejected, files, charts.fate_legend())
+
+
+#: what each nature of a text change means, in the report's order: the negation losses first
+NOTE_NATURES: tuple[tuple[str, str], ...] = (
+    ("negation_lost", "a negation word (ingen, inte, ej …) is missing: the note may now say the opposite"),
+    ("chunk_missing", "a whole 4,000-character chunk of the text is missing"),
+    ("chunk_order", "every chunk is there, in the wrong order"),
+    ("truncated", "the text is cut short"),
+    ("encoding", "UTF-8 text read as Windows-1252 (Ã¶ for ö)"),
+    ("markup", "RTF or HTML formatting code arrived as text"),
+    ("words_lost", "other words are missing"),
+    ("words_added", "words are there that the source text does not hold"),
+    ("line_breaks_lost", "the words are the same, the line breaks are not"),
+    ("other", "other characters differ (punctuation, spaces)"),
+)
+
+
+def _notes(open_: pl.DataFrame, ents: dict[str, sm.EntityCounts]) -> Notes:
+    """The clinical notes section: counts of the notes and of their text changes per nature."""
+    ce = ents.get("clinical_event")
+    notes = open_.filter(pl.col("entity") == "clinical_event")
+    text = notes.filter(pl.col("category") == "text_altered")
+    per = dict(text.group_by("nature").agg(pl.col("source_ref").n_unique()).iter_rows())
+    values = notes.filter(pl.col("category") == "value_mismatch")["source_ref"].n_unique()
+    return Notes(
+        expected=ce.expected_in_target if ce else 0,
+        matched=ce.matched if ce else 0,
+        missing=ce.missing if ce else 0,
+        unexpected=ce.unexpected if ce else 0,
+        other_differences=values,
+        natures=tuple(NoteNature(n, int(per.get(n, 0)), meaning) for n, meaning in NOTE_NATURES),
+        altered=text["source_ref"].n_unique(),
+    )
 
 
 def _categories(disc: pl.DataFrame, gates: list[Gate]) -> Categories:

@@ -35,6 +35,7 @@ from pipelines.run.staging import (
     check_work_base,
     child_files,
     choose_partitions,
+    keyed_of,
     make_work,
     merge_partitions,
     parent_files,
@@ -175,8 +176,10 @@ def _stage_file(part: FilePart, cfg: RunConfig, routes, work: str, partitions: i
     return stage_file(part, cfg.mappings, routes, work, partitions)
 
 
-def _stage_table(target_url: str, table: str, cfg: RunConfig, pmap, emap, enc_person, ids, work: str, partitions: int):  # noqa: ANN001, ANN202
-    return stage_table(target_url, table, cfg.mappings, pmap, emap, enc_person, ids, work, partitions)
+def _stage_table(
+    target_url: str, table: str, cfg: RunConfig, pmap, emap, enc_person, ids, work: str, partitions: int, keyed=None
+):  # noqa: ANN001, ANN202
+    return stage_table(target_url, table, cfg.mappings, pmap, emap, enc_person, ids, work, partitions, keyed)
 
 
 def _partition(work: str, number: int, records: list[str], cfg: RunConfig, lookups, pmap, emap):  # noqa: ANN001, ANN202
@@ -248,6 +251,10 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         persons, pmap = run.call(PERSONS, exp=exp, tgt=tgt)
         encounters, emap = run.call(ENCOUNTERS, exp=exp, tgt=tgt, pmap=pmap)
         enc_person = exp.tables["encounter"].select("source_ref", "person_ref")
+        staged = {
+            **dict(zip(parent_files(m), staged_parents, strict=True)),
+            **{k: f.result() for k, f in cfiles.items()},
+        }
         ttables = {
             t: run.submit(
                 STAGE_TABLE,
@@ -260,12 +267,9 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
                 ids=(tgt["encounter"]["_id"], tgt["person"]["_id"]),
                 work=work,
                 partitions=n,
+                keyed=keyed_of(list(staged.values()), t),
             )
             for t in CHILD_TABLES
-        }
-        staged = {
-            **dict(zip(parent_files(m), staged_parents, strict=True)),
-            **{k: f.result() for k, f in cfiles.items()},
         }
         staged_files = [staged[f] for f in EXTRACT_FILES]
         records = [r for f in EXTRACT_FILES for r in staged[f].records if r not in exp.staged]

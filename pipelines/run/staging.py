@@ -29,7 +29,7 @@ import math
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -46,6 +46,8 @@ from checks.expected import (
 )
 from checks.mapping import Mappings, SourceMap
 from checks.partition import (
+    PARENT_REFS,
+    keyed_parts,
     merge_parts,
     parent_routes,
     routed_records,
@@ -56,6 +58,8 @@ from checks.partition import (
 from checks.reconcile import ChildSlice, EntityPart, logical_target, reconcile_child_slice, resolved_parents
 from checks.schemas import schema_findings
 from checks.suggest import unmapped_code_rows
+from checks.target_schema import TEXT_BLOBS
+from checks.transforms import column_exprs
 from pipelines.io.extract import EXTRACT_FILES, FilePart, extract_file_path
 from pipelines.io.outputs import write_marker
 from pipelines.io.target_db import connect
@@ -142,6 +146,10 @@ def _sources(m: Mappings) -> dict[str, SourceMap]:
     return {s.records: s for tm in m.tables.values() for s in tm.sources}
 
 
+def _tables(m: Mappings) -> dict[str, str]:
+    return {s.records: t for t, tm in m.tables.items() for s in tm.sources}
+
+
 def _path(work: str, side: str, name: str, part: int) -> str:
     return f"{work}/{side}/{name.replace('/', '__')}/{part:04d}.parquet"
 
@@ -197,6 +205,8 @@ class StagedFile:
     unparseable: pl.DataFrame
     records: list[str]  # the record kinds it held, in reading order
     rows: int  # records read (parsed)
+    #: table → its key columns and ``_part``, for a table matched on an identifier (``keyed_parts``)
+    keyed: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 def source_parents(
@@ -216,31 +226,53 @@ def source_parents(
     staged = []
     for p in parts:
         children = {k: v for k, v in p.frames.items() if k not in parents}
-        for k, v in children.items():
-            _stage_records(k, v, m, routes, work, n)
-        staged.append(_staged(p))
+        keyed = [_stage_records(k, v, m, routes, work, n) for k, v in children.items()]
+        staged.append(_staged(p, keyed))
     return SourceParents(Expected(exp.tables, exp.ledger, exp.findings, lookups), schema, unmapped, routes), staged
 
 
 def _stage_records(
     records: str, df: pl.DataFrame, m: Mappings, routes: dict[str, pl.DataFrame], work: str, n: int
-) -> None:
+) -> tuple[str, pl.DataFrame] | None:
+    """Write one record kind's records to their partitions; (table, keyed parts) for an identifier key."""
     src = _sources(m).get(records)
     parent = src.parent if src is not None else None
     column = parent.column if parent is not None else None
     lookup = routes.get(parent.records) if parent is not None else None
-    _write_parts(routed_records(_with_row(df), column, lookup, n), work, "src", records, n)
+    routed = routed_records(_with_row(df), column, lookup, n)
+    _write_parts(routed, work, "src", records, n)
+    table = _tables(m).get(records)
+    if src is None or table is None:
+        return None
+    key = m.tables[table].match_key
+    if any(r in key for r in PARENT_REFS):
+        return None
+    return table, keyed_parts(routed, {c: column_exprs(src.columns[c], m).value for c in key})
 
 
 def stage_file(part: FilePart, m: Mappings, routes: dict[str, pl.DataFrame], work: str, n: int) -> StagedFile:
     """Write the records of one extract file (child records) to the partitions of their persons."""
-    for k, v in part.frames.items():
-        _stage_records(k, v, m, routes, work, n)
-    return _staged(part)
+    return _staged(part, [_stage_records(k, v, m, routes, work, n) for k, v in part.frames.items()])
 
 
-def _staged(part: FilePart) -> StagedFile:
-    return StagedFile(part.file, part.unparseable, list(part.frames), sum(v.height for v in part.frames.values()))
+def _staged(part: FilePart, keyed: list[tuple[str, pl.DataFrame] | None]) -> StagedFile:
+    by_table: dict[str, list[pl.DataFrame]] = {}
+    for k in keyed:
+        if k is not None:
+            by_table.setdefault(k[0], []).append(k[1])
+    return StagedFile(
+        part.file,
+        part.unparseable,
+        list(part.frames),
+        sum(v.height for v in part.frames.values()),
+        {t: pl.concat(fs) for t, fs in by_table.items()},
+    )
+
+
+def keyed_of(files: list[StagedFile], table: str) -> pl.DataFrame | None:
+    """The keyed parts of ``table`` over all staged files (None: the table is matched on content)."""
+    frames = [f.keyed[table] for f in files if table in f.keyed]
+    return pl.concat(frames).unique(keep="first", maintain_order=True) if frames else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,6 +289,7 @@ def stage_table(
     ids: tuple[pl.Series, pl.Series],
     work: str,
     n: int,
+    keyed: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Read one child table of the target and write it to the partitions of its persons.
 
@@ -266,14 +299,16 @@ def stage_table(
     """
     engine = connect(target_url)
     try:
-        raw = read_table(engine, table)
+        raw = {table: read_table(engine, table)}
+        if table in TEXT_BLOBS:  # its text: the chunks of the table they live in
+            raw[TEXT_BLOBS[table].table] = read_table(engine, TEXT_BLOBS[table].table)
     finally:
         engine.dispose()
-    tt = logical_target({table: raw}, m)[table]
+    tt = logical_target(raw, m)[table]
     del raw
     key = tuple(m.tables[table].match_key)
     resolved = resolved_parents(tt, pmap, emap, *ids)
-    _write_parts(routed_target(resolved, key, enc_person, n), work, "tgt", table, n)
+    _write_parts(routed_target(resolved, key, enc_person, n, keyed), work, "tgt", table, n)
     return table_counts({table: tt}, "actual")
 
 
@@ -317,7 +352,7 @@ def run_partition(
     for t in CHILD_TABLES:
         tt = _read(_path(work, "tgt", t, number))
         key = tuple(m.tables[t].match_key)
-        s = ChildSlice(t, key, exp.tables[t], tt, none, none, pmap, emap, resolved=True)
+        s = ChildSlice(t, key, exp.tables[t], tt, none, none, pmap, emap, resolved=True, negations=m.negation_words)
         parts.append(reconcile_child_slice(s))
     return PartitionResult(
         exp.ledger, exp.findings, unmapped, parts, table_counts(exp.tables, "expected"), list(exp.staged)

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 
 import polars as pl
 
 from checks.expected import Expected
 from checks.identity import luhn_digit
 from checks.mapping import Mappings
-from checks.target_schema import PRIMARY_KEY
+from checks.note_text import CHUNK, chunked
+from checks.target_schema import PRIMARY_KEY, TEXT_BLOBS
 from pipelines.synth.scoring import TRUTH_COLUMNS
 
 _CHILD_TABLES = ["diagnosis", "procedure", "orders", "allergy"]
@@ -64,8 +66,9 @@ class _Faults:
         nature: str = "",
     ) -> None:
         """One defect of the ground truth; ``nature`` for a value_mismatch (``checks.masking.NATURES``)."""
-        if (category == "value_mismatch") != bool(nature):
-            raise ValueError(f"a {category} fault {'needs' if category == 'value_mismatch' else 'has no'} nature")
+        differs = category in ("value_mismatch", "text_altered")
+        if differs != bool(nature):
+            raise ValueError(f"a {category} fault {'needs' if differs else 'has no'} nature")
         self.truth.append(
             dict(
                 category=category,
@@ -121,7 +124,7 @@ class _Faults:
         return self.rows["person"].join(single, on="person_ref").join(busy, on="person_ref", how="anti")
 
     def childless_encounters(self) -> pl.DataFrame:
-        kids = pl.concat([self.rows[t].select("encntr_id") for t in ("diagnosis", "procedure")])
+        kids = pl.concat([self.rows[t].select("encntr_id") for t in ("diagnosis", "procedure", "clinical_event")])
         return self.rows["encounter"].join(kids, on="encntr_id", how="anti")
 
     def unique_children(self, table: str) -> pl.DataFrame:
@@ -501,7 +504,7 @@ class _Faults:
 
     def row_counts(self, before: dict[str, pl.DataFrame]) -> None:
         sys = {self.codes[(89, "PAS")]: "pas", self.codes[(89, "PCS")]: "pcs"}
-        for t in ("person", "person_alias", "encounter", "encntr_alias", *_CHILD_TABLES):
+        for t in ("person", "person_alias", "encounter", "encntr_alias", *_CHILD_TABLES, "clinical_event"):
             a = before[t].group_by("contributor_system_cd").len()
             b = self.rows[t].group_by("contributor_system_cd").len()
             j = a.join(b, on="contributor_system_cd", how="full", coalesce=True).fill_null(0)
@@ -523,6 +526,7 @@ def inject_faults(
     f.key_faults()
     f.reference_faults()
     f.identity_faults()
+    NoteFaults(f, m).inject()
     f.row_counts(rows)
     truth = pl.DataFrame(f.truth, schema={c: pl.String for c in TRUTH_COLUMNS[2:]})
     truth = truth.with_columns(
@@ -530,3 +534,212 @@ def inject_faults(
         pl.lit("load").alias("layer"),
     ).select(TRUTH_COLUMNS)
     return f.rows, truth
+
+
+# ------------------------------------------------------------------------------------------------
+# clinical notes (clinical-notes.md): every nature of a text change, and notes missing, moved, added
+
+_MOJIBAKE_LETTERS = re.compile("[åäöÅÄÖéü]")
+
+
+def _rtf(text: str) -> str:
+    """The text as an RTF document whose markup arrived as text."""
+    body = text.replace("\n", "\\par\n")
+    return "{\\rtf1\\ansi\\deff0 {\\fonttbl {\\f0 Arial;}}\\f0\\fs20 " + body + "\\par}"
+
+
+def _html(text: str) -> str:
+    """The text as HTML whose tags arrived as text."""
+    return "<p>" + text.replace("\n", "<br>\n") + "</p>"
+
+
+class NoteFaults:
+    """Faults in the notes and their text chunks, each on a note of a person no other fault touches.
+
+    Text faults are collected and applied to ``ce_blob`` at once (``_apply``): a note's new text
+    replaces its chunks, a dropped chunk or two swapped chunk numbers change its chunk rows.
+    """
+
+    def __init__(self, f: _Faults, m: Mappings) -> None:
+        self.f = f
+        self.negations = m.negation_words
+        self.texts: dict[int, str] = {}  # clinical_event_id → its new text
+        self.dropped: set[tuple[int, int]] = set()  # (clinical_event_id, blob_seq_num)
+        self.swapped: set[int] = set()  # clinical_event_id: chunks 1 and 2 swapped
+
+    def _notes(self) -> pl.DataFrame:
+        ce = self.f.rows["clinical_event"].filter(pl.col("_ref").is_not_null())
+        return ce.filter(pl.len().over("_ref") == 1)
+
+    def _text_fault(self, note: dict, nature: str, what: str) -> None:
+        self.f.add(
+            "text_altered",
+            "clinical_event",
+            note["_ref"],
+            f"clinical_event:{note['clinical_event_id']}",
+            "note_text",
+            what,
+            nature=nature,
+        )
+
+    def inject(self) -> None:
+        """Every kind of note fault, ``max(1, n // 2)`` of each."""
+        if "clinical_event" not in self.f.rows or self.f.rows["clinical_event"].height == 0:
+            return
+        notes = self._notes()
+        k = max(1, self.f.n // 2)
+        rng = self.f.rng
+        long_notes = notes.filter(pl.col("note_text").str.len_chars() > CHUNK)
+        for n in self.f.pick(long_notes, k):
+            chunks = (len(n["note_text"]) + CHUNK - 1) // CHUNK
+            seq = rng.randint(1, chunks)
+            self.dropped.add((n["clinical_event_id"], seq))
+            self._text_fault(n, "chunk_missing", f"text chunk {seq} of {chunks} not loaded")
+        for n in self.f.pick(long_notes, k):
+            self.swapped.add(n["clinical_event_id"])
+            self._text_fault(n, "chunk_order", "text chunks 1 and 2 loaded in the wrong order")
+        for n in self.f.pick(notes.filter(pl.col("note_text").str.len_chars() > 200), k):
+            text = n["note_text"]
+            cut = rng.randint(len(text) // 3, len(text) - 20)
+            if cut % CHUNK == 0:
+                cut -= 1
+            self.texts[n["clinical_event_id"]] = text[:cut]
+            self._text_fault(n, "truncated", f"text cut short after {cut} of {len(text)} characters")
+        for n in self.f.pick(notes.filter(pl.col("note_text").str.contains(_MOJIBAKE_LETTERS.pattern)), k):
+            self.texts[n["clinical_event_id"]] = n["note_text"].encode("utf-8").decode("cp1252", errors="replace")
+            self._text_fault(n, "encoding", "text garbled: UTF-8 read as Windows-1252")
+        for i, n in enumerate(self.f.pick(notes.filter(pl.col("note_text").str.contains("\n")), k)):
+            self.texts[n["clinical_event_id"]] = (_rtf if i % 2 else _html)(n["note_text"])
+            kind = "RTF" if i % 2 else "HTML"
+            self._text_fault(n, "markup", f"{kind} formatting code loaded as text")
+        self._word_faults(notes, k)
+        for n in self.f.pick(notes.filter(pl.col("note_text").str.contains("\n")), k):
+            self.texts[n["clinical_event_id"]] = n["note_text"].replace("\n", " ")
+            self._text_fault(n, "line_breaks_lost", "line breaks loaded as spaces")
+        self._rows_faults(notes, k)
+        self._apply()
+
+    def _word_faults(self, notes: pl.DataFrame, k: int) -> None:
+        """A negation word removed from some notes; another word (never a negation) from others."""
+        neg = "|".join(sorted(self.negations))
+        with_neg = notes.filter(pl.col("note_text").str.contains(f"(?i)\\b(?:{neg})\\b"))
+        for n in self.f.pick(with_neg, k):
+            text = n["note_text"]
+            hits = [m for m in re.finditer(r"[^\W_]+", text) if m.group().casefold() in self.negations]
+            m = hits[self.f.rng.randrange(len(hits))]
+            self.texts[n["clinical_event_id"]] = _without_word(text, m.start(), m.end())
+            self._text_fault(n, "negation_lost", "a negation word removed from the text")
+        for n in self.f.pick(notes.filter(pl.col("note_text").str.len_chars() > 100), k):
+            text = n["note_text"]
+            found = [
+                m
+                for m in re.finditer(r"[^\W_]+", text)
+                if len(m.group()) >= 4 and m.group().casefold() not in self.negations and not m.group().isdigit()
+            ]
+            if not found:
+                continue
+            m = found[self.f.rng.randrange(len(found))]
+            self.texts[n["clinical_event_id"]] = _without_word(text, m.start(), m.end())
+            self._text_fault(n, "words_lost", "a word removed from the text")
+
+    def _rows_faults(self, notes: pl.DataFrame, k: int) -> None:
+        """A note missing, a note on another encounter of its person, a note added."""
+        f = self.f
+        for n in f.pick(notes, k):
+            f.drop("clinical_event", pl.col("clinical_event_id") == n["clinical_event_id"])
+            f.drop("ce_blob", pl.col("clinical_event_id") == n["clinical_event_id"])
+            f.add("missing_in_target", "clinical_event", n["_ref"], "", "", "note not loaded")
+        enc = f.rows["encounter"].filter(pl.col("_ref").is_not_null())
+        several = (
+            enc.group_by("person_id")
+            .agg(pl.col("encntr_id").sort().alias("_encs"))
+            .filter(pl.col("_encs").list.len() > 1)
+        )
+        movable = notes.join(several, on="person_id")
+        for n in f.pick(movable, k):
+            other = [e for e in n["_encs"] if e != n["encntr_id"]]
+            new = other[f.rng.randrange(len(other))]
+            f.update("clinical_event", n["clinical_event_id"], encntr_id=new)
+            f.add(
+                "value_mismatch",
+                "clinical_event",
+                n["_ref"],
+                f"clinical_event:{n['clinical_event_id']}",
+                "encntr_id",
+                "note loaded on another encounter of its patient",
+                nature="other",
+            )
+        for n in f.pick(notes, k):
+            eid = f.next_id("clinical_event")
+            f.append("clinical_event", {**n, "_ref": None, "reference_nbr": f"X{eid}"})
+            blobs = f.rows["ce_blob"]
+            first = f.next_id("ce_blob")
+            added = chunked(
+                pl.DataFrame({"clinical_event_id": [eid], "note_text": [n["note_text"]]}),
+                "clinical_event_id",
+                "note_text",
+            ).with_row_index("ce_blob_id", offset=first)
+            f.rows["ce_blob"] = pl.concat([blobs, added.select(blobs.columns).cast(blobs.schema)])
+            f.add(
+                "unexpected_in_target", "clinical_event", "", f"clinical_event:{eid}", "", "a note with no legacy note"
+            )
+
+    def _apply(self) -> None:
+        """The collected text faults, applied to the chunk rows at once."""
+        f = self.f
+        blobs = f.rows["ce_blob"]
+        spec = TEXT_BLOBS["clinical_event"]
+        if self.dropped:
+            gone = pl.DataFrame(
+                list(self.dropped),
+                schema={"clinical_event_id": pl.Int64, spec.seq: blobs.schema[spec.seq]},
+                orient="row",
+            )
+            blobs = blobs.join(gone, on=["clinical_event_id", spec.seq], how="anti", maintain_order="left")
+        if self.swapped:
+            ids = pl.Series(sorted(self.swapped), dtype=pl.Int64)
+            swap = pl.col("clinical_event_id").is_in(ids.implode())
+            seq = pl.col(spec.seq)
+            blobs = blobs.with_columns(
+                pl.when(swap & (seq == 1))
+                .then(2)
+                .when(swap & (seq == 2))
+                .then(1)
+                .otherwise(seq)
+                .cast(seq_dtype(blobs))
+                .alias(spec.seq)
+            )
+        if self.texts:
+            ids = pl.Series(sorted(self.texts), dtype=pl.Int64)
+            blobs = blobs.filter(~pl.col("clinical_event_id").is_in(ids.implode()))
+            new = pl.DataFrame(
+                {"clinical_event_id": ids, spec.column: [self.texts[i] for i in ids.to_list()]},
+            )
+            first = int(blobs[PRIMARY_KEY[spec.table]].max() or 0) + 1
+            blobs = pl.concat([blobs, blob_chunks(new, first).select(blobs.columns).cast(blobs.schema)])
+        f.rows["ce_blob"] = blobs
+
+
+def seq_dtype(blobs: pl.DataFrame) -> pl.DataType:
+    """The dtype of the chunk number column."""
+    return blobs.schema[TEXT_BLOBS["clinical_event"].seq]
+
+
+def blob_chunks(events: pl.DataFrame, first_id: int) -> pl.DataFrame:
+    """Chunk rows of texts (``clinical_event_id``, ``note_text``) with ids from ``first_id``."""
+    spec = TEXT_BLOBS["clinical_event"]
+    return (
+        chunked(events, "clinical_event_id", spec.column)
+        .sort("clinical_event_id", spec.seq)
+        .with_row_index(PRIMARY_KEY[spec.table], offset=first_id)
+        .with_columns(pl.col(PRIMARY_KEY[spec.table]).cast(pl.Int64))
+    )
+
+
+def _without_word(text: str, start: int, end: int) -> str:
+    """The text without the word at ``start:end`` and one space beside it (so no words join)."""
+    if end < len(text) and text[end] == " ":
+        return text[:start] + text[end + 1 :]
+    if start > 0 and text[start - 1] == " ":
+        return text[: start - 1] + text[end:]
+    return text[:start] + text[end:]

@@ -84,7 +84,9 @@ def score(truth: pl.DataFrame, disc: pl.DataFrame) -> Score:
     pairs = t.join(found.rename({"nature": "_reported"}), on=["category", "_anchor"], how="inner")
     # a value_mismatch defect is found only with its nature (a truth without one: by its anchor)
     same_nature = (
-        (pl.col("category") != "value_mismatch") | (pl.col("nature") == "") | (pl.col("nature") == pl.col("_reported"))
+        ~pl.col("category").is_in(["value_mismatch", "text_altered"])
+        | (pl.col("nature") == "")
+        | (pl.col("nature") == pl.col("_reported"))
     )
     reported = pairs.group_by("_t").agg(
         pl.col("_reported").filter(pl.col("_reported") != "").unique().sort().str.join(", ").alias("reported_nature")

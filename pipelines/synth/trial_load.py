@@ -16,7 +16,8 @@ import polars as pl
 from checks.errors import MigcheckError
 from checks.expected import Expected, compute_expected
 from checks.mapping import Mappings, load_mappings
-from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, PRIMARY_KEY, columns_of
+from checks.note_text import chunked
+from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, PRIMARY_KEY, TEXT_BLOBS, columns_of
 from pipelines.io.extract import read_extract
 from pipelines.io.settings import default_mappings_root
 from pipelines.io.target_db import connect, create_target, load_reference, safe_url, write_frame
@@ -109,9 +110,25 @@ def assign_ids(exp: Expected, m: Mappings, load_time: dt.datetime) -> dict[str, 
         "allergy": with_id("allergy", t["allergy"], ["source_ref"])
         .join(pid, on="person_ref", how="left")
         .with_columns(pl.col("source_ref").alias("_ref")),
+        "clinical_event": with_id("clinical_event", t["clinical_event"], ["source_ref"])
+        .join(pid, on="person_ref", how="left")
+        .join(eid, on="encounter_ref", how="left")
+        .with_columns(pl.col("source_ref").alias("_ref")),
     }
     out = {k: coded(k, v).with_columns(pl.lit(1, dtype=pl.Int16).alias("active_ind")) for k, v in out.items()}
+    out["ce_blob"] = blob_rows(out["clinical_event"])
     return out
+
+
+def blob_rows(events: pl.DataFrame, first_id: int = 1) -> pl.DataFrame:
+    """The ce_blob rows of clinical events' texts: chunks of 4,000 characters, ids from ``first_id``."""
+    spec = TEXT_BLOBS["clinical_event"]
+    chunks = chunked(events.select("clinical_event_id", spec.column), "clinical_event_id", spec.column)
+    return (
+        chunks.sort("clinical_event_id", spec.seq)
+        .with_row_index(PRIMARY_KEY[spec.table], offset=first_id)
+        .with_columns(pl.col(PRIMARY_KEY[spec.table]).cast(pl.Int64), pl.col(spec.seq).cast(pl.Int32))
+    )
 
 
 def target_rows(rows: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
