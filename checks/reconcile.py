@@ -177,7 +177,9 @@ def compare_texts(matched: pl.DataFrame, check: Check, column: str, negations: f
     negation words, and the texts' profiles in place of the texts.
     """
     a = f"{column}__act"
-    diff = matched.filter(~pl.col(column).eq_missing(pl.col(a))).select("source_ref", "_target_ref", column, a)
+    # a note without any chunk is the target check's finding (text_without_chunks), named by this note
+    diff = matched.filter(pl.col(a).is_not_null() & (pl.col(column) != pl.col(a)))
+    diff = diff.select("source_ref", "_target_ref", column, a)
     rows = []
     for ref, tref, e, v in diff.iter_rows():
         change = classify(e or "", v, negations)
@@ -703,13 +705,13 @@ def reconcile_child_slice(s: ChildSlice) -> EntityPart:
         _finding(
             c_missing.filter(_parent_present(c_missing, t, emap, pmap)),
             RECONCILE[(t, "missing")],
-            f"{t} row not found in the target (matched on {', '.join(key)})",
+            f"{_row_word(t)} not found in the target (matched on {_key_words(t, key)})",
             pl.col("source_ref"),
         ),
         _finding(
             c_unexp.filter(parent_matched),
             RECONCILE[(t, "unexpected")],
-            f"{t} row in the target that no legacy record accounts for (or loaded twice)",
+            f"{_row_word(t)} in the target that no legacy record accounts for (or loaded twice)",
             target_ref=pl.lit(f"{t}:") + pl.col("_id").cast(pl.String),
         ),
         compare_values(cm, RECONCILE[(t, "value")], values),
@@ -742,6 +744,18 @@ def reconcile_child_slice(s: ChildSlice) -> EntityPart:
         status,
         _counts(t, mt.expected_rows, s.target.height, cm.height, c_missing.height, c_unexp.height),
     )
+
+
+#: what a steward calls a row of a table, and its match key, where the table's name says too little
+_ROW_WORDS = {"clinical_event": ("note", "its system and legacy note id")}
+
+
+def _row_word(t: str) -> str:
+    return _ROW_WORDS[t][0] if t in _ROW_WORDS else f"{t} row"
+
+
+def _key_words(t: str, key: list[str]) -> str:
+    return _ROW_WORDS[t][1] if t in _ROW_WORDS else ", ".join(key)
 
 
 def _relaxed_pairs(
