@@ -94,11 +94,13 @@ def with_blob_text(df: pl.DataFrame, blobs: pl.DataFrame, spec: TextBlobs) -> pl
     """Rows of ``df`` with their text: their chunks (``spec.table``) joined in chunk order.
 
     A row without any chunk has no text (null); chunks whose row does not exist are the target
-    checks' orphans. Chunks of equal number are taken in id order.
+    checks' orphans. Of chunks of equal number the first by id is the text's, the others are the
+    target checks' duplicates (one defect, one finding).
     """
     pk = PRIMARY_KEY[spec.table]
     text = (
         blobs.sort([spec.parent_key, spec.seq, pk], nulls_last=True)
+        .unique([spec.parent_key, spec.seq], keep="first", maintain_order=True)
         .group_by(spec.parent_key, maintain_order=True)
         .agg(pl.col(spec.contents).fill_null("").str.join("").alias(spec.column))
     )

@@ -35,6 +35,8 @@ TARGET_FINDABLE = {
     ("invalid_code", None),
     ("duplicate", "person_alias"),
     ("mandatory_missing", "person_alias"),
+    ("mandatory_missing", "ce_blob"),
+    ("duplicate", "ce_blob"),
 }
 
 

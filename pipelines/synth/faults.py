@@ -618,6 +618,7 @@ class NoteFaults:
             self._text_fault(n, "line_breaks_lost", "line breaks loaded as spaces")
         self._rows_faults(notes, k)
         self._apply()
+        self._chunk_faults(notes, k)
 
     def _word_faults(self, notes: pl.DataFrame, k: int) -> None:
         """A negation word removed from some notes; another word (never a negation) from others."""
@@ -682,6 +683,43 @@ class NoteFaults:
             f.rows["ce_blob"] = pl.concat([blobs, added.select(blobs.columns).cast(blobs.schema)])
             f.add(
                 "unexpected_in_target", "clinical_event", "", f"clinical_event:{eid}", "", "a note with no legacy note"
+            )
+
+    def _chunk_faults(self, notes: pl.DataFrame, k: int) -> None:
+        """The chunk table's own faults: a note without any chunk, a chunk twice, a chunk of no note."""
+        f = self.f
+        spec = TEXT_BLOBS["clinical_event"]
+        for n in f.pick(notes, k):
+            f.drop(spec.table, pl.col("clinical_event_id") == n["clinical_event_id"])
+            f.add(
+                "mandatory_missing",
+                spec.table,
+                n["_ref"],
+                f"clinical_event:{n['clinical_event_id']}",
+                spec.contents,
+                "note loaded without its text (no ce_blob row)",
+            )
+        for n in f.pick(notes, k):
+            first = f.rows[spec.table].filter(
+                (pl.col("clinical_event_id") == n["clinical_event_id"]) & (pl.col(spec.seq) == 1)
+            )
+            if first.height == 0:
+                continue
+            rid = f.append(spec.table, first.row(0, named=True))
+            f.add("duplicate", spec.table, "", f"{spec.table}:{rid}", spec.seq, "a text chunk loaded twice")
+        for n in f.pick(notes, max(1, k // 2)):
+            chunk = f.rows[spec.table].filter(pl.col("clinical_event_id") == n["clinical_event_id"]).head(1)
+            if chunk.height == 0:
+                continue
+            ghost = 90_000_000 + n["clinical_event_id"]
+            rid = f.append(spec.table, {**chunk.row(0, named=True), "clinical_event_id": ghost})
+            f.add(
+                "orphan",
+                spec.table,
+                "",
+                f"{spec.table}:{rid}",
+                "clinical_event_id",
+                "a text chunk of a note that does not exist",
             )
 
     def _apply(self) -> None:
