@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
 import re
 import subprocess
@@ -22,6 +23,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from test_generate_notes import note_findings
+from test_generate_notes import read as read_notes
 
 from checks.errors import MigcheckError
 from checks.identity import classify, luhn_digit
@@ -419,6 +422,8 @@ def _reference_findings(root: Path) -> Counter:
     _, bad = _read_pcs(root, "labresults.jsonl")
     for n in bad:
         add("unparseable", f"pcs:labresults.jsonl#{n}")
+    # notes: the rules of clinical-notes.md, read independently (tests/test_generate_notes.py)
+    found.update(note_findings(read_notes(root, None)))
     return found
 
 
@@ -610,7 +615,7 @@ def test_tiny_extract_still_has_every_variant(tmp_path: Path) -> None:
 
 def test_every_row_carries_its_variants_declaration(default_extract: Path) -> None:
     by_description = {v.description: v for v in VARIANTS}
-    assert len(VARIANTS) == len({v.name for v in VARIANTS}) == 77
+    assert len(VARIANTS) == len({v.name for v in VARIANTS}) == 87
     for r in _read_defects(default_extract):
         v = next(v for d, v in by_description.items() if r["description"].startswith(d))
         assert (r["category"], r["entity"], r["column"]) == (v.category, v.entity, v.column), v.name
@@ -652,10 +657,16 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     generate(tmp_path / "b", patients=200, seed=42)
     generate(tmp_path / "c", patients=200, seed=43)
     fa, fb, fc = _files(tmp_path / "a"), _files(tmp_path / "b"), _files(tmp_path / "c")
-    assert len(fa) == 10 and fa == fb
+    assert len(fa) == 12 and fa == fb  # 5 PAS and 6 PCS files (notes too), defects.csv
     assert all(fa[k] != fc[k] for k in fa)
+    # a record per line, but a PAS note: one record however many lines its quoted text spans
+    notes = sum(
+        1 for _ in csv.reader(io.StringIO(fa["pas/anteckning.csv"].decode("cp1252"), newline=""), delimiter=";")
+    )
     assert a.records == {
-        k: v.count(b"\n") - (1 if k.startswith("pas/") else 0) for k, v in fa.items() if k != "defects.csv"
+        k: (notes - 1 if k == "pas/anteckning.csv" else v.count(b"\n") - (1 if k.startswith("pas/") else 0))
+        for k, v in fa.items()
+        if k != "defects.csv"
     }
     assert a.defects == fa["defects.csv"].count(b"\n") - 1
 

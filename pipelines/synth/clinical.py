@@ -1,10 +1,15 @@
-"""Clinical records: PAS contacts, diagnoses, procedures; PCS visits, medications, allergies, lab results.
+"""Clinical records: PAS contacts, diagnoses, procedures, notes; PCS visits, medications, allergies, lab results, notes.
 
-One vectorised builder per record kind (``add_contacts``, ``add_visits``, …) makes a batch of clean
-records for given parent records; the bulk of the extract and the records a defect variant appends
-come from the same builders (a variant passes the values it breaks as ``over``). Codes of a
-contact's or visit's diagnoses are ``(base + j * step) % len(codes)`` with ``step`` coprime to the
+One vectorised builder per record kind (``add_contacts``, ``add_visits``, ``add_pas_notes``, …) makes a
+batch of clean records for given parent records; the bulk of the extract and the records a defect
+variant appends come from the same builders (a variant passes the values it breaks as ``over``). Codes
+of a contact's or visit's diagnoses are ``(base + j * step) % len(codes)`` with ``step`` coprime to the
 number of codes, so they are distinct, and a code not yet used by the record is one with ``j >= count``.
+
+Clinical notes (``clinical-notes.md``) hang on contacts and visits of the bulk, in scope or not (about
+0.6 per contact, 0.5 per visit); their text comes from ``note_text``. A note is signed on or after its
+contact's or visit's start, at a local time that exists and is not the repeated October hour; about
+3 % are unsigned drafts (empty SIGNERAD, ``signed`` null).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import polars as pl
 from checks.errors import MigcheckError
 from pipelines.synth import calendar as cal
 from pipelines.synth import names as V
+from pipelines.synth import note_text as T
 from pipelines.synth.population import Persons, Records, window
 from pipelines.synth.world import ANY_KIND, World, vocab
 
@@ -37,6 +43,20 @@ _UNITS_BY_TYPE = (
 # Free-text substances of appended allergies: never one of a patient's coded or listed ones.
 APPENDED_ALLERGENS = ("Nickel", "Parfym", "Citrusfrukter")
 _DEFAULT_DOSE = "1 tablett 1 gång dagligen"
+# Notes: how many per contact / visit (0, 1, 2, 3), the PAS note type (RTG, EPI, DAG, OPB) per contact
+# type (SV, OV, AKM, DAG), and minutes from the start of the contact / visit to the signature.
+_NOTES_PER_CONTACT_P = (0.57, 0.29, 0.10, 0.04)
+_NOTES_PER_VISIT_P = (0.60, 0.32, 0.06, 0.02)
+_NOTE_TYPE_P = (
+    (0.25, 0.30, 0.35, 0.10),
+    (0.45, 0.00, 0.55, 0.00),
+    (0.50, 0.05, 0.45, 0.00),
+    (0.10, 0.10, 0.20, 0.60),
+)
+_PAS_SIGN_DELAY = ((20, 1_440), (1_440, 20_160), (30, 2_880), (30, 600))  # RTG, EPI, DAG, OPB
+_REFERRAL_ANSWER_P = 0.15
+_UNSIGNED_P = 0.03
+_PCS_CRLF_P = 0.03  # PCS notes whose line breaks are \r\n
 
 
 def _coprime_steps(n: int) -> np.ndarray:
@@ -203,6 +223,8 @@ def add_contacts(
     w.extra.setdefault("contact_info", []).append(
         {
             "key": keys,
+            "start": start,
+            "ctype": ctype,
             "day": cday,
             "dx_base": dx_base,
             "dx_step": dx_step,
@@ -238,6 +260,8 @@ def bulk_pas(w: World, p: Persons, rec: Records) -> None:
     voided = r.random(n) < 0.03
     keys = add_contacts(w, p, pk, person, ctype=ctype, start=start, has_end=has_end, status=vocab(("A", "M"), voided))
     w.extra["bulk_contacts"] = (keys, ~voided, person)
+    on = np.repeat(np.arange(n), r.choice(4, n, p=_NOTES_PER_CONTACT_P))  # voided contacts too (out of scope)
+    add_pas_notes(w, keys[on], start=start[on], ctype=ctype[on], signed=r.random(len(on)) >= _UNSIGNED_P)
 
 
 def clean_records(
@@ -256,11 +280,16 @@ def clean_records(
     return k, (rec.pr_person if system == "pas" else rec.cr_person)[k]
 
 
-def _contact_info(w: World) -> dict[str, np.ndarray]:
-    parts = w.extra["contact_info"]
+def _info(w: World, name: str) -> dict[str, np.ndarray]:
+    """Per-record facts kept by a builder (``contact_info``, ``visit_info``), indexable by key."""
+    parts = w.extra[name]
     if len(parts) > 1:
-        w.extra["contact_info"] = parts = [{c: np.concatenate([x[c] for x in parts]) for c in parts[0]}]
+        w.extra[name] = parts = [{c: np.concatenate([x[c] for x in parts]) for c in parts[0]}]
     return parts[0]
+
+
+def _contact_info(w: World) -> dict[str, np.ndarray]:
+    return _info(w, "contact_info")
 
 
 def clean_contacts(w: World, p: Persons, rec: Records, n: int) -> np.ndarray:
@@ -364,6 +393,7 @@ def add_visits(
     _, _, par, j, code = _draw(w, len(codes.icd_dot), n_dx, codes.icd_steps)
     if len(par):
         w.add("vdx", _pk=keys[par], code=vocab(codes.icd_dot, code), primary=j == 0)
+    w.extra.setdefault("visit_info", []).append({"key": keys, "start": start})
     return keys
 
 
@@ -381,16 +411,22 @@ def bulk_pcs(w: World, p: Persons, rec: Records) -> None:
 
     pk, person = parents(3.0)
     n = len(pk)
+    start = visit_starts(w, p, person)
     u = r.random(n)
-    add_visits(
+    status = np.where(u < 0.03, 1, np.where(u < 0.06, 2, 0))
+    keys = add_visits(
         w,
         p,
         pk,
         person,
+        start=start,
         has_end=r.random(n) >= 0.05,
-        status=vocab(("signed", "draft", "deleted"), np.where(u < 0.03, 1, np.where(u < 0.06, 2, 0))),
+        status=vocab(("signed", "draft", "deleted"), status),
         n_dx=r.choice([0, 1, 2, 3], n, p=[0.25, 0.45, 0.22, 0.08]),
     )
+    w.extra["bulk_visits"] = (keys, status == 0, person)
+    on = np.repeat(np.arange(n), r.choice(4, n, p=_NOTES_PER_VISIT_P))  # drafts and deleted too (out of scope)
+    add_pcs_notes(w, keys[on], start=start[on], signed=r.random(len(on)) >= _UNSIGNED_P)
     pk, person = parents(1.6)
     add_medications(w, p, pk, person, bulk=True)
     add_bulk_allergies(w, p, rec, blocked)
@@ -512,3 +548,99 @@ def add_labs(
         "_sort": taken,
     }
     return w.add("labresults", **_over(cols, over))
+
+
+# ------------------------------------------------------------------------------------------------
+# clinical notes
+
+
+def _unambiguous(t: np.ndarray) -> np.ndarray:
+    """Wall times moved out of the skipped spring hour and out of the repeated October hour (one hour on)."""
+    t = cal.skip_gap(t)
+    fold = cal.AUTUMN_DAY[cal.year_index(t // 1440)] * 1440 + 120  # 02:00-02:59 happens twice that day
+    return np.where((t >= fold) & (t < fold + 60), t + 60, t)
+
+
+def note_contacts(w: World, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start, contact type) of contacts ``keys``."""
+    info = _contact_info(w)
+    return info["start"][keys], info["ctype"][keys]
+
+
+def note_visit_starts(w: World, keys: np.ndarray) -> np.ndarray:
+    """Start wall time of visits ``keys``."""
+    return _info(w, "visit_info")["start"][keys]
+
+
+def add_pas_notes(
+    w: World,
+    contact: np.ndarray,
+    *,
+    start: np.ndarray,
+    ctype: np.ndarray,
+    signed: np.ndarray | bool = True,
+    ghost: Any = -1,
+    over: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """Notes on PAS contacts ``contact`` (started at ``start``, of type ``ctype``); their keys.
+
+    The note type follows the contact type (an epikris on an inpatient stay, an operation report on
+    day surgery); the signature follows the start by minutes (RTG, OPB) to days (EPI).
+    """
+    r, n = w.rng, len(contact)
+    cum = np.cumsum(np.array(_NOTE_TYPE_P), axis=1)
+    typ = np.minimum((r.random(n)[:, None] > cum[ctype]).sum(axis=1), len(T.PAS_TYPES) - 1)
+    lo, hi = (np.array(x, dtype=np.int64) for x in zip(*_PAS_SIGN_DELAY, strict=True))
+    at = _unambiguous(start + lo[typ] + (r.random(n) * (hi[typ] - lo[typ])).astype(np.int64))
+    cols = {
+        "_pk": contact,
+        "_ghost": ghost,
+        "TYP": vocab(T.PAS_TYPES, typ),
+        "SIGNERAD": keep(cal.pas_ts(at), signed, ""),
+        "TEXT": T.build(r, typ, True),
+    }
+    return w.add("anteckning", **_over(cols, over))
+
+
+def add_pcs_notes(
+    w: World,
+    visit: np.ndarray,
+    *,
+    start: np.ndarray,
+    signed: np.ndarray | bool = True,
+    ghost: Any = -1,
+    over: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """Notes on PCS visits ``visit`` (started at ``start``): journal notes, some referral answers; their keys."""
+    r, n = w.rng, len(visit)
+    typ = (r.random(n) < _REFERRAL_ANSWER_P).astype(np.int64)
+    journal = start + r.integers(5, 241, n)  # signed after the visit, the same day
+    answer = start + r.integers(1, 31, n) * 1440 + r.integers(-120, 241, n)  # an answer days later
+    at = _unambiguous(np.where(typ == 0, journal, answer))
+    cols = {
+        "_pk": visit,
+        "_ghost": ghost,
+        "type": vocab(T.PCS_TYPES, typ),
+        "signed": keep(cal.pcs_ts(at), signed),
+        "text": T.build(r, len(T.PAS_TYPES) + typ, r.random(n) < _PCS_CRLF_P),
+        "_sort": at,
+    }
+    return w.add("notes", **_over(cols, over))
+
+
+def clean_visits(w: World, p: Persons, rec: Records, n: int) -> np.ndarray:
+    """Keys of ``n`` distinct in-scope (signed) visits of clean patients that no other defect uses yet.
+
+    They host a defective note; new visits are made when the extract has too few.
+    """
+    if "visit_pool" not in w.extra:
+        keys, signed, person = w.extra["bulk_visits"]
+        pool = keys[signed & ~p.reserved[person]]
+        w.extra["visit_pool"] = [pool[w.rng.permutation(len(pool))], 0]
+    pool, head = w.extra["visit_pool"]
+    take = pool[head : head + n]
+    w.extra["visit_pool"][1] = head + len(take)
+    if len(take) < n:
+        r, person = clean_records(w, p, rec, "pcs", n - len(take))
+        take = np.concatenate([take, add_visits(w, p, r, person)])
+    return take

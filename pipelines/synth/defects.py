@@ -6,10 +6,11 @@ column and description, where its defects sit, and the function that makes them.
 * A **patient-level** variant breaks the record(s) of dedicated host persons (each in one system
   only, with no other defect). Its function gets one host at a time and returns the values it
   overrides (``id`` for the identity value of either system) and a note for the description.
-* A **child-level** variant appends records of its own (a contact, a visit, a diagnosis row, …)
-  whose parents are clean, through the vectorised builders of ``clinical.py``; its function makes
-  all ``n`` instances at once and returns the ``Hits``. A tuple in ``over`` is cycled over the
-  instances, so the ``i``-th instance gets ``values[i % len(values)]``.
+* A **child-level** variant appends records of its own (a contact, a visit, a diagnosis row, a
+  clinical note, …) whose parents are clean (and, for a note, in scope and signed), through the
+  vectorised builders of ``clinical.py``; its function makes all ``n`` instances at once and returns
+  the ``Hits``. A tuple in ``over`` is cycled over the instances, so the ``i``-th instance gets
+  ``values[i % len(values)]``.
 
 So every listed defect has exactly one cause, and a rejected record pulls its children with it (the
 cascade) without rows of their own in ``defects.csv``.
@@ -28,6 +29,7 @@ from checks.errors import MigcheckError
 from checks.identity import RESNR_LETTER_DIGIT, identity_columns, luhn_digit
 from pipelines.synth import calendar as cal
 from pipelines.synth import clinical as K
+from pipelines.synth import note_text as T
 from pipelines.synth.population import Persons, Records
 from pipelines.synth.world import ANY_KIND, KIND_NAME, PAS_ONLY, PCS_ONLY, PNR, PNR_SAM, RESNR, SAMNR, Hits, World
 
@@ -133,6 +135,17 @@ class Ctx:
         """``n`` allergies on clean PCS patients."""
         rec, person = self.clean("pcs", n)
         return Hits("allergies", K.add_allergies(self.w, self.p, rec, person, over=over))
+
+    def pas_notes(self, n: int, over: dict[str, Any]) -> Hits:
+        """``n`` signed notes, each on its own clean in-scope contact."""
+        contact = K.clean_contacts(self.w, self.p, self.rec, n)
+        start, ctype = K.note_contacts(self.w, contact)
+        return Hits("anteckning", K.add_pas_notes(self.w, contact, start=start, ctype=ctype, over=over))
+
+    def pcs_notes(self, n: int, over: dict[str, Any]) -> Hits:
+        """``n`` signed notes, each on its own clean signed visit."""
+        visit = K.clean_visits(self.w, self.p, self.rec, n)
+        return Hits("notes", K.add_pcs_notes(self.w, visit, start=K.note_visit_starts(self.w, visit), over=over))
 
 
 def _even(n: int) -> np.ndarray:
@@ -352,6 +365,28 @@ def _mm_allergy_substance(c: Ctx, n: int, hosts: Any) -> Hits:
     return c.allergies(n, {"sub_kind": ("empty", "null"), "sub_value": None})
 
 
+@variant("mandatory_missing", "clinical_event", "note_text",
+         "PAS note has no text (TEXT empty or only blanks and line breaks)")
+def _mm_pas_note_text(c: Ctx, n: int, hosts: Any) -> Hits:
+    return c.pas_notes(n, {"TEXT": ("", "   ", "\r\n\r\n", " \r\n  ")})
+
+
+@variant("mandatory_missing", "clinical_event", "note_text",
+         "PCS note has no text (empty or only blanks and line breaks)")
+def _mm_pcs_note_text(c: Ctx, n: int, hosts: Any) -> Hits:
+    return c.pcs_notes(n, {"text": ("", "  ", "\n\n", " \n\t")})
+
+
+@variant("mandatory_missing", "clinical_event", "event_cd", "PAS note has no note type (TYP)")
+def _mm_pas_note_type(c: Ctx, n: int, hosts: Any) -> Hits:
+    return c.pas_notes(n, {"TYP": ("", " ")})
+
+
+@variant("mandatory_missing", "clinical_event", "event_cd", "PCS note has no type")
+def _mm_pcs_note_type(c: Ctx, n: int, hosts: Any) -> Hits:
+    return c.pcs_notes(n, {"type": ("", " ")})
+
+
 # ------------------------------------------------------------------------------------------------
 # unmapped_code
 
@@ -411,6 +446,16 @@ def _uc_severity(c: Ctx, n: int, hosts: Any) -> Hits:
     return c.allergies(n, {"severity": c.unmapped("pcs_allergy_severity", ("extreme", "high", "lethal"), n)})
 
 
+@variant("unmapped_code", "clinical_event", "event_cd", "PAS note type (TYP) is unknown")
+def _uc_pas_note_type(c: Ctx, n: int, hosts: Any) -> Hits:
+    return c.pas_notes(n, {"TYP": _unknown(("LAB", "XYZ", "KUR"), T.PAS_TYPES)})
+
+
+@variant("unmapped_code", "clinical_event", "event_cd", "PCS note type is unknown")
+def _uc_pcs_note_type(c: Ctx, n: int, hosts: Any) -> Hits:
+    return c.pcs_notes(n, {"type": _unknown(("letter", "lab-report", "memo"), T.PCS_TYPES)})
+
+
 @variant("unmapped_code", "person", "sex_cd", "PAS sex (KON) value is unknown", "patient", P)
 def _uc_pas_kon(c: Ctx, i: int, p: int, ident: str) -> tuple[dict[str, Any], str]:
     return {"KON": str(c.pick(c.w.ref.unmapped("pas_sex", ("X", "U", "O"))))}, ""
@@ -466,6 +511,11 @@ def _or_kontakt_no_patid(c: Ctx, n: int, hosts: Any) -> Hits:
     return Hits("kontakt", K.add_contacts(c.w, c.p, _none(n), _none(n), ghost=-2, children=False))
 
 
+def _unknown(candidates: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]:
+    """The candidate codes that are no known value (note types have no code map of their own)."""
+    return tuple(x for x in candidates if x.strip() not in known)
+
+
 def _any_day(c: Ctx, n: int) -> pl.Series:
     return cal.day_text(c.rng.integers(cal.W_LO, cal.W_HI + 1, n))
 
@@ -503,6 +553,24 @@ def _or_med(c: Ctx, n: int, hosts: Any) -> Hits:
 def _or_allergy(c: Ctx, n: int, hosts: Any) -> Hits:
     ghost = c.w.ghost("pcs_patient", n)
     return Hits("allergies", K.add_allergies(c.w, c.p, _none(n), _none(n), ghost=ghost))
+
+
+def _any_time(c: Ctx, n: int) -> np.ndarray:
+    """A daytime wall time on any day of the extract's years."""
+    return cal.skip_gap(c.rng.integers(cal.W_LO, cal.W_HI + 1, n) * 1440 + 420 + c.rng.integers(0, 120, n) * 5)
+
+
+@variant("orphan", "clinical_event", "encntr_id", "PAS note refers to a KONTAKTID that is not in kontakt.csv")
+def _or_pas_note(c: Ctx, n: int, hosts: Any) -> Hits:
+    ctype = c.rng.integers(0, len(K.CONTACT_TYPES), n)
+    keys = K.add_pas_notes(c.w, _none(n), start=_any_time(c, n), ctype=ctype, ghost=c.w.ghost("kontakt", n))
+    return Hits("anteckning", keys)
+
+
+@variant("orphan", "clinical_event", "encntr_id", "PCS note refers to a visitId that is not in visits")
+def _or_pcs_note(c: Ctx, n: int, hosts: Any) -> Hits:
+    keys = K.add_pcs_notes(c.w, _none(n), start=_any_time(c, n), ghost=c.w.ghost("visits", n))
+    return Hits("notes", keys)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -675,6 +743,17 @@ def _up_allergy(c: Ctx, n: int, hosts: Any) -> Hits:
 def _up_lab(c: Ctx, n: int, hosts: Any) -> Hits:
     rec, person = c.clean("pcs", n)
     return Hits("labresults", K.add_labs(c.w, c.p, rec, person, over={"_break": _JSON_BREAKS}))
+
+
+@variant("unparseable", "clinical_event", "", "anteckning.csv line lacks a field")
+def _up_pas_note(c: Ctx, n: int, hosts: Any) -> Hits:
+    # a short one-line text, unquoted once broken: the line stands alone (no quote opens and stays open)
+    return c.pas_notes(n, {"_break": ("drop_typ", "missing1"), "TEXT": T.PLAIN})
+
+
+@variant("unparseable", "clinical_event", "", "notes.jsonl line is not valid JSON")
+def _up_pcs_note(c: Ctx, n: int, hosts: Any) -> Hits:
+    return c.pcs_notes(n, {"_break": _JSON_BREAKS, "text": T.PLAIN})
 
 
 @variant("unparseable", "encounter", "reg_dt_tm", "PAS contact start (INDATUM) cannot be read")

@@ -1,11 +1,16 @@
 """Synthetic legacy extract (PAS + PCS) with injected source defects and their ground truth.
 
-``generate`` writes an extract in the exact formats of ``legacy-exports.md`` and ``defects.csv``,
-the list of every source-layer defect it injected. How it keeps the ground truth exact:
+``generate`` writes an extract in the exact formats of ``legacy-exports.md`` and ``clinical-notes.md``
+(the clinical notes ``pas/anteckning.csv`` and ``pcs/notes.jsonl``: radiology reports, discharge
+summaries, daily notes, operation reports, primary-care journal notes and referral answers, as
+Swedish free text) and ``defects.csv``, the list of every source-layer defect it injected. How it
+keeps the ground truth exact:
 
 * The bulk of the data is clean by construction: valid identities whose sex digit agrees with
   the recorded sex, mapped and active codes, encounters inside the person's life (no start before
-  birth, none after death), no non-existent local times, distinct codes per contact/visit.
+  birth, none after death), no non-existent local times, distinct codes per contact/visit; notes
+  with a known type and a non-empty text, signed on or after their contact's or visit's start (or
+  unsigned drafts, which are out of scope like the notes on voided contacts and draft visits).
 * Defects sit on *dedicated* records: a patient-level defect on a person who has no other defect
   and exists in one system only; a child-level defect on a record of its own (an appended
   contact, visit, diagnosis row, …) whose parents are clean. So every listed defect has exactly
@@ -15,7 +20,8 @@ the list of every source-layer defect it injected. How it keeps the ground truth
   in the registry of ``defects.py`` that makes all its instances at once.
 
 The work is split by concern: ``population`` (persons, identities, names, patient records),
-``clinical`` (contacts, visits and the other child records), ``defects`` (the variant table),
+``clinical`` (contacts, visits, notes and the other child records), ``note_text`` (the Swedish
+sentence corpus and the vectorised note-text builder), ``defects`` (the variant table),
 ``writers`` (ids, file order, the cp1252 CSV and JSON Lines writers, ``defects.csv``); ``world``
 holds the state of one run, ``calendar`` the Stockholm wall-clock arithmetic, ``reference`` the codes.
 
@@ -42,9 +48,9 @@ from pipelines.synth.defects import (
 from pipelines.synth.reference import MAPPINGS, Reference
 from pipelines.synth.scoring import TRUTH_COLUMNS as DEFECT_COLUMNS
 from pipelines.synth.world import World
-from pipelines.synth.writers import PAS_HEADERS, PCS_FILES, write_extract
+from pipelines.synth.writers import NOTE_FILES, PAS_HEADERS, PCS_FILES, write_extract
 
-__all__ = ["DEFECT_COLUMNS", "PAS_HEADERS", "PCS_FILES", "VARIANTS", "GenerateResult", "generate"]
+__all__ = ["DEFECT_COLUMNS", "NOTE_FILES", "PAS_HEADERS", "PCS_FILES", "VARIANTS", "GenerateResult", "generate"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class GenerateResult:
     """What ``generate`` wrote."""
 
     out_dir: Path
-    records: dict[str, int]  # "pas/patient.csv" -> data rows written, "pcs/visits.jsonl" -> lines, ...
+    records: dict[str, int]  # "pas/patient.csv" -> records written (a note may span lines), "pcs/visits.jsonl" -> lines
     defects: int  # rows in defects.csv
 
 

@@ -72,7 +72,10 @@ def score(truth: pl.DataFrame, disc: pl.DataFrame) -> Score:
 
     ``missed`` holds the defects not found, with ``reported_nature``: the natures the report gave
     for the same category and record where it named the record but not with the defect's nature.
+    Rows of status ``resolved`` describe the previous load (``--baseline``, history) and are left out.
     """
+    if "status" in disc.columns:
+        disc = disc.filter(pl.col("status").fill_null("") != "resolved")
     d = _with_nature(disc).with_columns(
         pl.col("source_ref").fill_null(""), pl.col("target_ref").fill_null(""), pl.col("entity").fill_null("")
     )

@@ -86,6 +86,18 @@ SCHEMAS: dict[str, dict[str, pl.DataType | type[pl.DataType]]] = {
         "_sort": _I,
         "_break": _S,
     },
+    # clinical notes: on a PAS contact (``_pk`` a kontakt key) and on a PCS visit (a visits key)
+    "anteckning": {"_k": _I, "_pk": _I, "_ghost": _I, "TYP": _S, "SIGNERAD": _S, "TEXT": _S, "_break": _S},
+    "notes": {
+        "_k": _I,
+        "_pk": _I,
+        "_ghost": _I,
+        "type": _S,
+        "signed": _S,
+        "text": _S,
+        "_sort": _I,
+        "_break": _S,
+    },
 }
 _DEFAULTS = {"_pk": -1, "_ghost": -1}
 
@@ -132,7 +144,9 @@ class World:
     per_variant: int  # instances of each defect variant (0: a clean extract)
     chunks: dict[str, list[pl.DataFrame]] = field(default_factory=lambda: {t: [] for t in SCHEMAS})
     size: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SCHEMAS, 0))
-    ghosts: dict[str, int] = field(default_factory=lambda: {"pas_patient": 0, "kontakt": 0, "pcs_patient": 0})
+    ghosts: dict[str, int] = field(
+        default_factory=lambda: {"pas_patient": 0, "kontakt": 0, "pcs_patient": 0, "visits": 0}
+    )
     hits: list[tuple[Any, Hits]] = field(default_factory=list)  # (variant, hits) in registry order
     hosts: dict[str, np.ndarray] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # per-run caches (pools of clean records)

@@ -4,6 +4,10 @@ Ids are assigned in file order with random gaps; the ids of orphans' missing par
 those gaps. Every line is built by polars expressions and written straight from the Arrow buffer of
 the line column (PAS text turned into Windows-1252 bytes on the way), so no line becomes a Python
 string except the few broken ones.
+
+The notes files: ``anteckning.csv`` always quotes TEXT (``"`` doubled, CRLF line breaks inside the
+quotes), so one record may span several physical lines and an unparseable note is named by the line
+it starts on; ``notes.jsonl`` escapes its text (line breaks, tabs, quotes, backslashes), one record a line.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ PAS_HEADERS = {
     "atgard.csv": ["KONTAKTID", "KVAKOD", "DATUM"],
 }
 PCS_FILES = ["patients.jsonl", "visits.jsonl", "medications.jsonl", "allergies.jsonl", "labresults.jsonl"]
+#: the clinical notes (``clinical-notes.md``): ``pas/anteckning.csv`` and ``pcs/notes.jsonl``
+NOTE_HEADER = ["ANTID", "KONTAKTID", "TYP", "SIGNERAD", "TEXT"]
+NOTE_KEYS = ["id", "visitId", "type", "signed", "text"]
+NOTE_FILES = {"pas/anteckning.csv": NOTE_HEADER, "pcs/notes.jsonl": NOTE_KEYS}
 
 c = pl.col
 
@@ -129,12 +137,14 @@ def _needs(s: pl.Series, special: list[str]) -> bool:
     return bool(s.str.contains_any(special).any())
 
 
-def _csv_line(df: pl.DataFrame, header: list[str], end: str) -> pl.Expr:
-    """A PAS line: fields quoted only when they hold the separator, a quote or a line break."""
+def _csv_line(df: pl.DataFrame, header: list[str], end: str, always_quoted: tuple[str, ...] = ()) -> pl.Expr:
+    """A PAS line: fields quoted when they hold the separator, a quote or a line break (``always_quoted``: always)."""
     parts: list[pl.Expr] = []
     for i, h in enumerate(header):
         e = c(h).fill_null("") if df[h].null_count() else c(h)
-        if _needs(df[h], _CSV_SPECIAL):
+        if h in always_quoted:
+            e = pl.lit('"') + e.str.replace_all('"', '""', literal=True) + pl.lit('"')
+        elif _needs(df[h], _CSV_SPECIAL):
             quoted = pl.lit('"') + e.str.replace_all('"', '""', literal=True) + pl.lit('"')
             e = pl.when(e.str.contains('[;"\r\n]')).then(quoted).otherwise(e)
         parts += [e, pl.lit(";" if i < len(header) - 1 else end)]
@@ -176,6 +186,9 @@ def _jb(e: pl.Expr) -> pl.Expr:
 def _break_csv(line: str, how: str) -> str:
     if how == "extra":
         return line + ";X"
+    if how == "drop_typ":  # ANTID;KONTAKTID;TYP;SIGNERAD;"TEXT" -> ANTID;KONTAKTID;SIGNERAD;TEXT (a plain text)
+        f = line.split(";")
+        return ";".join([f[0], f[1], f[3], f[4].strip('"')])
     return line.rsplit(";", int(how[len("missing") :]))[0]
 
 
@@ -216,29 +229,51 @@ def _buffer(lines: pl.Series) -> memoryview:
     return memoryview(data)[int(off[0]) : int(off[-1])] if data is not None else memoryview(b"")
 
 
+def _cp1252_table() -> np.ndarray:
+    """Windows-1252 byte of each code point below U+10000; 0xFFFF where it has none."""
+    table = np.full(0x10000, 0xFFFF, dtype=np.uint16)
+    for b in list(range(0x80)) + list(range(0xA0, 0x100)):
+        table[b] = b
+    for b in range(0x80, 0xA0):  # the letters and signs cp1252 puts where Latin-1 has controls
+        try:
+            table[ord(bytes([b]).decode("cp1252"))] = b
+        except UnicodeDecodeError:
+            pass
+    return table
+
+
+_CP1252 = _cp1252_table()
+
+
 def to_cp1252(data: memoryview) -> bytes | memoryview:
     """UTF-8 bytes as Windows-1252.
 
-    Done on the bytes for Latin-1 letters (all the PAS text has), through Python's codec otherwise.
+    Done on the bytes for the two- and three-byte characters Windows-1252 has (the Latin-1 letters,
+    and – € … and the like), through Python's codec otherwise (which raises for a character it lacks).
     """
     a = np.frombuffer(data, dtype=np.uint8)
     high = np.flatnonzero(a >= 0x80)
     if not len(high):
         return data
-    lead = high[(a[high] == 0xC2) | (a[high] == 0xC3)]
-    nxt = a[np.minimum(lead + 1, len(a) - 1)]
-    simple = (
-        2 * len(lead) == len(high)
-        and bool(np.all((nxt >= 0x80) & (nxt < 0xC0)))
-        and not bool(np.any((a[lead] == 0xC2) & (nxt < 0xA0)))  # U+0080-U+009F differ in cp1252
-    )
-    if not simple:
+    lead = high[a[high] >= 0xC0]
+    two = lead[a[lead] < 0xE0]
+    three = lead[(a[lead] >= 0xE0) & (a[lead] < 0xF0)]
+    if 2 * len(two) + 3 * len(three) != len(high) or len(two) + len(three) != len(lead):  # not well-formed
+        return bytes(data).decode("utf-8").encode("cp1252")
+    end = len(a) - 1
+    cp2 = (a[two].astype(np.int64) & 0x1F) << 6 | (a[np.minimum(two + 1, end)] & 0x3F)
+    cp3 = (a[three].astype(np.int64) & 0x0F) << 12 | (a[np.minimum(three + 1, end)] & 0x3F).astype(np.int64) << 6
+    cp3 |= a[np.minimum(three + 2, end)] & 0x3F
+    b2, b3 = _CP1252[cp2], _CP1252[cp3]
+    if bool(np.any(b2 == 0xFFFF)) or bool(np.any(b3 == 0xFFFF)):
         return bytes(data).decode("utf-8").encode("cp1252")
     out = a.copy()
-    out[lead + 1] = np.where(a[lead] == 0xC3, nxt + 0x40, nxt)
+    out[two + 1] = b2
+    out[three + 2] = b3
     keep = np.ones(len(a), dtype=bool)
     keep[lead] = False
-    return out[keep].tobytes()
+    keep[three + 1] = False
+    return out[keep].data
 
 
 # ------------------------------------------------------------------------------------------------
@@ -283,7 +318,12 @@ _REFS: dict[str, tuple[str, str, int, pl.Expr]] = {
     "medications": ("pcs", "medications.jsonl", 1, pl.lit("pcs:medication:") + c("id")),
     "allergies": ("pcs", "allergies.jsonl", 1, pl.lit("pcs:allergy:") + c("id")),
     "labresults": ("pcs", "labresults.jsonl", 1, pl.lit("pcs:labresult:") + c("id")),
+    "anteckning": ("pas", "anteckning.csv", 2, pl.lit("pas:anteckning:") + c("ANTID")),
+    "notes": ("pcs", "notes.jsonl", 1, pl.lit("pcs:note:") + c("id")),
 }
+
+
+_CHUNK_BYTES = 16 << 20  # about this much of a table is made into lines and written at a time
 
 
 class _Out:
@@ -303,14 +343,40 @@ class _Out:
         self.pool = ThreadPoolExecutor(max_workers=1)
         self.pending: list[Future[None]] = []
 
-    def _write(self, rel: str, head: bytes, body: memoryview, cp1252: bool) -> None:
-        with open(self.out_dir / rel, "wb") as f:
+    def _write(self, rel: str, head: bytes, body: memoryview, cp1252: bool, append: bool) -> None:
+        with open(self.out_dir / rel, "ab" if append else "wb") as f:
             f.write(head)
             f.write(to_cp1252(body) if cp1252 else body)
 
-    def write(self, rel: str, head: bytes, lines: pl.Series, cp1252: bool) -> None:
-        self.records[rel] = len(lines)
-        self.pending.append(self.pool.submit(self._write, rel, head, _buffer(lines), cp1252))
+    def write(
+        self,
+        rel: str,
+        head: bytes,
+        df: pl.DataFrame,
+        line: pl.Expr,
+        broken: tuple[Callable[[str, str], str], str],
+        order: np.ndarray | None,
+        cp1252: bool,
+    ) -> None:
+        """Write ``df``'s lines in file order, a chunk at a time (one chunk made while the one before is written).
+
+        A chunk is about ``_CHUNK_BYTES`` of the table (2,000-200,000 records), so long texts never
+        have more than a few copies of themselves in memory.
+        """
+        self.records[rel] = df.height
+        per_row = df.estimated_size() // max(df.height, 1)
+        rows = int(np.clip(_CHUNK_BYTES // max(per_row, 1), 2_000, 200_000))
+        last: Future[None] | None = None
+        for s in range(0, max(df.height, 1), rows):
+            if order is not None:
+                part = df[order[s : s + rows]]
+            else:
+                part = df if df.height <= rows else df.slice(s, rows)
+            body = _buffer(_lines(part, line, *broken))
+            if last is not None:
+                last.result()
+            last = self.pool.submit(self._write, rel, b"" if s else head, body, cp1252, s > 0)
+            self.pending.append(last)
 
     def close(self) -> None:
         """Wait for the files (an OSError of a write is raised here)."""
@@ -318,18 +384,22 @@ class _Out:
         for f in self.pending:
             f.result()
 
-    def pas(self, fname: str, df: pl.DataFrame, order: np.ndarray | None) -> None:
-        header = PAS_HEADERS[fname]
-        lines = _lines(df, _csv_line(df, header, "\r\n"), _break_csv, "\r\n")
+    def pas(self, fname: str, df: pl.DataFrame, order: np.ndarray | None, always_quoted: tuple[str, ...] = ()) -> None:
+        header = PAS_HEADERS.get(fname) or NOTE_FILES[f"pas/{fname}"]
         head = (";".join(header) + "\r\n").encode("cp1252")
-        self.write(f"pas/{fname}", head, lines if order is None else lines.gather(order), True)
+        line = _csv_line(df, header, "\r\n", always_quoted)
+        self.write(f"pas/{fname}", head, df, line, (_break_csv, "\r\n"), order, True)
 
     def jsonl(self, fname: str, df: pl.DataFrame, fields: Json, order: np.ndarray | None) -> None:
-        lines = _lines(df, _json_line(df, fields), _break_json, "\n")
-        self.write(f"pcs/{fname}", b"", lines if order is None else lines.gather(order), False)
+        self.write(f"pcs/{fname}", b"", df, _json_line(df, fields), (_break_json, "\n"), order, False)
 
-    def note_refs(self, table: str, df: pl.DataFrame, order: np.ndarray | None) -> None:
-        """Remember the source_ref of the defective records of ``table`` (``df`` in key order)."""
+    def note_refs(
+        self, table: str, df: pl.DataFrame, order: np.ndarray | None, lines: np.ndarray | None = None
+    ) -> None:
+        """Remember the source_ref of the defective records of ``table`` (``df`` in key order).
+
+        ``lines``: the physical lines each record takes, in key order (else one each).
+        """
         if table not in self.wanted:
             return
         keys = np.concatenate(self.wanted[table])
@@ -340,6 +410,9 @@ class _Out:
             pos_of_key[order] = np.arange(len(order))
             pos = pos_of_key[keys]
         system, fname, first, ref = _REFS[table]
+        if lines is not None:  # the line a record starts on: the lines of the records before it
+            in_file = lines if order is None else lines[order]
+            pos = (np.cumsum(in_file) - in_file)[pos]
         rows = df[keys].with_columns(pl.Series("_pos", pos + first))
         if "_break" in rows.columns:
             broken = pl.lit(f"{system}:{fname}#") + c("_pos").cast(pl.String)
@@ -388,6 +461,16 @@ _DX_ELEMENT = pl.concat_str(
 )
 
 
+_JSON_ESCAPES = (["\\", '"', "\n", "\r", "\t"], ["\\\\", '\\"', "\\n", "\\r", "\\t"])
+_NOTE_JSON: Json = [
+    ("id", "id"),
+    ("visitId", "visitId"),
+    ("type", "type"),
+    ("signed", "signed"),
+    ("text", pl.concat_str([pl.lit('"'), c("text").str.replace_many(*_JSON_ESCAPES), pl.lit('"')])),
+]
+
+
 def _plain(*keys: str) -> Json:
     return [(k, k) for k in keys]
 
@@ -428,6 +511,20 @@ def _write_all(w: World, out: _Out, pas: pl.DataFrame, pcs: pl.DataFrame) -> Non
         out.pas(fname, df, order)
         out.note_refs(name, df, order)
         del df
+    # notes by contact, ANTID in file order
+    df = w.take("anteckning")
+    order = _file_order(_parent_ids(df, kid_of_key, ghost_kid))
+    antid, _ = assign_ids(r, df.height, 20_000_000, 0)
+    antid_of_key = np.empty(df.height, dtype=np.int64)
+    antid_of_key[order] = antid
+    df = df.with_columns(
+        _id_text(antid_of_key).alias("ANTID"), _parent_text(df, kid_text, _id_text(ghost_kid)).alias("KONTAKTID")
+    )
+    out.pas("anteckning.csv", df, order, always_quoted=("TEXT",))
+    if "anteckning" in out.wanted:
+        lines = df["TEXT"].fill_null("").str.count_matches("\r\n", literal=True).to_numpy().astype(np.int64) + 1
+        out.note_refs("anteckning", df, order, lines)
+    del df
 
     # PCS: patients in record order, the rest by time
     pid, ghost_pid = assign_ids(r, pcs.height, 1_000, w.ghosts["pcs_patient"])
@@ -436,20 +533,26 @@ def _write_all(w: World, out: _Out, pas: pl.DataFrame, pcs: pl.DataFrame) -> Non
     out.note_refs("pcs_patient", pcs, None)
     pid_text, ghost_pid_text = pcs["id"], _id_text(ghost_pid, "P-", 7)
     del pcs
+    vid_text = ghost_vid_text = pl.Series([], dtype=pl.String)
     for name, prefix, start, fields in (
         ("visits", "V", 100_000, _VISIT_JSON),
         ("medications", "M", 10_000, _plain("id", "patientId", "atc", "name", "dose", "start", "end")),
         ("allergies", "A", 1_000, _ALLERGY_JSON),
         ("labresults", "L", 100_000, _plain("id", "patientId", "npu", "value", "unit", "taken")),
+        ("notes", "N", 10, _NOTE_JSON),
     ):
         df = w.take(name)
         order = _file_order(df["_sort"].to_numpy())
-        ids, _ = assign_ids(r, df.height, start, 0)
+        ids, ghost_ids = assign_ids(r, df.height, start, w.ghosts.get(name, 0))
         id_of_key = np.empty(df.height, dtype=np.int64)
         id_of_key[order] = ids
         id_text = _id_text(id_of_key, f"{prefix}-", 8)
-        df = df.with_columns(id_text.alias("id"), _parent_text(df, pid_text, ghost_pid_text).alias("patientId"))
+        if name == "notes":  # on a visit
+            df = df.with_columns(id_text.alias("id"), _parent_text(df, vid_text, ghost_vid_text).alias("visitId"))
+        else:
+            df = df.with_columns(id_text.alias("id"), _parent_text(df, pid_text, ghost_pid_text).alias("patientId"))
         if name == "visits":
+            vid_text, ghost_vid_text = id_text, _id_text(ghost_ids, f"{prefix}-", 8)
             vdx = w.take("vdx")
             df = df.with_columns(_diagnoses_text(vdx, df.height).alias("_dx"))
             if "vdx" in out.wanted:
