@@ -266,7 +266,7 @@ def build_target_checks(code_value: pl.DataFrame, nomenclature: pl.DataFrame) ->
             add(TARGET[(b.table, "text_without_chunks", None)], table, "unexpected_rows", b.contents,
                 query=RowsQuery("without_children", table, b.parent_key, b.table, b.parent_key),
                 expected=f"at least one {b.table} row holding the text",
-                message=f"the {table} row has no {b.table} row: its text is not in the target")
+                message=f"{b.contents} missing: the {table} row has no {b.table} row, so its text is not in the target")
         if table in CHUNK_TABLES:
             b = next(x for x in TEXT_BLOBS.values() if x.table == table)
             add(TARGET[(table, "chunk_repeated", None)], table, "unexpected_rows", b.seq,

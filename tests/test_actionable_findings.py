@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from checks.mapping import load_mappings
 from checks.target_checks import build_target_checks
+from checks.target_schema import PRIMARY_KEY
 from pipelines.io.extract import read_extract
 from pipelines.io.gx_checks import TargetCheckRun, run_target_checks
 from pipelines.run.validate import run_validation
@@ -111,16 +112,7 @@ def test_unmapped_codes_csv_names_every_record_holding_the_code(report):
 
 def _target_value(db: Path, column: str, target_ref: str):
     table, row_id = target_ref.split(":")
-    pk = {
-        "person": "person_id",
-        "encounter": "encntr_id",
-        "diagnosis": "diagnosis_id",
-        "procedure": "procedure_id",
-        "orders": "order_id",
-        "allergy": "allergy_id",
-        "person_alias": "person_alias_id",
-        "encntr_alias": "encntr_alias_id",
-    }[table]
+    pk = PRIMARY_KEY[table]
     eng = sa.create_engine(f"sqlite:///{db}")
     try:
         with eng.connect() as c:

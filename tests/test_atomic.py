@@ -12,7 +12,7 @@ import sys
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from test_validate import _all_text, _personal_values
+from test_validate import _all_text, _personal_values, leaked_note_words, note_texts
 
 from pipelines.run.validate import run_validation
 from pipelines.synth.trial_load import simulate_trial_load
@@ -140,3 +140,6 @@ def test_a_full_command_line_run_leaks_nothing(tmp_path, sample_extract, harness
     # (the test harness's API server listens on a random port; the DEBUG log names every event)
     assert not [p for p in postal if re.search(rf"(?<![\w.:-]){p}(?![\w.])", shown)]
     assert "Beginning flow run" in shown  # the Prefect run log really was captured
+    # no four consecutive words of any note, in any output or log (the notes hold names and text)
+    assert note_texts(extract)
+    assert not leaked_note_words(extract, text), leaked_note_words(extract, text)[:5]

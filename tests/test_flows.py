@@ -133,10 +133,12 @@ def test_a_passing_gate_ends_the_flow_run_completed(harness, tmp_path, extract_c
 def test_tasks_per_file_and_entity_and_artifact(flow_run):
     _, _, _, state = flow_run
     states = _task_states(state.state_details.flow_run_id)
-    assert len(states["read-extract-file"]) == 9
+    assert len(states["read-extract-file"]) == 11
     assert len(states["read-target-table"]) == 4  # persons and encounters with their aliases, whole
-    assert {"stage-diagnosis", "stage-procedure", "stage-orders", "stage-allergy"} <= set(states)
-    assert len(states["stage-extract-file"]) == 5  # the files of records other than persons and encounters
+    assert {"stage-diagnosis", "stage-procedure", "stage-orders", "stage-allergy", "stage-clinical_event"} <= set(
+        states
+    )
+    assert len(states["stage-extract-file"]) == 7  # the files of records other than persons and encounters
     assert "partition-0" in states and "merge-partitions" in states
     logs, arts = _logs_and_artifacts(state.state_details.flow_run_id)
     assert len(arts) == 1 and "FAILED" in arts[0].data and "report.html" in arts[0].data
@@ -169,7 +171,7 @@ def test_rerun_reads_unchanged_files_from_cache(flow_run, tmp_path, monkeypatch)
         return_state=True,
     )
     st = _task_states(s2.state_details.flow_run_id)
-    assert st["read-extract-file"] == ["Cached"] * 9, st["read-extract-file"]
+    assert st["read-extract-file"] == ["Cached"] * 11, st["read-extract-file"]
 
     # the new mapping took effect although the files came from the cache
     def unmapped_units(report):
@@ -194,4 +196,4 @@ def test_rerun_reads_unchanged_files_from_cache(flow_run, tmp_path, monkeypatch)
         return_state=True,
     )
     st3 = _task_states(s3.state_details.flow_run_id)["read-extract-file"]
-    assert sorted(st3) == sorted(["Completed"] + ["Cached"] * 8), st3
+    assert sorted(st3) == sorted(["Completed"] + ["Cached"] * 10), st3

@@ -97,6 +97,8 @@ def test_a_history_an_older_migcheck_created_gains_the_nature_column(tmp_path, s
     tl1 = stored.filter(pl.col("trial_load") == "TL1")
     assert tl1.height == d2.height and tl1["nature"].is_null().all()  # recorded before the column was there
     tl2 = stored.filter(pl.col("trial_load") == "TL2")
-    vm = tl2.filter(pl.col("category") == "value_mismatch")
+    vm = tl2.filter(pl.col("category").is_in(["value_mismatch", "text_altered"]))
     assert vm.height > 0 and vm["nature"].null_count() == 0
-    assert tl2.filter(pl.col("category") != "value_mismatch")["nature"].null_count() == tl2.height - vm.height
+    assert tl2.filter(~pl.col("category").is_in(["value_mismatch", "text_altered"]))["nature"].null_count() == (
+        tl2.height - vm.height
+    )

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from checks.discrepancies import DISCREPANCY_COLUMNS
 from checks.masking import NATURES, describe, mojibake, value_nature
+from checks.note_text import NATURES as TEXT_NATURES
 from pipelines.run.validate import run_validation
 from pipelines.synth.scoring import read_truth, score
 from pipelines.synth.trial_load import simulate_trial_load
@@ -236,7 +237,7 @@ def test_every_value_fault_is_found_with_its_nature(faulted):
     truth = read_truth(extract)
     disc = pl.read_parquet(out / "discrepancies.parquet")
     faults = truth.filter(pl.col("category") == "value_mismatch")
-    assert set(faults["nature"]) == {"encoding", "truncated", "time_shift", "code_swapped"}
+    assert set(faults["nature"]) == {"encoding", "truncated", "time_shift", "code_swapped", "other"}
     s = score(truth, disc)
     assert s.recall["value_mismatch"] == 1.0, s.missed.filter(pl.col("category") == "value_mismatch")
     # a nature the report gets wrong is a miss, and the miss says what the report gave
@@ -262,7 +263,10 @@ def test_every_output_carries_the_nature(faulted):
     assert DISCREPANCY_COLUMNS.index("message") == DISCREPANCY_COLUMNS.index("nature") + 1
     vm = disc.filter(pl.col("category") == "value_mismatch")
     assert vm.height > 0 and vm["nature"].is_in(list(NATURES)).all()
-    assert disc.filter(pl.col("category") != "value_mismatch")["nature"].null_count() == disc.height - vm.height
+    ta = disc.filter(pl.col("category") == "text_altered")  # a note's text: the natures of clinical-notes.md
+    assert ta.height > 0 and ta["nature"].is_in(list(TEXT_NATURES)).all()
+    others = disc.filter(~pl.col("category").is_in(["value_mismatch", "text_altered"]))
+    assert others["nature"].null_count() == others.height
     csv = pl.read_csv(out / "discrepancies.csv", infer_schema_length=0)
     assert csv.columns == DISCREPANCY_COLUMNS and csv["nature"].equals(disc["nature"])
     # the worklists show it beside the values, the page under them
@@ -272,11 +276,12 @@ def test_every_output_carries_the_nature(faulted):
     rows = list(ws.iter_rows(values_only=True))
     header = list(rows[0])
     assert header.index("nature") == header.index("actual") + 1
-    shown = {r[header.index("nature")] for r in rows[1:] if r[header.index("category")] == "value_mismatch"}
-    assert shown == set(vm["nature"])
+    natured = ("value_mismatch", "text_altered")
+    shown = {r[header.index("nature")] for r in rows[1:] if r[header.index("category")] in natured}
+    assert shown == set(vm["nature"]) | set(ta["nature"])
     html = (out / "report.html").read_text(encoding="utf-8")
     on_page = set(re.findall(r'<div class="sub nat" title="nature of the difference">(\w+)</div>', html))
-    assert on_page == set(vm["nature"])
+    assert on_page == set(vm["nature"]) | set(ta["nature"])
 
 
 def test_an_older_report_without_nature_is_a_baseline(faulted):

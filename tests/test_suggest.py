@@ -148,7 +148,11 @@ def test_counts_on_the_sample_extract(m, sample_extract):
         "substance_nom_id",
         "severity_cd",
         "sex_cd",
+        "event_cd",
     }
     units = s.filter((pl.col("column") == "loc_nurse_unit_cd") & (pl.col("source_system") == "pas"))
+    known = set(m.code_maps["map_pas_unit"]["source_code"].to_list())
     for code, cands in units.select("code", "candidates").iter_rows():
-        assert cands and cands[0].startswith(code[:3]), (code, cands)
+        assert cands, code
+        if any(k.startswith(code[:3]) for k in known):  # a near miss of a known unit is ranked first
+            assert cands[0].startswith(code[:3]), (code, cands)

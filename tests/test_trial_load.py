@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from checks.expected import compute_expected
 from checks.mapping import load_mappings
-from checks.target_schema import CODE_SETS, DATA_TABLES
+from checks.target_schema import CODE_SETS, DATA_TABLES, PRIMARY_KEY
 from pipelines.io.extract import read_extract
 from pipelines.synth.trial_load import simulate_trial_load
 
@@ -35,11 +35,18 @@ def _expected(extract):
     return compute_expected(read_extract(extract), load_mappings(MAPPINGS), dt.date.today())
 
 
+def _expected_rows(exp) -> dict[str, int]:
+    """Rows per target table: the expected tables, and a 4,000-character chunk per part of each note's text."""
+    chunks = ((exp.tables["clinical_event"]["note_text"].str.len_chars() + 3999) // 4000).sum()
+    return {t: (int(chunks) if t == "ce_blob" else exp.tables[t].height) for t in DATA_TABLES}
+
+
 def test_clean_load_into_sqlite_writes_every_expected_row(extract_copy, tmp_path):
     db = tmp_path / "t.db"
     r = simulate_trial_load(extract_copy, f"sqlite:///{db}", faults="none")
     exp = _expected(extract_copy)
-    want = {t: exp.tables[t].height for t in DATA_TABLES}
+    want = _expected_rows(exp)
+    assert want["clinical_event"] > 0 and want["ce_blob"] > want["clinical_event"]  # some notes span chunks
     assert r.rows == want
     assert _counts(f"sqlite:///{db}") == want
     assert r.faults == 0
@@ -73,7 +80,7 @@ def test_load_into_postgresql_matches_sqlite(extract_copy, tmp_path, pg_url):
     assert truth_pg.equals(truth_sqlite)
     eng = sa.create_engine(pg_url)
     with eng.connect() as c:
-        assert c.execute(sa.text("select count(*) from code_value")).scalar_one() == 53
+        assert c.execute(sa.text("select count(*) from code_value")).scalar_one() == 62
         assert c.execute(sa.text("select count(*) from nomenclature")).scalar_one() == 88
         t = c.execute(
             sa.text(
@@ -116,28 +123,35 @@ def test_fault_truth_covers_every_kind_and_entity(faulted):
     _, _, truth = faulted
     assert LOAD_CATEGORIES <= set(truth["category"])
     missing = set(truth.filter(pl.col("category") == "missing_in_target")["entity"])
-    assert set(DATA_TABLES) <= missing | {"person_alias"}
+    assert set(DATA_TABLES) <= missing | {"person_alias", "ce_blob"}  # a chunk missing is a text change
     assert truth["defect_id"].n_unique() == truth.height
     assert (truth["layer"] == "load").all()
     # the contract's layout; a nature for every value fault and for nothing else
     assert truth.columns == TRUTH_LAYOUT
     values = truth.filter(pl.col("category") == "value_mismatch")
-    assert set(values["nature"]) == {"encoding", "truncated", "time_shift", "code_swapped"}
-    assert (truth.filter(pl.col("category") != "value_mismatch")["nature"] == "").all()
+    assert set(values["nature"]) == {"encoding", "truncated", "time_shift", "code_swapped", "other"}
+    texts = truth.filter(pl.col("category") == "text_altered")
+    assert set(texts["nature"]) == {
+        "chunk_missing",
+        "chunk_order",
+        "truncated",
+        "encoding",
+        "markup",
+        "negation_lost",
+        "words_lost",
+        "line_breaks_lost",
+    }
+    assert (texts["column"] == "note_text").all() and (texts["entity"] == "clinical_event").all()
+    assert (truth.filter(~pl.col("category").is_in(["value_mismatch", "text_altered"]))["nature"] == "").all()
+    notes = truth.filter(pl.col("entity") == "clinical_event")
+    assert {"missing_in_target", "unexpected_in_target", "value_mismatch"} <= set(notes["category"])
+    chunks = truth.filter(pl.col("entity") == "ce_blob")
+    assert set(chunks["category"]) == {"mandatory_missing", "duplicate", "orphan"}
 
 
 def _row(eng, ref: str) -> dict | None:
     table, rid = ref.split(":")
-    pk = {
-        "person": "person_id",
-        "person_alias": "person_alias_id",
-        "encounter": "encntr_id",
-        "encntr_alias": "encntr_alias_id",
-        "diagnosis": "diagnosis_id",
-        "procedure": "procedure_id",
-        "orders": "order_id",
-        "allergy": "allergy_id",
-    }[table]
+    pk = PRIMARY_KEY[table]
     with eng.connect() as c:
         r = c.execute(sa.text(f'select * from "{table}" where {pk} = :i'), {"i": int(rid)}).mappings().first()
     return dict(r) if r else None
@@ -152,6 +166,10 @@ def test_every_listed_fault_is_really_in_the_target(faulted):
         enc_alias = set(r[0] for r in c.execute(sa.text("select alias from encntr_alias")))
         persons = {r[0] for r in c.execute(sa.text("select person_id from person"))}
         encounters = {r[0] for r in c.execute(sa.text("select encntr_id from encounter"))}
+        events = {r[0] for r in c.execute(sa.text("select clinical_event_id from clinical_event"))}
+        blobs = pl.DataFrame(
+            c.execute(sa.text("select ce_blob_id, clinical_event_id, blob_seq_num from ce_blob")).mappings().all()
+        )
     active = {(r["code_set"], r["code_value"]) for r in cv.filter(pl.col("active_ind") == 1).iter_rows(named=True)}
     identity_of = dict(exp.tables["person"].select("person_ref", "identity").iter_rows())
     for f in truth.iter_rows(named=True):
@@ -161,7 +179,17 @@ def test_every_listed_fault_is_really_in_the_target(faulted):
             assert row is not None, f
         if cat == "orphan":
             parent = row[f["column"]]
-            assert parent not in (encounters if f["column"] == "encntr_id" else persons), f
+            ids = {"encntr_id": encounters, "clinical_event_id": events}.get(f["column"], persons)
+            assert parent not in ids, f
+        elif cat == "mandatory_missing" and ent == "ce_blob":  # a note without any text chunk
+            eid = int(f["target_ref"].split(":")[1])
+            assert eid in events and blobs.filter(pl.col("clinical_event_id") == eid).height == 0, f
+        elif cat == "duplicate" and ent == "ce_blob":  # a chunk number twice within one note
+            same = blobs.filter(
+                (pl.col("clinical_event_id") == row["clinical_event_id"])
+                & (pl.col("blob_seq_num") == row["blob_seq_num"])
+            )
+            assert same.height == 2 and row["ce_blob_id"] == same["ce_blob_id"].max(), f
         elif cat == "invalid_code":
             assert (CODE_SETS[(ent, f["column"])], row[f["column"]]) not in active, f
         elif cat == "confidentiality":

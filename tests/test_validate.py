@@ -92,6 +92,9 @@ def test_report_contract_columns_and_ledger(faulted_run):
     # one ledger row per legacy record: count the records in the files independently
     n = 0
     for f in sorted((extract / "pas").glob("*.csv")):
+        if f.name == "anteckning.csv":  # a note is one record however many lines its quoted text spans
+            n += _note_records(f)
+            continue
         n += sum(1 for line in f.read_bytes().split(b"\r\n")[1:] if line.strip())
     for f in sorted((extract / "pcs").glob("*.jsonl")):
         for line in f.read_text(encoding="utf-8").splitlines():
@@ -152,6 +155,9 @@ def _personal_values(extract: Path) -> tuple[set[str], set[str], set[str]]:
 
 
 def _all_text(out: Path) -> str:
+    """Every value a person could read in a report folder: Parquet cells, workbook cells, text files."""
+    from openpyxl import load_workbook
+
     parts = []
     for p in sorted(out.rglob("*")):
         if p.is_dir() or "static" in p.relative_to(out).parts:  # GX's own fonts, scripts and images
@@ -159,9 +165,60 @@ def _all_text(out: Path) -> str:
         if p.suffix == ".parquet":
             df = pl.read_parquet(p)
             parts.append(df.select(pl.all().cast(pl.String)).write_csv())
+        elif p.suffix == ".xlsx":  # a zip: its cells, not its compressed bytes
+            wb = load_workbook(p, read_only=True)
+            for ws in wb.worksheets:
+                for row in ws.iter_rows(values_only=True):
+                    parts.append("\t".join("" if v is None else str(v) for v in row))
+            wb.close()
         else:
             parts.append(p.read_bytes().decode("utf-8", errors="replace"))
     return "\n".join(parts)
+
+
+def note_texts(extract: Path) -> list[str]:
+    """The text of every note of an extract, read independently of migcheck's readers."""
+    import csv
+    import io
+
+    texts = []
+    pas = extract / "pas" / "anteckning.csv"
+    if pas.exists():
+        rows = csv.reader(io.StringIO(pas.read_bytes().decode("cp1252"), newline=""), delimiter=";")
+        texts += [r[4] for r in list(rows)[1:] if len(r) == 5]
+    pcs = extract / "pcs" / "notes.jsonl"
+    if pcs.exists():
+        for line in pcs.read_text(encoding="utf-8").splitlines():
+            try:
+                o = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(o, dict) and isinstance(o.get("text"), str):
+                texts.append(o["text"])
+    return texts
+
+
+def _note_records(path: Path) -> int:
+    """Records of a PAS notes file, read with Python's csv module (the generator's broken lines hold no quote)."""
+    import csv
+    import io
+
+    rows = csv.reader(io.StringIO(path.read_bytes().decode("cp1252"), newline=""), delimiter=";")
+    return sum(1 for r in list(rows)[1:] if r)
+
+
+def _words(text: str) -> list[str]:
+    return [w.casefold() for w in re.findall(r"[^\W_]+", text)]
+
+
+def leaked_note_words(extract: Path, shown: str) -> list[tuple[str, ...]]:
+    """Runs of four consecutive words of any note that occur, as four consecutive words, in ``shown``."""
+    grams = set()
+    for t in note_texts(extract):
+        w = _words(t)
+        grams |= {tuple(w[i : i + 4]) for i in range(len(w) - 3)}
+    w = _words(shown)
+    return sorted({g for g in (tuple(w[i : i + 4]) for i in range(len(w) - 3)) if g in grams})
 
 
 def test_no_personal_data_in_any_output(faulted_run):
@@ -178,6 +235,8 @@ def test_no_personal_data_in_any_output(faulted_run):
         .to_list()
     )
     assert not [p for p in postal if re.search(rf"\b{p}\b", shown)], "postal code in the report"
+    assert note_texts(extract), "the extract holds notes"
+    assert not leaked_note_words(extract, text), leaked_note_words(extract, text)[:5]
 
 
 @pytest.fixture(scope="module")
