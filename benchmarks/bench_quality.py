@@ -54,7 +54,9 @@ def one_load(work: Path, patients: int, seed: int, faulted: bool) -> dict:
         "nature_right": (natured.height - missed_nature) / natured.height if natured.height else 1.0,
         "natured": natured.height,
         "false_alarms": s.false_alarms.height,
-        "errors_warnings": disc.filter(pl.col("severity").is_in(["error", "warning"])).height,
+        "errors_warnings": disc.filter(
+            pl.col("severity").is_in(["error", "warning"]) & (pl.col("status") != "resolved")
+        ).height,
         "balanced": '"ledger_balanced": true' in summary,
         "exit": result.exit_code,
     }
