@@ -103,6 +103,18 @@ def _decode(lines: list[bytes], numbers: list[int], encoding: str) -> tuple[list
     return good, good_n, bad_n
 
 
+def _decode_whole(raw: bytes) -> pl.Series | None:
+    """Every physical line of a cp1252 file, blank ones too, without line endings; None if it does not decode."""
+    try:
+        text = raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    lines = pl.Series([text], dtype=pl.String).str.split("\n").explode()
+    if lines.len() and lines[-1] == "":
+        lines = lines.head(-1)
+    return lines.str.strip_suffix("\r")
+
+
 def _check_pas_encoding(path: Path, raw: bytes) -> None:
     """PAS exports are Windows-1252; a UTF-8 file would turn every å into Ã¥ unnoticed."""
     if raw.startswith(b"\xef\xbb\xbf"):
@@ -203,7 +215,6 @@ def _parse_records(recs: pl.DataFrame, cols: list[str], text: str) -> pl.DataFra
                 separator=";",
                 quote_char='"',
                 schema=schema,
-                missing_utf8_is_empty_string=True,
             )
         except Exception:  # noqa: BLE001 - read them one by one below
             parsed = None
@@ -221,16 +232,13 @@ def _parse_records(recs: pl.DataFrame, cols: list[str], text: str) -> pl.DataFra
     )
 
 
-def _read_text_records(
-    texts: list[str], numbers: list[int], cols: list[str], text: str
-) -> tuple[pl.DataFrame, list[int], list[str]]:
-    """Records of a file whose ``text`` column may span lines; (frame, bad lines, reasons).
+def _read_text_records(lines: pl.DataFrame, cols: list[str], text: str) -> tuple[pl.DataFrame, list[int], list[str]]:
+    """Records of a file whose ``text`` column may span lines, from its lines (``t``, ``_line``); (frame, bad).
 
     Vectorised over the file. A record that does not close its quotes or has the wrong number of
     fields is rare: its first line is reported and reading starts again on the next line, so a
     stray quote costs one line, never the records after it.
     """
-    lines = pl.DataFrame({"t": texts, "_line": numbers}, schema={"t": pl.String, "_line": pl.Int64})
     n = len(cols)
     good: list[pl.DataFrame] = []
     bad_n: list[int] = []
@@ -268,10 +276,16 @@ def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, st
         return empty, _bad("pas", fname, [], []), "missing"
     _check_pas_encoding(path, raw)
     text_col = PAS_TEXT_COLUMNS.get(name)
-    lines, numbers = _split_lines(raw, keep_blank=text_col is not None)
-    if not lines:
-        return empty, _bad("pas", fname, [], []), "empty"
-    texts, numbers, undecodable = _decode(lines, numbers, "cp1252")
+    whole = _decode_whole(raw) if text_col is not None else None
+    if whole is not None:  # a file of long texts that decodes at once: lines split without a loop in Python
+        if not whole.len():
+            return empty, _bad("pas", fname, [], []), "empty"
+        texts, numbers, undecodable = [whole[0]], [1], []
+    else:
+        lines, numbers = _split_lines(raw, keep_blank=text_col is not None)
+        if not lines:
+            return empty, _bad("pas", fname, [], []), "empty"
+        texts, numbers, undecodable = _decode(lines, numbers, "cp1252")
     bad_lines = list(undecodable)
     bad_reasons = ["not Windows-1252 text"] * len(undecodable)
     if not texts or numbers[0] != 1:
@@ -292,7 +306,15 @@ def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, st
             f"expected {';'.join(cols)!r}"
         )
     if text_col is not None:
-        frame, more_n, more_r = _read_text_records(texts[1:], numbers[1:], cols, text_col)
+        if whole is not None:
+            body_lines = pl.DataFrame({"t": whole.slice(1)}).with_row_index("_line", offset=2)
+        else:
+            body_lines = pl.DataFrame(
+                {"t": texts[1:], "_line": numbers[1:]}, schema={"t": pl.String, "_line": pl.Int64}
+            )
+        frame, more_n, more_r = _read_text_records(
+            body_lines.select("t", pl.col("_line").cast(pl.Int64)), cols, text_col
+        )
         bad = _bad("pas", fname, bad_lines + more_n, bad_reasons + more_r).sort("line")
         return frame.sort("_line"), bad, ("ok" if frame.height or bad.height else "empty")
     body, body_n = _join_quoted_records(texts[1:], numbers[1:], len(cols))
