@@ -13,6 +13,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from checks.catalogue import ARCHIVE, Check
+from checks.findings import FINDING_SCHEMA
+from checks.records import FILE_ENTITY
+
 #: the columns each side gives: every record's reference and the hash of its raw bytes
 KEY = ["source_ref", "record_hash"]
 
@@ -61,3 +65,62 @@ def archived_column(ledger: pl.DataFrame, intact: pl.DataFrame) -> pl.Series:
     ranked = _ranked(ledger.select("source_ref"), ["source_ref"], "_r")
     joined = ranked.join(intact, on="source_ref", how="left", maintain_order="left")
     return (joined["_r"] < joined["intact"].fill_null(0)).alias("archived")
+
+
+def archive_findings(cmp: ArchiveComparison, fixity: list[str]) -> pl.DataFrame:
+    """The findings of an archive check: one per record missing or altered, one per fixity problem.
+
+    ``fixity``: the bag's problems as ``pipelines.io.archive.verify_archive`` words them (each
+    names a file of the bag, never its content).
+    """
+    rows = []
+    for kind, df, message in (
+        ("missing", cmp.missing, "not in the preservation archive (or not as often as in the extract)"),
+        ("altered", cmp.altered, "the preservation archive holds this record with other bytes (record_hash differs)"),
+    ):
+        part = df.with_columns(
+            pl.col("file").replace_strict(FILE_ENTITY, default="labresult").alias("entity"),
+            pl.col("source_ref").str.split(":").list.first().alias("source_system"),
+        )
+        for entity, ref, system in part.select("entity", "source_ref", "source_system").iter_rows():
+            check = ARCHIVE[(entity, kind)]
+            rows.append(_row(check, ref, system, f"{entity} record {message}"))
+    check = ARCHIVE[("archive", "fixity")]
+    rows += [_row(check, None, None, f"the archive's bag fails its fixity check: {p}") for p in fixity]
+    return pl.DataFrame(rows, schema=FINDING_SCHEMA)
+
+
+def _row(check: Check, ref: str | None, system: str | None, message: str) -> dict[str, str | None]:
+    return {
+        "check": check.id,
+        "category": check.category,
+        "entity": check.entity,
+        "source_system": system,
+        "source_ref": ref,
+        "target_ref": None,
+        "column": None,
+        "expected": None,
+        "actual": None,
+        "nature": None,
+        "message": message,
+    }
+
+
+#: dispositions whose record is in the target (a merged record lives on in the record it was merged into)
+IN_TARGET = ("migrated", "migrated_with_differences", "merged")
+
+
+def archive_counts(ledger: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """Per entity: records migrated, archived, both and neither, from a ledger with ``archived``."""
+    flags = ledger.select(
+        "entity",
+        pl.col("disposition").is_in(IN_TARGET).alias("m"),
+        pl.col("archived").fill_null(False).alias("a"),
+    )
+    per = flags.group_by("entity", maintain_order=True).agg(
+        pl.col("m").sum().alias("migrated"),
+        pl.col("a").sum().alias("archived"),
+        (pl.col("m") & pl.col("a")).sum().alias("both"),
+        (~pl.col("m") & ~pl.col("a")).sum().alias("neither"),
+    )
+    return {r.pop("entity"): {k: int(v) for k, v in r.items()} for r in per.iter_rows(named=True)}

@@ -47,10 +47,12 @@ CATEGORIES = [
     "implausible",
     "confidentiality",
     "unparseable",
+    "missing_in_archive",
+    "archive_altered",
 ]
 #: the categories of the load rules' warnings (the record loads as it stands); every other is an error
 CATEGORY_SEVERITY = {"duplicate": "warning", "implausible": "warning"}
-LAYERS = ("source", "extract", "reconcile", "target", "count")
+LAYERS = ("source", "extract", "reconcile", "target", "count", "archive")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,12 @@ OWNER_GROUPS: dict[str, OwnerGroup] = {
         "Vendor load",
         "The vendor corrects the load: rows missing, unexpected, changed or inconsistent.",
         "Findings in what the vendor's trial load wrote: the vendor must correct its load.",
+    ),
+    "archive": OwnerGroup(
+        "Archive:",
+        "Archive",
+        "The migration team archives the extract again (migcheck archive) and keeps the bag untouched.",
+        "Legacy records the preservation archive does not hold, or holds changed: archive the extract again.",
     ),
 }
 #: who must act on a finding, in report order
@@ -259,6 +267,23 @@ SCHEMA: dict[str, Check] = {
         "protection mark, record status or record id).",
     )
     for e in ("person", "encounter")
+}
+
+
+#: records that rely on a code map entry not approved by review (``checks.code_map_review``): one
+#: warning per such entry, the load goes ahead as the entry maps
+CODE_MAP_REVIEW: dict[str, Check] = {
+    e: Check(
+        f"{e}.source.code_map_review",
+        e,
+        "source",
+        "implausible",
+        "code map",
+        "Code map owner: review this entry of {code_map} (approve it, or correct it) in the code-map review worklist",
+        "Records rely on a code map entry whose review_state is not approved (unchecked or flagged); they load "
+        "as the entry maps them.",
+    )
+    for e in SOURCE_TABLES
 }
 
 
@@ -478,9 +503,53 @@ for _t in DATA_TABLES:
 # the registry
 
 
+# ---------------------------------------------------------------------------------------------
+# archive: every legacy record kept in the preservation archive, unchanged (checks.archived)
+
+_REARCHIVE = "Archive: archive the extract again with migcheck archive (the archive must hold every record as read)"
+ARCHIVE: dict[tuple[str, str], Check] = {}
+for _e in FILES_OF:
+    ARCHIVE[(_e, "missing")] = Check(
+        f"{_e}.archive.missing",
+        _e,
+        "archive",
+        "missing_in_archive",
+        "archive",
+        _REARCHIVE,
+        f"A legacy {_e} record of the extract is not in the preservation archive (or not as often).",
+    )
+    ARCHIVE[(_e, "altered")] = Check(
+        f"{_e}.archive.altered",
+        _e,
+        "archive",
+        "archive_altered",
+        "archive",
+        _REARCHIVE,
+        f"The preservation archive holds this {_e} record with other bytes than the extract.",
+    )
+ARCHIVE[("archive", "fixity")] = Check(
+    "archive.archive.fixity",
+    "archive",
+    "archive",
+    "archive_altered",
+    "archive",
+    "Archive: restore the bag from a good copy, or archive the extract again; a bag that fails its fixity "
+    "check is no proof",
+    "A file of the archive's bag is changed, missing or added (BagIt fixity check).",
+)
+
+
 def _registry() -> dict[str, Check]:
     out: dict[str, Check] = {}
-    families = [SOURCE.values(), SCHEMA.values(), EXTRACT_FILE.values(), COUNT.values(), RECONCILE.values()]
+    families = [
+        SOURCE.values(),
+        SCHEMA.values(),
+        CODE_MAP_REVIEW.values(),
+        EXTRACT_FILE.values(),
+        COUNT.values(),
+        RECONCILE.values(),
+        ARCHIVE.values(),
+    ]
     for c in [c for fam in families for c in fam] + list(TARGET.values()):
         if c.id in out:
             raise ValueError(f"check {c.id} declared twice")
@@ -571,6 +640,8 @@ def source_checks_run(m: Mappings) -> list[Check]:
         run += [SOURCE[(e, cat)] for cat, yes in applies.items() if yes]
         if e in SCHEMA:
             run.append(SCHEMA[e])
+        if any(c.code_map is not None for c in cols):
+            run.append(CODE_MAP_REVIEW[e])
     # records of a kind no table maps: rejected as unmapped (unless out of scope)
     no_table = {entity_of_records(r) for r in SOURCE_REF if r not in mapped}
     run += [SOURCE[(e, "unmapped_code")] for e in sorted(no_table) if SOURCE[(e, "unmapped_code")] not in run]

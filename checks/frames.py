@@ -92,3 +92,4 @@ class LedgerRow(_Frame):
     entity: str = pa.Field(nullable=False)
     disposition: str = pa.Field(isin=DISPOSITIONS)
     reason: str = pa.Field(nullable=True)
+    archived: bool = pa.Field(nullable=True)  # with --archive: the archive holds the record unchanged

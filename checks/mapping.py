@@ -154,7 +154,7 @@ class Mappings:
 
     root: Path
     tables: dict[str, TableMap]
-    code_maps: dict[str, pl.DataFrame]  # name → source_code, target_cdf_meaning
+    code_maps: dict[str, pl.DataFrame]  # name → CODE_MAP_COLUMNS (source_code, target_cdf_meaning, review)
     code_value: pl.DataFrame
     nomenclature: pl.DataFrame
     scope: Scope
@@ -228,6 +228,47 @@ def _read_csv(path: Path, schema: dict) -> pl.DataFrame:
     return df.with_columns(pl.col(c).fill_null("") for c in ("source_code",) if c in df.columns)
 
 
+#: the review state of a code map entry (``review_state``): only an approved entry is trusted
+REVIEW_STATES = ("unchecked", "approved", "flagged")
+#: the columns of a code map: the mapping, then its review (reviewer, ``reviewed_on`` YYYY-MM-DD, comment)
+CODE_MAP_COLUMNS = ["source_code", "target_cdf_meaning", "review_state", "reviewer", "reviewed_on", "comment"]
+
+
+def read_code_map(path: Path) -> pl.DataFrame:
+    """One code map with its review columns; a fault names the file and line.
+
+    A file without the review columns (``source_code,target_cdf_meaning`` only) still loads, its
+    entries ``unchecked``; so does an entry whose ``review_state`` is empty. ``reviewed_on`` is
+    ``YYYY-MM-DD`` or empty. All columns are text.
+    """
+    try:
+        df = pl.read_csv(path, infer_schema=False)
+    except FileNotFoundError as e:
+        raise MigcheckError(f"{path}: file missing") from e
+    except Exception as e:  # noqa: BLE001 - polars raises several kinds for a bad CSV
+        raise MigcheckError(f"{path}: not a valid CSV with columns {CODE_MAP_COLUMNS}") from e
+    unknown = [c for c in df.columns if c not in CODE_MAP_COLUMNS]
+    if unknown or not {"source_code", "target_cdf_meaning"} <= set(df.columns):
+        raise MigcheckError(f"{path} line 1: columns must be {', '.join(CODE_MAP_COLUMNS)} (the last four optional)")
+    df = df.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in CODE_MAP_COLUMNS if c not in df.columns)
+    # an empty source code is a real key (empty KON means unknown sex)
+    df = df.select(CODE_MAP_COLUMNS).with_columns(
+        pl.col("source_code").fill_null(""),
+        pl.col("review_state").str.strip_chars().replace("", None).fill_null("unchecked"),
+        pl.col("reviewed_on").str.strip_chars().replace("", None),
+    )
+    bad_state = df.with_row_index("_i").filter(~pl.col("review_state").is_in(REVIEW_STATES))
+    if bad_state.height:
+        i, state = bad_state["_i"][0], bad_state["review_state"][0]
+        raise MigcheckError(f"{path} line {i + 2}: review_state {state!r} is not one of {', '.join(REVIEW_STATES)}")
+    parsed = pl.col("reviewed_on").str.to_date("%Y-%m-%d", strict=False)
+    bad_date = df.with_row_index("_i").filter(pl.col("reviewed_on").is_not_null() & parsed.is_null())
+    if bad_date.height:
+        i, when = bad_date["_i"][0], bad_date["reviewed_on"][0]
+        raise MigcheckError(f"{path} line {i + 2}: reviewed_on {when!r} is not a date (YYYY-MM-DD)")
+    return df
+
+
 def load_mappings(root: Path) -> Mappings:
     """Load and cross-check ``mappings/``; a fault is a ``MigcheckError`` naming file and line."""
     root = Path(root)
@@ -239,10 +280,7 @@ def load_mappings(root: Path) -> Mappings:
         if tm.table != t:
             raise MigcheckError(f"{root / f'{t}.yaml'}: says table {tm.table!r}, expected {t!r}")
         tables[t] = tm
-    code_maps = {
-        p.stem: _read_csv(p, {"source_code": pl.String, "target_cdf_meaning": pl.String})
-        for p in sorted((root / "code_maps").glob("*.csv"))
-    }
+    code_maps = {p.stem: read_code_map(p) for p in sorted((root / "code_maps").glob("*.csv"))}
     code_value = _read_csv(
         root / "reference" / "code_value.csv",
         {

@@ -173,7 +173,7 @@ def _rank(queries: list[str], cands: _Candidates, limit: int) -> list[list[str]]
     return out
 
 
-def _raw_codes(
+def raw_codes(
     staged: pl.DataFrame, src: SourceMap, col: str, frames: dict[str, pl.DataFrame] | None
 ) -> pl.Series | None:
     """The raw source value of ``col`` for the rows of ``staged``; None when it cannot be found."""
@@ -239,7 +239,7 @@ def unmapped_code_rows(
                 if col in PERSONAL_COLUMNS or (src.identity is not None and cm.source == src.identity.value):
                     continue
                 rows = rej.filter(pl.col("_block_col") == col)
-                raw = _raw_codes(rows, src, col, frames)
+                raw = raw_codes(rows, src, col, frames)
                 codes = raw.str.strip_chars() if raw is not None else pl.Series([None] * rows.height, dtype=pl.String)
                 refs = (
                     rows["source_ref"].cast(pl.String)

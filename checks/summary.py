@@ -56,12 +56,17 @@ class FileStatus(_Strict):
 
 
 class WaiverRow(_Strict):
-    """A waiver of ``mappings/waivers.yaml`` as the report lists it."""
+    """A waiver of ``mappings/waivers.yaml``, or of a steward's "waive" decision, as the report lists it."""
 
     id: str
     reason: str
     approver_role: str
     expires: str
+    origin: str = Field(
+        "waivers.yaml",
+        description="waivers.yaml (mappings/waivers.yaml) or decision (a steward's decision in a worklist, kept in "
+        "the history database)",
+    )
 
 
 class AppliedWaiver(WaiverRow):
@@ -76,6 +81,37 @@ class Waivers(_Strict):
     applied: list[AppliedWaiver]
     unmatched: list[WaiverRow]
     expired: list[WaiverRow]
+
+
+class OwnerDecisions(_Strict):
+    """Decisions on one owner's open errors and warnings of this load, and what is still undecided."""
+
+    owner: str
+    open: int = Field(description="open (not resolved) errors and warnings of the owner")
+    waived: int = Field(description="of them, covered by a waiver (waivers.yaml or a decision)")
+    waived_by_decision: int = Field(description="of the waived, by a steward's waive decision")
+    fix_promised: int = Field(description="not waived, with a fix decision in force")
+    fix_still_present: int = Field(description="of them, promised in an earlier trial load: still present")
+    undecided: int = Field(description="neither waived nor with a fix promised")
+
+
+class Decisions(_Strict):
+    """The stewards' decisions (``migcheck decisions import``) as they stand for this load."""
+
+    recorded: int = Field(0, description="decisions recorded in the history for the migration (every import)")
+    by_owner: list[OwnerDecisions] = Field(default_factory=list, description="per owner group, in report order")
+
+
+class CodeMapCoverage(_Strict):
+    """One code map: the records of this load with a code it looks up, by the review state of their entry."""
+
+    code_map: str = Field(description="the file name without .csv in mappings/code_maps/")
+    records: int = Field(description="records (not out of scope) holding a code the map looks up")
+    approved: int
+    unchecked: int
+    flagged: int
+    unmapped: int = Field(description="records whose code has no entry")
+    coverage: float | None = Field(description="approved / records (null when no record holds a code)")
 
 
 class Totals(_Strict):
@@ -98,6 +134,24 @@ class TrendPoint(Totals):
     run_at: str
 
 
+class ArchiveCounts(_Strict):
+    """Where the legacy records of one entity are kept: in the target, in the archive, both, neither."""
+
+    migrated: int = Field(description="records in the target (migrated, with or without differences, or merged)")
+    archived: int = Field(description="records the preservation archive holds unchanged")
+    both: int
+    neither: int = Field(description="records in neither place: lost")
+
+
+class ArchiveSummary(_Strict):
+    """The check against the preservation archive (``--archive``)."""
+
+    archive: str = Field(description="the archive folder checked")
+    intact: bool = Field(description="the bag passed its fixity check")
+    lost: int = Field(description="legacy records in neither the target nor the archive")
+    entities: dict[str, ArchiveCounts]
+
+
 class Summary(_Strict):
     """``summary.json`` of one validation."""
 
@@ -115,6 +169,11 @@ class Summary(_Strict):
     totals: Totals
     trend: list[TrendPoint] = Field(description="the migration's trial loads, oldest first, this one last")
     timings: dict[str, float] = Field(description="seconds per stage of this run (differ run to run)")
+    decisions: Decisions = Field(Decisions(recorded=0, by_owner=[]), description="the stewards' decisions per owner")
+    code_maps: list[CodeMapCoverage] = Field(
+        default_factory=list, description="per code map: records by the review state of their entry, and coverage"
+    )
+    archive: ArchiveSummary | None = Field(None, description="with --archive: where every legacy record is kept")
 
 
 def schema_text() -> str:

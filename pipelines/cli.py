@@ -63,12 +63,21 @@ EXAMPLES = {
     "  migcheck validate --source /data/tl2 --target env:MIGCHECK_TARGET_URL --trial-load TL2 \\\n"
     "      --out /data/reports/tl2 --baseline /data/reports/tl1",
     "demo": "example:\n  migcheck demo --out demo",
+    "archive": "examples:\n"
+    "  migcheck archive --source /data/extracts/tl3 --out /archive/tl3 --report /data/reports/tl3\n"
+    "  migcheck archive verify /archive/tl3\n\n"
+    "archive verify exits 0 when the archive is intact, 1 with one line per problem (a file altered,\n"
+    "missing or added; record counts that differ), 2 when it cannot be read at all",
+    "decisions": "examples:\n"
+    "  migcheck decisions import work/tl1/worklists/*.xlsx\n"
+    "  migcheck decisions import /data/reports/tl2/worklists/*.xlsx --history env:MIGCHECK_HISTORY_URL \\\n"
+    "      --mappings /data/mappings",
 }
 
 
 def _epilog(command: str | None) -> str:
     parts = [EXAMPLES[command]] if command else []
-    if command in ("trial-load", "validate"):
+    if command in ("trial-load", "validate", "decisions"):
         parts.append(SETTINGS)
     parts.append(EXIT_CODES)
     return "\n\n".join(parts)
@@ -155,11 +164,97 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the partitions are staged during the run (default: beside --out); with --dask on "
         "several machines a folder they all mount, or an fsspec URL such as s3://bucket/prefix",
     )
+    v.add_argument(
+        "--notify",
+        metavar="block:NAME",
+        default=None,
+        help="once the report is written, send the verdict, counts and report path to this Prefect "
+        "notification block (Teams, Slack, e-mail, webhook; block:TYPE/NAME names its type too; default: "
+        "$MIGCHECK_NOTIFY; none: no message); a failure to notify is a warning, never a failed run",
+    )
+    v.add_argument(
+        "--archive",
+        metavar="ARCHIVE",
+        default=None,
+        help="also check that every legacy record of the extract is in this preservation archive "
+        "(migcheck archive), unchanged, and that the bag is intact; the ledger gains archived",
+    )
 
     d = command("demo", "generate, trial-load into SQLite, validate, and say where the report is")
     d.add_argument("--out", type=Path, default=Path("demo"), help="working folder (default ./demo)")
     d.add_argument("--patients", type=_positive_int, default=300, help="number of persons (default 300)")
     d.add_argument("--seed", type=_nonneg_int, default=1, help="random seed (default 1)")
+
+    what = "bring the stewards' decisions back from the worklists"
+    dec = sub.add_parser("decisions", help=what, description=what, epilog=_epilog("decisions"), formatter_class=fmt)
+    actions = dec.add_subparsers(dest="decisions_command", required=True, parser_class=_Parser, metavar="ACTION")
+    what = (
+        "import the decisions typed into worklists (fix / waive: into the history database as an audit trail, "
+        "waive as a waiver) and the code-map review (into mappings/code_maps/*.csv, the diff printed); "
+        "any problem: every one listed, nothing imported (exit 2)"
+    )
+    di = actions.add_parser("import", help=what, description=what, epilog=_epilog("decisions"), formatter_class=fmt)
+    di.add_argument(
+        "worklists", nargs="+", type=Path, metavar="WORKLIST", help="OUT/worklists/*.xlsx of validation reports"
+    )
+    di.add_argument("--mappings", type=Path, default=None, help="mappings folder (default: the project's)")
+    di.add_argument(
+        "--history",
+        default=None,
+        help="run-history database: URL, env:NAME or block:NAME (default: $MIGCHECK_HISTORY_URL, else "
+        "sqlite:///<folder of OUT>/migcheck-history.db of the worklists' report)",
+    )
+    di.add_argument(
+        "--prefect",
+        action="store_true",
+        help="run as the Prefect flow import-decisions (default when PREFECT_API_URL is set)",
+    )
+
+    what = "write the preservation archive of an extract (a BagIt bag), or verify one"
+    ar = sub.add_parser(
+        "archive",
+        help=what,
+        description=what + ":\n  migcheck archive --source DIR --out ARCHIVE [--report OUT]   write it\n"
+        "  migcheck archive verify ARCHIVE                               check its fixity and record counts\n\n"
+        "The archive holds the extract's files byte for byte, a Parquet access copy of every legacy record\n"
+        "(partitioned by system, record kind and year), a codebook and, with --report, the ledger; it holds\n"
+        "personal data in clear and is written for its owner only (folders 0700, files 0600).",
+        epilog=_epilog("archive"),
+        formatter_class=fmt,
+        usage="migcheck archive --source DIR --out ARCHIVE [--report OUT] [--prefect]\n"
+        "       migcheck archive verify ARCHIVE",
+    )
+    ar.add_argument("--source", type=Path, help="extract folder to archive")
+    ar.add_argument(
+        "--out",
+        type=Path,
+        help="archive folder to write: new or empty (its parent must exist), outside --source and any report folder",
+    )
+    ar.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="a validation report folder of this extract: its ledger.parquet joins the archive",
+    )
+    ar.add_argument(
+        "--prefect",
+        action="store_true",
+        help="run as the Prefect flow archive-extract (default when PREFECT_API_URL is set)",
+    )
+    verbs = ar.add_subparsers(
+        dest="archive_command", required=False, parser_class=_Parser, title="or", metavar="verify ARCHIVE"
+    )
+    what = "verify an archive: every checksum, no file missing or added, record counts of the access copy"
+    av = verbs.add_parser(
+        "verify",
+        help=what,
+        description=what,
+        epilog=_epilog("archive"),
+        formatter_class=fmt,
+        prog="migcheck archive verify",
+        usage="migcheck archive verify ARCHIVE",
+    )
+    av.add_argument("archive", type=Path, metavar="ARCHIVE", help="the archive folder (a BagIt bag)")
     return p
 
 
@@ -286,12 +381,28 @@ def _cmd_trial_load(a: argparse.Namespace) -> int:
     return 0
 
 
+def _warnings_to_stderr() -> None:
+    """Warnings of the ``migcheck`` logger (a notification not sent) as one line each on stderr."""
+    import logging
+
+    logger = logging.getLogger("migcheck")
+    if not any(getattr(h, "migcheck_stderr", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("migcheck: warning: %(message)s"))
+        handler.migcheck_stderr = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+
+
 def _cmd_validate(a: argparse.Namespace) -> int:
     from pipelines.io.extract import check_extract_root
+    from pipelines.io.notify import notify_setting
     from pipelines.io.settings import resolve_url
     from pipelines.io.target_db import connect
     from pipelines.run.validate import prepare, run_validation
 
+    notify = notify_setting(a.notify)  # before any work: a wrong value stops the run at once
+    _warnings_to_stderr()
     target = _target_url(a.target)
     history = resolve_url(a.history, "--history")
     _mappings(a.mappings)
@@ -312,6 +423,8 @@ def _cmd_validate(a: argparse.Namespace) -> int:
                 dask=dask,
                 partitions=a.partitions,
                 work=a.work,
+                notify=notify,
+                archive=a.archive,
                 return_state=True,
             )
             r = flows.verdict_of(state)
@@ -329,6 +442,8 @@ def _cmd_validate(a: argparse.Namespace) -> int:
                 work=a.work,
                 progress=_progress(a),
                 worker_process=True,
+                notify=notify,
+                archive=a.archive,
             )
             r = result.verdict()
             if not a.quiet:
@@ -360,7 +475,80 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": _cmd_generate, "trial-load": _cmd_trial_load, "validate": _cmd_validate, "demo": _cmd_demo}
+def _cmd_decisions(a: argparse.Namespace) -> int:
+    from pipelines.io.settings import resolve_url
+
+    history = resolve_url(a.history, "--history")
+    _mappings(a.mappings)
+    if _use_prefect(a):
+        flows = _flows()
+        with _settings_env(MIGCHECK_HISTORY_URL=history):
+            state = flows.import_decisions_flow(
+                [str(p) for p in a.worklists],
+                mappings=str(a.mappings) if a.mappings else None,
+                return_state=True,
+            )
+        r = flows.verdict_of(state)
+    else:
+        from pipelines.io.decisions import import_decisions
+
+        r = import_decisions(a.worklists, a.mappings, history).to_dict()
+    if r["problems"]:
+        for line in r["problems"]:
+            print(line, file=sys.stderr)
+        n = len(r["problems"])
+        print(f"migcheck: {n} problem{'s' if n != 1 else ''} in the worklists: nothing imported", file=sys.stderr)
+        return 2
+    for line in r["lines"]:
+        print(line)
+    for diff in r["diffs"]:
+        print(diff, end="" if diff.endswith("\n") else "\n")
+    return 0
+
+
+def _cmd_archive(a: argparse.Namespace) -> int:
+    from pipelines.io.archive import check_archive_args, verify_archive, write_archive
+
+    if a.archive_command == "verify":
+        problems = verify_archive(a.archive)
+        for line in problems:
+            print(line)
+        if problems:
+            return 1
+        print(f"{a.archive}: intact (every checksum and record count verified)")
+        return 0
+    if a.source is None or a.out is None:
+        raise MigcheckError("archive: give --source DIR and --out ARCHIVE, or: archive verify ARCHIVE")
+    check_archive_args(a.source, a.out, a.report)
+    if _use_prefect(a):
+        report = str(a.report) if a.report else None
+        r = _flows("pipelines.run.archive_flow").archive_extract(str(a.source), str(a.out), report)
+    else:
+        r = write_archive(a.source, a.out, a.report).to_dict()
+    mb = r["payload_bytes"] / 1e6
+    print(
+        f"archived {len(r['records'])} files ({r['total_records']} legacy records, {mb:,.1f} MB) to {r['path']}"
+        f"{' with the ledger' if r['ledger'] else ''}; check it with: migcheck archive verify {r['path']}"
+    )
+    if r["not_archived"]:
+        n = len(r["not_archived"])
+        print(
+            f"migcheck: note: {n} file{'s' if n != 1 else ''} in pas/ or pcs/ of no legacy layout not archived: "
+            + ", ".join(r["not_archived"][:5])
+            + (" …" if n > 5 else ""),
+            file=sys.stderr,
+        )
+    return 0
+
+
+COMMANDS = {
+    "generate": _cmd_generate,
+    "trial-load": _cmd_trial_load,
+    "validate": _cmd_validate,
+    "demo": _cmd_demo,
+    "archive": _cmd_archive,
+    "decisions": _cmd_decisions,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -160,7 +160,7 @@ def test_rerun_reads_unchanged_files_from_cache(flow_run, tmp_path, monkeypatch)
     mappings = tmp_path / "mappings"
     shutil.copytree(MAPPINGS, mappings)
     with open(mappings / "code_maps" / "map_pas_unit.csv", "a") as f:  # a code map changed
-        f.write("MED9,SAS_MED1\n")
+        f.write("ONK2,SAS_ONK\n")
     monkeypatch.setenv("MIGCHECK_MAPPINGS", str(mappings))
     s2 = validate_trial_load(
         str(extract),
@@ -183,7 +183,7 @@ def test_rerun_reads_unchanged_files_from_cache(flow_run, tmp_path, monkeypatch)
         )
 
     before, after = unmapped_units(root / "report"), unmapped_units(tmp_path / "r2")
-    assert after < before  # the MED9 contacts are mapped now
+    assert after < before  # the ONK2 contacts are mapped now
     # one extract file changed: only that file is read again
     p = Path(extract) / "pcs" / "allergies.jsonl"
     p.write_bytes(p.read_bytes() + b"\n")

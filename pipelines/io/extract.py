@@ -280,7 +280,8 @@ def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, st
     if whole is not None:  # a file of long texts that decodes at once: lines split without a loop in Python
         if not whole.len():
             return empty, _bad("pas", fname, [], []), "empty"
-        texts, numbers, undecodable = [whole[0]], [1], []
+        texts, numbers = [whole[0]], [1]
+        undecodable: list[int] = []
     else:
         lines, numbers = _split_lines(raw, keep_blank=text_col is not None)
         if not lines:

@@ -43,6 +43,41 @@ findings = sa.Table(
     *[sa.Column(c, sa.Text, nullable=True) for c in DISCREPANCY_COLUMNS],
 )
 
+#: the stewards' decisions imported from the worklists: an audit trail, appended to, never changed
+#: (``migcheck decisions import``; ``checks.decisions``)
+decisions = sa.Table(
+    "migcheck_decision",
+    meta,
+    sa.Column("decision_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("migration", sa.String(100), nullable=False, index=True),
+    sa.Column("trial_load", sa.String(100), nullable=False),
+    sa.Column("discrepancy_id", sa.String(16), nullable=False, index=True),
+    sa.Column("check", sa.Text, nullable=False),
+    sa.Column("owner", sa.String(40), nullable=False),
+    sa.Column("decision", sa.String(10), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("decided_by", sa.Text, nullable=False),
+    sa.Column("decided_on", sa.Date, nullable=False),
+    sa.Column("expires", sa.Date, nullable=True),
+    sa.Column("imported_at", sa.DateTime, nullable=False),
+    sa.Column("file", sa.Text, nullable=False),
+    sa.Column("sheet", sa.Text, nullable=False),
+    sa.Column("row", sa.Integer, nullable=False),
+)
+#: the waivers of the "waive" decisions in force: one per finding, replaced by a later decision on it
+decision_waivers = sa.Table(
+    "migcheck_waiver",
+    meta,
+    sa.Column("migration", sa.String(100), primary_key=True),
+    sa.Column("discrepancy_id", sa.String(16), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("approver", sa.Text, nullable=False),
+    sa.Column("expires", sa.Date, nullable=False),
+    sa.Column("decided_on", sa.Date, nullable=False),
+    sa.Column("trial_load", sa.String(100), nullable=False),
+    sa.Column("decision_id", sa.Integer, sa.ForeignKey("migcheck_decision.decision_id"), nullable=False),
+)
+
 
 def open_history(url: str) -> Engine:
     """Connect, create the history tables if needed, and add the discrepancy columns they lack.
@@ -136,3 +171,70 @@ def trend(engine: Engine, migration: str) -> list[dict]:
         }
         for r in latest.values()
     ]
+
+
+def record_decisions(engine: Engine, rows: pl.DataFrame, imported_at: dt.datetime) -> int:
+    """Append decisions to the audit trail and bring the waivers in line, in one transaction.
+
+    ``rows``: ``checks.decisions.DECISION_SCHEMA``. A "waive" becomes the waiver of its finding
+    (replacing an earlier one); a "fix" ends an earlier waiver of its finding. Returns the rows stored.
+    """
+    stamp = imported_at.astimezone(dt.UTC).replace(tzinfo=None) if imported_at.tzinfo else imported_at
+    with engine.begin() as c:
+        for r in rows.iter_rows(named=True):
+            key = c.execute(sa.insert(decisions).values(**r, imported_at=stamp)).inserted_primary_key
+            if key is None:
+                raise MigcheckError("history database: a decision was stored without an id")
+            c.execute(
+                sa.delete(decision_waivers).where(
+                    decision_waivers.c.migration == r["migration"],
+                    decision_waivers.c.discrepancy_id == r["discrepancy_id"],
+                )
+            )
+            if r["decision"] == "waive":
+                c.execute(
+                    sa.insert(decision_waivers).values(
+                        migration=r["migration"],
+                        discrepancy_id=r["discrepancy_id"],
+                        reason=r["reason"],
+                        approver=r["decided_by"],
+                        expires=r["expires"],
+                        decided_on=r["decided_on"],
+                        trial_load=r["trial_load"],
+                        decision_id=key[0],
+                    )
+                )
+    return rows.height
+
+
+def decision_trail(engine: Engine, migration: str | None = None) -> pl.DataFrame:
+    """The audit trail of decisions (of one migration, or all), oldest first."""
+    q = sa.select(decisions).order_by(decisions.c.imported_at, decisions.c.decision_id)
+    if migration is not None:
+        q = q.where(decisions.c.migration == migration)
+    with engine.connect() as c:
+        rows = [dict(r) for r in c.execute(q).mappings().all()]
+    schema = {
+        col.name: (
+            pl.Int64
+            if isinstance(col.type, sa.Integer)
+            else pl.Date
+            if isinstance(col.type, sa.Date) and not isinstance(col.type, sa.DateTime)
+            else pl.Datetime("us")
+            if isinstance(col.type, sa.DateTime)
+            else pl.String
+        )
+        for col in decisions.columns
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def waiver_rows(engine: Engine, migration: str) -> list[dict]:
+    """The waivers of the migration's "waive" decisions in force (expired ones too), by finding."""
+    with engine.connect() as c:
+        rows = c.execute(
+            sa.select(decision_waivers)
+            .where(decision_waivers.c.migration == migration)
+            .order_by(decision_waivers.c.discrepancy_id)
+        )
+        return [dict(r) for r in rows.mappings().all()]

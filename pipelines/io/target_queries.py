@@ -160,7 +160,7 @@ def _repeated_in_parent_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
 
 def _longer_than_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
     """Rows whose text ``column`` holds more than ``codes[0]`` characters, with the length."""
-    column = sa.column(q.column or "")
+    column: sa.ColumnClause[Any] = sa.column(q.column or "")
     length = sa.func.length(column)  # characters in both SQLite and PostgreSQL
     stmt = (
         sa.select(sa.column(PRIMARY_KEY[q.table]).label("row_id"), length.label("value"))

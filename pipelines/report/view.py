@@ -105,6 +105,15 @@ class Verdict:
     ledger: Ledger
     failing: tuple[Gate, ...]  # the worst few
     failing_more: int  # failing gates not in ``failing``
+    #: with --archive: records in neither the target nor the archive, per entity (said first), and fixity
+    lost: tuple[tuple[str, int], ...] = ()
+    archive_checked: bool = False
+    archive_intact: bool = True
+
+    @property
+    def lost_total(self) -> int:
+        """Legacy records in neither the target nor the preservation archive."""
+        return sum(n for _, n in self.lost)
 
     @property
     def word(self) -> str:
@@ -243,6 +252,16 @@ class Finding:
     suggested_action: str | None
     waived: bool
     waiver: str | None
+    decision: str | None = None  # the steward's decision in force on it (``previous_decision``), in words
+    fix_still_present: bool = False  # a fix promised in an earlier trial load, the finding still there
+
+    @property
+    def decision_detail(self) -> str | None:
+        """The decision in words, without the words the 'fix promised, still present' mark shows."""
+        mark = "fix promised, still present"
+        if self.decision and self.fix_still_present and self.decision.startswith(mark):
+            return self.decision[len(mark) :].lstrip(", ")
+        return self.decision
 
     @property
     def sev_rank(self) -> int:
@@ -323,6 +342,7 @@ class Waiver:
     approver_role: str | None
     expires: str | None
     days_left: int | None
+    origin: str | None = None  # waivers.yaml, or decision (a steward's worklist)
 
     @property
     def expires_soon(self) -> bool:
@@ -389,6 +409,46 @@ class Notes:
 
 
 @dataclass(frozen=True)
+class OwnerDecisionRow:
+    """Decisions on one owner's open errors and warnings (summary.json ``decisions.by_owner``)."""
+
+    owner: str
+    title: str
+    open: int
+    waived: int
+    waived_by_decision: int
+    fix_promised: int
+    fix_still_present: int
+    undecided: int
+
+
+@dataclass(frozen=True)
+class DecisionsTable:
+    """The stewards' decisions as they stand for this load, per owner."""
+
+    recorded: int
+    rows: tuple[OwnerDecisionRow, ...]
+
+
+@dataclass(frozen=True)
+class CoverageRow:
+    """One code map: records by the review state of their entry; ``share`` approved, in % (None: no record)."""
+
+    code_map: str
+    records: int
+    approved: int
+    unchecked: int
+    flagged: int
+    unmapped: int
+    share: float | None
+
+    @property
+    def cls(self) -> str:
+        """'ok' when every record maps through an approved entry, else 'warn' ('' with no record)."""
+        return "" if self.share is None else ("ok" if self.approved == self.records else "warn")
+
+
+@dataclass(frozen=True)
 class ReportView:
     """Everything report.html shows, in page order."""
 
@@ -403,6 +463,8 @@ class ReportView:
     gates: GateTable
     errors: int
     warnings: int
+    decisions: DecisionsTable = DecisionsTable(0, ())
+    coverage: tuple[CoverageRow, ...] = ()
 
     @property
     def title(self) -> str:
@@ -470,6 +532,45 @@ def build_report_view(
         gates=GateTable(tuple(sorted(gates, key=lambda g: (g.passed, -g.errors, g.gate)))),
         errors=totals["errors"],
         warnings=totals["warnings"],
+        decisions=_decisions(summary),
+        coverage=_coverage(summary),
+    )
+
+
+def _decisions(summary: sm.Summary | None) -> DecisionsTable:
+    if summary is None:
+        return DecisionsTable(0, ())
+    d = summary.decisions
+    rows = tuple(
+        OwnerDecisionRow(
+            owner=r.owner,
+            title=OWNER_INFO.get(r.owner, (r.owner.capitalize(), ""))[0],
+            open=r.open,
+            waived=r.waived,
+            waived_by_decision=r.waived_by_decision,
+            fix_promised=r.fix_promised,
+            fix_still_present=r.fix_still_present,
+            undecided=r.undecided,
+        )
+        for r in d.by_owner
+    )
+    return DecisionsTable(d.recorded, rows)
+
+
+def _coverage(summary: sm.Summary | None) -> tuple[CoverageRow, ...]:
+    if summary is None:
+        return ()
+    return tuple(
+        CoverageRow(
+            text(c.code_map),
+            c.records,
+            c.approved,
+            c.unchecked,
+            c.flagged,
+            c.unmapped,
+            None if c.coverage is None else round(100 * c.coverage, 1),
+        )
+        for c in summary.code_maps
     )
 
 
@@ -547,6 +648,7 @@ def _verdict(
         ("k-resolved", "Resolved", "resolved", "resolved", "gone since last"),
     )
     shown = sorted(failing, key=lambda g: -g.errors)[:8]
+    archive = summary.archive if summary is not None else None
     return Verdict(
         passed=passed,
         trial_load=trial,
@@ -559,6 +661,9 @@ def _verdict(
         else Ledger(summary.ledger_balanced, summary.records_read, summary.ledger_rows),
         failing=tuple(shown),
         failing_more=len(failing) - len(shown),
+        lost=tuple((e, c.neither) for e, c in archive.entities.items() if c.neither) if archive else (),
+        archive_checked=archive is not None,
+        archive_intact=archive.intact if archive is not None else True,
     )
 
 
@@ -698,6 +803,8 @@ def _finding(r: dict) -> Finding:
         suggested_action=opt_text(r.get("suggested_action")),
         waived=bool(r.get("waived")),
         waiver=opt_text(r.get("waiver")),
+        decision=opt_text(r.get("previous_decision")),
+        fix_still_present=bool(r.get("fix_still_present")),
     )
 
 
@@ -787,6 +894,7 @@ def _waivers(summary: sm.Summary | None, today: dt.date) -> Waivers:
                 approver_role=opt_text(x.approver_role),
                 expires=opt_text(x.expires),
                 days_left=_days_to(x.expires, today),
+                origin=opt_text(x.origin),
             )
             for x in rows
         )

@@ -4,6 +4,8 @@
 runner: each step a task (one per extract file, cached on its content; one per target table; the
 child entities concurrently; retries only for I/O faults that may pass). The command line runs the
 same sequence in-process with the local runner unless a Prefect server is configured.
+``import-decisions`` brings the stewards' decisions back from the worklists
+(``pipelines.io.decisions``, ``migcheck decisions import``).
 
 Database settings arrive as ``env:NAME``, ``block:NAME`` or a URL without password
 (``pipelines/io/settings.py``), so no secret is stored as a flow-run parameter or logged.
@@ -20,6 +22,7 @@ from prefect.states import Failed
 
 from checks.errors import MigcheckError
 from pipelines.io.extract import check_extract_root
+from pipelines.io.notify import notify_setting
 from pipelines.io.settings import resolve_url
 from pipelines.io.target_db import safe_url
 from pipelines.run.prefect_runner import PrefectRunner
@@ -58,6 +61,8 @@ def validate_trial_load(
     dask: str | None = None,
     partitions: int = 0,
     work: str | None = None,
+    notify: str | None = None,
+    archive: str | None = None,
 ) -> dict | State:
     """Validate one trial load and write its report.
 
@@ -81,12 +86,19 @@ def validate_trial_load(
             are cut into (0: about one per 48 MiB of extract; the report is the same for any number).
         work: where the partitions are staged during the run: a folder or an fsspec URL that every
             Dask worker reaches (default: beside ``out``); removed when the run ends.
+        notify: ``block:NAME`` or ``block:TYPE/NAME``, a Prefect notification block (Teams, Slack,
+            e-mail, a webhook) told the verdict, the counts and the report's path once the report is
+            written (default ``$MIGCHECK_NOTIFY``; none: no message). A failure to notify is a
+            warning in the run's log, never a failed run.
+        archive: a preservation archive (``migcheck archive``): every legacy record of the extract
+            is checked against it, and the bag's fixity too; the ledger gains ``archived``.
 
     Returns the verdict: exit_code, errors, warnings, ledger_balanced, the report path and a
     one-line message. When a gate fails, the report is still written and the run ends Failed with
     that message (its data is the verdict), so automations and ``--watch`` can act on it.
     """
     log = get_run_logger()
+    notify = notify_setting(notify)  # checked before any work
     target_url = resolve_url(target, "--target", "MIGCHECK_TARGET_URL")
     if not target_url:
         raise MigcheckError("--target: no target database given (set MIGCHECK_TARGET_URL)")
@@ -107,6 +119,8 @@ def validate_trial_load(
         dask=dask,
         partitions=partitions,
         work=work,
+        notify=notify,
+        archive=archive,
     )
     result = validate(PrefectRunner(), args)
     _artifact(result, trial_load)
@@ -127,3 +141,40 @@ def verdict_of(state) -> dict:  # noqa: ANN001 - a Prefect State
     if isinstance(value, BaseException):
         raise value
     return value
+
+
+@flow(name="import-decisions", log_prints=False)
+def import_decisions_flow(
+    worklists: list[str],
+    mappings: str | None = None,
+    history: str | None = None,
+) -> dict | State:
+    """Import the stewards' decisions and code-map review from worklists (``migcheck decisions import``).
+
+    Args:
+        worklists: the workbooks, ``OUT/worklists/*.xlsx`` of validation reports (the findings
+            worklists and ``code-map-review.xlsx``), as the stewards saved them.
+        mappings: the mappings folder whose code maps a code-map review updates (default: the
+            project's, or ``$MIGCHECK_MAPPINGS``).
+        history: run-history database: ``env:NAME``, ``block:NAME`` or a URL without a password
+            (default ``$MIGCHECK_HISTORY_URL``, else the ``migcheck-history.db`` beside the report).
+
+    Returns what was imported: ``lines`` (decisions per word and owner, code map entries added and
+    updated), ``diffs`` (the unified diff of every code map file changed) and empty ``problems``.
+    With any problem nothing is imported and the run ends Failed, its data listing every problem
+    (file, sheet, row).
+    """
+    from pipelines.io.decisions import import_decisions
+
+    log = get_run_logger()
+    history_url = resolve_url(history, "--history", "MIGCHECK_HISTORY_URL")
+    paths = [Path(p) for p in worklists]
+    result = import_decisions(paths, Path(mappings) if mappings else None, history_url).to_dict()
+    for line in result["problems"]:
+        log.error("%s", line)
+    if result["problems"]:
+        n = len(result["problems"])
+        return Failed(message=f"{n} problem(s) in the worklists: nothing imported", data=result)
+    for line in result["lines"]:
+        log.info("%s", line)
+    return result

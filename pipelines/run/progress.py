@@ -25,6 +25,7 @@ STAGE_TEXT = {
     "reconcile": "reconciling persons and encounters",
     "partitions": "checking and reconciling the partitions",
     "target_checks": "running the target checks in the database",
+    "archive": "checking every record against the preservation archive",
     "report": "writing the report",
 }
 

@@ -28,6 +28,7 @@ from checks.expected import CHILD_TABLES
 from checks.reconcile import combine, logical_target, reconcile_encounters, reconcile_persons
 from checks.target_schema import DATA_TABLES, REFERENCE_TABLES
 from pipelines.io.extract import EXTRACT_FILES, FilePart, check_extract_root, read_extract_file
+from pipelines.io.notify import check_setting, notify
 from pipelines.io.target_db import connect
 from pipelines.io.target_read import check_tables, read_table
 from pipelines.run.staging import (
@@ -50,6 +51,8 @@ from pipelines.run.validate import (
     ExpectedSide,
     RunConfig,
     ValidationResult,
+    check_archive,
+    check_archive_path,
     expected_rows,
     finish,
     full_ledger,
@@ -62,7 +65,7 @@ from pipelines.run.validate import (
 #: the target tables reconciled whole (persons, encounters and their aliases)
 PARENT_TARGET_TABLES = ("person", "person_alias", "encounter", "encntr_alias")
 #: the stages of a run, in order, as progress displays and timings name them
-STAGES = ("prepare", "extract", "read_target", "reconcile", "partitions", "target_checks", "report")
+STAGES = ("prepare", "extract", "read_target", "reconcile", "partitions", "target_checks", "archive", "report")
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,8 @@ class ValidateArgs:
     dask: str | None = None
     partitions: int = 0  # 0: chosen from the extract's size
     work: str | None = None  # where the partitions are staged: a folder or an fsspec URL (None: beside out)
+    notify: str | None = None  # block:[TYPE/]NAME: a Prefect notification block told the verdict
+    archive: str | None = None  # a preservation archive (migcheck archive) every record is checked against
 
 
 def dask_unreachable(address: str, e: BaseException) -> MigcheckError:
@@ -201,7 +206,9 @@ STAGE_TABLE = Step("stage-target-table", _stage_table, "read_target", io=True, r
 PARTITION = Step("validate-partition", _partition, "partitions", io=True, run_name="partition-{number}")
 SPLIT_PARENTS = Step("split-parents", split_parents, "partitions")
 MERGE = Step("merge-partitions", merge_partitions, "partitions")
+CHECK_ARCHIVE = Step("check-archive", check_archive, "archive", io=True)
 FINISH = Step("write-report", finish, "report", io=True)
+NOTIFY = Step("notify", notify, "report")
 
 
 def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
@@ -216,6 +223,9 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
     # the options known up front, before any step starts (the target checks would run on meanwhile)
     if args.partitions < 0 or args.partitions > MAX_PARTITIONS:
         raise MigcheckError(f"--partitions {args.partitions}: give 1 to {MAX_PARTITIONS} (or leave it out)")
+    check_setting(args.notify)
+    if args.archive is not None:
+        check_archive_path(args.archive, Path(args.out))
     if args.work is not None:
         check_work_base(args.work, Path(root), Path(args.out))
     cfg = run.call(PREPARE, args=args, root=root)
@@ -311,7 +321,7 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         )
         del merged, src_parents, exp
         target_part = checks.result()
-        return run.call(
+        result = run.call(
             FINISH,
             cfg=cfg,
             src=src,
@@ -320,6 +330,10 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
             recon=recon,
             target_part=target_part,
             timings=run.timings(),
+            archive=run.call(CHECK_ARCHIVE, root=root, archive=args.archive) if args.archive else None,
         )
     finally:
         remove_work(work)
+    if args.notify:  # after the report is written; never fails the validation
+        run.call(NOTIFY, setting=args.notify, result=result)
+    return result

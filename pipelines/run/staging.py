@@ -35,6 +35,7 @@ from typing import IO
 
 import polars as pl
 
+from checks.code_map_review import USAGE_SCHEMA, code_map_usage, merge_usage
 from checks.discrepancies import person_links, sum_counts, table_counts
 from checks.errors import MigcheckError
 from checks.expected import (
@@ -195,6 +196,8 @@ class SourceParents:
     schema: pl.DataFrame  # schema (implausible) findings of person and encounter records
     unmapped: pl.DataFrame  # unmapped_code_rows of person and encounter records
     routes: dict[str, pl.DataFrame]  # parent records → (_pkey, _route): the partition a child goes to
+    #: code_map_usage of person and encounter records (``checks.code_map_review``)
+    code_maps: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=USAGE_SCHEMA))
 
 
 @dataclass(frozen=True)
@@ -221,6 +224,7 @@ def source_parents(
     exp = expected_parents(pframes, m, as_of)
     schema = schema_findings(pframes, exp.ledger)
     unmapped = unmapped_code_rows(exp.staged, m, pframes)
+    usage = code_map_usage(exp.staged, m, pframes)
     routes = {k: parent_routes(v) for k, v in exp.staged.items()}
     lookups = {k: v.select([c for c in LOOKUP_COLUMNS if c in v.columns]) for k, v in exp.staged.items()}
     staged = []
@@ -228,7 +232,8 @@ def source_parents(
         children = {k: v for k, v in p.frames.items() if k not in parents}
         keyed = [_stage_records(k, v, m, routes, work, n) for k, v in children.items()]
         staged.append(_staged(p, keyed))
-    return SourceParents(Expected(exp.tables, exp.ledger, exp.findings, lookups), schema, unmapped, routes), staged
+    parents_ = SourceParents(Expected(exp.tables, exp.ledger, exp.findings, lookups), schema, unmapped, routes, usage)
+    return parents_, staged
 
 
 def _stage_records(
@@ -326,6 +331,7 @@ class PartitionResult:
     parts: list[EntityPart]  # the reconciliation of each child table, in CHILD_TABLES order
     expected: pl.DataFrame  # table_counts of its expected tables
     records: list[str]  # record kinds in ledger order
+    code_maps: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=USAGE_SCHEMA))  # code_map_usage
 
 
 def run_partition(
@@ -346,6 +352,7 @@ def run_partition(
     frames = {r: _read(_path(work, "src", r, number)) for r in records}
     exp = expected_children(frames, lookups, m, as_of)
     unmapped = unmapped_code_rows(exp.staged, m, frames)
+    usage = code_map_usage(exp.staged, m, frames)
     del frames
     parts = []
     none = pl.Series(dtype=pl.Int64)
@@ -355,7 +362,7 @@ def run_partition(
         s = ChildSlice(t, key, exp.tables[t], tt, none, none, pmap, emap, resolved=True, negations=m.negation_words)
         parts.append(reconcile_child_slice(s))
     return PartitionResult(
-        exp.ledger, exp.findings, unmapped, parts, table_counts(exp.tables, "expected"), list(exp.staged)
+        exp.ledger, exp.findings, unmapped, parts, table_counts(exp.tables, "expected"), list(exp.staged), usage
     )
 
 
@@ -388,6 +395,7 @@ class Merged:
     unmapped: pl.DataFrame
     children: list[EntityPart]
     expected: pl.DataFrame
+    code_maps: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=USAGE_SCHEMA))  # code_map_usage
 
 
 def merge_partitions(results: list[PartitionResult]) -> Merged:
@@ -417,6 +425,7 @@ def merge_partitions(results: list[PartitionResult]) -> Merged:
         unmapped=pl.concat([r.unmapped for r in results], how="vertical_relaxed"),
         children=children,
         expected=sum_counts([r.expected for r in results]),
+        code_maps=merge_usage([r.code_maps for r in results]),
     )
 
 

@@ -17,7 +17,10 @@ from pathlib import Path
 import polars as pl
 import sqlalchemy as sa
 
+from checks.archived import archive_counts, archive_findings, archived_column, compare_archive
 from checks.catalogue import EXTRACT_FILE, checks_run
+from checks.code_map_review import USAGE_SCHEMA, coverage, merge_usage, review_findings, review_rows
+from checks.decisions import decision_counts, latest_decisions, with_decisions
 from checks.discrepancies import (
     LEDGER_COLUMNS,
     apply_baseline,
@@ -39,8 +42,8 @@ from checks.mapping import Mappings, load_mappings
 from checks.reconcile import Reconciliation
 from checks.suggest import rank_unmapped
 from checks.summary import Summary
-from checks.waivers import apply_waivers, load_waivers
-from pipelines.io.history import open_history, previous_findings, record_run, trend
+from checks.waivers import apply_waivers, decision_waivers, load_waivers
+from pipelines.io.history import decision_trail, open_history, previous_findings, record_run, trend, waiver_rows
 from pipelines.io.outputs import claim_folder, open_up, write_marker
 from pipelines.io.settings import default_mappings_root
 from pipelines.io.target_db import connect, safe_url
@@ -200,6 +203,8 @@ class SourceSide:
     unmapped: pl.DataFrame  # unmapped codes with suggested mappings
     records_read: int
     files: pl.DataFrame
+    #: per code map entry, the records relying on it (``checks.code_map_review.code_map_usage``)
+    code_maps: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=USAGE_SCHEMA))
 
 
 @dataclass(frozen=True)
@@ -231,11 +236,18 @@ def source_side(cfg: RunConfig, parents, merged, staged_files: list) -> SourceSi
     files = pl.DataFrame(
         [f.file for f in staged_files], schema={"file": pl.String, "status": pl.String, "records": pl.Int64}
     )
+    usage = merge_usage([parents.code_maps, merged.code_maps])
     return SourceSide(
-        findings=[source_findings(findings), parents.schema, _file_findings(files)],
+        findings=[
+            source_findings(findings),
+            parents.schema,
+            _file_findings(files),
+            review_findings(usage, cfg.mappings),
+        ],
         unmapped=rank_unmapped(pl.concat([parents.unmapped, merged.unmapped]), cfg.mappings),
         records_read=sum(f.rows for f in staged_files) + unp.height,
         files=files,
+        code_maps=usage,
     )
 
 
@@ -275,10 +287,13 @@ def finish(
     recon: Reconciliation,
     target_part: TargetCheckPart,
     timings: dict[str, float] | None = None,
+    archive: ArchiveCheck | None = None,
 ) -> ValidationResult:
     """Findings → discrepancies, ledger, statuses, waivers, gates, summary; write the report.
 
-    ``timings``: seconds per stage of the run so far, for the summary.
+    ``timings``: seconds per stage of the run so far, for the summary; ``archive``: the check
+    against the preservation archive (``--archive``), whose findings join the others and whose
+    pairs give the ledger's ``archived`` column.
 
     The report is written to a temporary folder and moved in when complete; the run is recorded in
     the history in the same step.
@@ -287,8 +302,15 @@ def finish(
     parts = [*src.findings, tside.findings, recon.findings]
     if target_part.failures.height:
         parts.append(target_check_findings(target_part.failures, recon.links))
+    if archive is not None:
+        parts.append(archive.findings)
     disc = discrepancies(parts, cfg.trial_load, m)
     ledger = final_ledger(exp.ledger, exp.persons, recon, disc)
+    ledger = ledger.with_columns(
+        archived_column(ledger, archive.intact)
+        if archive is not None
+        else pl.lit(None, dtype=pl.Boolean).alias("archived")
+    )
     history = open_history(cfg.history_url)
     try:
         previous = (
@@ -300,7 +322,11 @@ def finish(
             disc = apply_baseline(disc, previous)
         # the boundary into the writers and the history: the contract's rows, validated
         disc, ledger = Discrepancy.validate(disc), LedgerRow.validate(ledger)
-        view, waiver_report = apply_waivers(disc.with_columns(owner().alias("owner")), cfg.waivers, cfg.as_of)
+        # the waivers of mappings/waivers.yaml first, then those of the stewards' decisions (D58)
+        trail = decision_trail(history, cfg.migration)
+        waivers = [*cfg.waivers, *decision_waivers(waiver_rows(history, cfg.migration))]
+        view, waiver_report = apply_waivers(disc.with_columns(owner().alias("owner")), waivers, cfg.as_of)
+        view = with_decisions(view, latest_decisions(trail), cfg.trial_load)
         denominators = {e: h for e, h in ledger.group_by("entity").len().iter_rows()}
         denominators |= {t: exp.rows[t] for t in ("person_alias", "encntr_alias")}
         gates = evaluate_gates(view, checks_run(m, [c for c, _ in target_part.check_ids]), denominators, cfg.gates)
@@ -321,13 +347,17 @@ def finish(
             totals=totals,
             trend=_dedupe_trend([*trend(history, cfg.migration), _trend_point(cfg.trial_load, totals)]),
             timings=timings or {},
+            decisions=decision_counts(view, trail.height),
+            code_maps=coverage(src.code_maps, m),
+            archive=_archive_summary(archive, ledger),
         )
         # one typed model (checks.summary): a field missing, unknown or of the wrong type stops here
         model = Summary.model_validate(summary)
         summary = model.model_dump(mode="json")
         tmp = _prepare(cfg.out)
         try:
-            _write_outputs(tmp, disc, view, ledger, model, gates, src.unmapped)
+            review = review_rows(src.unmapped, src.code_maps, m)
+            _write_outputs(tmp, disc, view, ledger, model, gates, src.unmapped, review)
             record_run(history, cfg.migration, cfg.trial_load, disc, totals)
             _move_in(tmp, cfg.out, cfg.trial_load)
         finally:
@@ -357,6 +387,8 @@ def run_validation(
     work: str | None = None,
     progress=None,  # noqa: ANN001 - a pipelines.run.progress.Progress
     worker_process: bool = False,
+    notify: str | None = None,
+    archive: str | None = None,
 ) -> ValidationResult:
     """Validate one trial load and write its report to ``out``, in this process (no Prefect).
 
@@ -368,6 +400,10 @@ def run_validation(
     thread (faster: Great Expectations holds the interpreter lock). The command line does; a
     script that asks for it must guard its own code with ``if __name__ == "__main__":``, as
     Python's ``spawn`` start method requires.
+
+    ``notify``: ``block:[TYPE/]NAME``, a Prefect notification block told the verdict once the
+    report is written (``pipelines.io.notify``; a failure to notify is a warning, never an error).
+    ``archive``: a preservation archive (``migcheck archive``) every legacy record is checked against.
     """
     from pipelines.run.local import LocalRunner
     from pipelines.run.sequence import ValidateArgs, validate
@@ -386,6 +422,8 @@ def run_validation(
         dask=dask,
         partitions=partitions,
         work=work,
+        notify=notify,
+        archive=archive,
     )
     runner = LocalRunner(progress=progress, worker_process=worker_process)
     try:
@@ -395,6 +433,52 @@ def run_validation(
         if progress is not None:
             progress.close()
     return replace(result, timings=runner.timings())
+
+
+@dataclass(frozen=True)
+class ArchiveCheck:
+    """The extract checked against the preservation archive (``check_archive``)."""
+
+    archive: str
+    findings: pl.DataFrame  # FINDING_SCHEMA: records missing or altered, fixity problems
+    intact: pl.DataFrame  # source_ref, intact: records of each ref the archive holds unchanged
+    fixity_ok: bool
+
+
+def check_archive_path(archive: str, out: Path) -> None:
+    """``--archive`` names a migcheck archive (a bag with its access copy) outside ``--out``, or one line."""
+    path = Path(archive)
+    if not path.is_dir():
+        raise MigcheckError(f"--archive {archive}: no such archive folder")
+    if not (path / "bagit.txt").is_file() or not (path / "data" / "records").is_dir():
+        raise MigcheckError(f"--archive {archive}: is not a migcheck archive (no bagit.txt or data/records/)")
+    if path.resolve() == Path(out).resolve() or Path(out).resolve() in path.resolve().parents:
+        raise MigcheckError(f"--archive {archive}: lies inside --out {out}; an archive is never in a report folder")
+
+
+def check_archive(root: str, archive: str) -> ArchiveCheck:
+    """Every legacy record of the extract against the archive's access copy, and the bag's fixity.
+
+    Both sides are named and hashed by the same code (``pipelines.io.archive``); the comparison
+    is ``checks.archived``. Nothing of the archive's content leaves this function but refs.
+    """
+    from pipelines.io.archive import archive_records, record_hashes, verify_archive
+
+    fixity = verify_archive(Path(archive))
+    cmp = compare_archive(record_hashes(Path(root)), archive_records(Path(archive)).collect())
+    return ArchiveCheck(archive, archive_findings(cmp, fixity), cmp.intact, not fixity)
+
+
+def _archive_summary(archive: ArchiveCheck | None, ledger: pl.DataFrame) -> dict | None:
+    if archive is None:
+        return None
+    per = archive_counts(ledger)
+    return {
+        "archive": archive.archive,
+        "intact": archive.fixity_ok,
+        "lost": sum(c["neither"] for c in per.values()),
+        "entities": per,
+    }
 
 
 def _default_history(out: Path) -> str:
@@ -433,9 +517,9 @@ def _prepare(out: Path) -> Path:
         raise MigcheckError(f"--out {out}: cannot create the report folder ({e.strerror})") from e
 
 
-def _write_outputs(tmp: Path, disc, view, ledger, summary: Summary, gates, unmapped) -> None:
+def _write_outputs(tmp: Path, disc, view, ledger, summary: Summary, gates, unmapped, review) -> None:
     from pipelines.report.csv import write_csv
-    from pipelines.report.excel import write_worklists
+    from pipelines.report.excel import write_code_map_review, write_worklists
     from pipelines.report.html import write_report_html
     from pipelines.report.junit import write_junit
 
@@ -449,6 +533,7 @@ def _write_outputs(tmp: Path, disc, view, ledger, summary: Summary, gates, unmap
         write_csv(unmapped.with_columns(pl.col(pl.List(pl.String)).list.join(" | ")), tmp / "unmapped_codes.csv")
         write_junit(tmp / "junit.xml", gates, summary.trial_load)
         write_worklists(tmp, view)
+        write_code_map_review(tmp, review, summary.trial_load)
         write_report_html(tmp, view, summary, unmapped)
     except OSError as e:
         raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e

@@ -753,7 +753,7 @@ class NoteFaults:
             new = pl.DataFrame(
                 {"clinical_event_id": ids, spec.column: [self.texts[i] for i in ids.to_list()]},
             )
-            first = int(blobs[PRIMARY_KEY[spec.table]].max() or 0) + 1
+            first = int(blobs.select(pl.col(PRIMARY_KEY[spec.table]).max().fill_null(0)).item()) + 1
             blobs = pl.concat([blobs, blob_chunks(new, first).select(blobs.columns).cast(blobs.schema)])
         f.rows["ce_blob"] = blobs
 
