@@ -112,7 +112,7 @@ PLACEHOLDERS = {
 }
 #: the entities with a target table whose records the load rules judge, in load order
 SOURCE_TABLES = ["person", "encounter", "diagnosis", "procedure", "orders", "allergy", "clinical_event"]
-#: the target tables, in report order
+#: the target tables a mapping file fills, in report order (``mappings/<table>.yaml``)
 TABLES = [
     "person",
     "person_alias",
@@ -124,6 +124,9 @@ TABLES = [
     "allergy",
     "clinical_event",
 ]
+#: the entities of the report, in the order they are shown: the tables, the chunk tables checked in
+#: the target, and the records no table is mapped for
+ENTITIES = [*TABLES, *sorted(CHUNK_TABLES), "labresult"]
 #: the extract files of each entity (one per source system)
 FILES_OF: dict[str, list[str]] = {}
 for _file, _entity in FILE_ENTITY.items():

@@ -40,19 +40,7 @@ DISCREPANCY_COLUMNS = [
 #: who must act on a finding, in report order (the catalogue's owners)
 OWNERS = catalogue.OWNERS
 #: the entities of the report, in the order they are shown
-ENTITIES = [
-    "person",
-    "person_alias",
-    "encounter",
-    "encntr_alias",
-    "diagnosis",
-    "procedure",
-    "orders",
-    "allergy",
-    "clinical_event",
-    "ce_blob",
-    "labresult",
-]
+ENTITIES = catalogue.ENTITIES
 LEDGER_COLUMNS = ["source_ref", "source_system", "entity", "disposition", "reason"]
 _SYSTEM = {"pas": "PAS", "pcs": "PCS"}
 

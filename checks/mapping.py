@@ -15,22 +15,12 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from checks.catalogue import TABLES
 from checks.errors import MigcheckError
 from checks.implausible import RULES as IMPLAUSIBLE
 from checks.records import PAS_COLUMNS, PCS_SCHEMAS, SOURCE_REF
 from checks.transforms import TRANSFORMS
 
-TABLES = [
-    "person",
-    "person_alias",
-    "encounter",
-    "encntr_alias",
-    "diagnosis",
-    "procedure",
-    "orders",
-    "allergy",
-    "clinical_event",
-]
 #: the implausible rules a table may name (``checks.implausible``)
 IMPLAUSIBLE_RULES = set(IMPLAUSIBLE)
 
