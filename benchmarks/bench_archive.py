@@ -22,16 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-PY = sys.executable
-MIGCHECK = str(Path(PY).parent / "migcheck")
+import bench_cli
+from bench_cli import MIGCHECK, PY, REPO
 
 COPY_TWICE = """
 import shutil, sys
@@ -59,17 +57,8 @@ for i in range(2):
 
 
 def timed(cmd: list[str]) -> dict:
-    """Run ``cmd`` under /usr/bin/time -v in a fresh process: wall seconds, peak MB, exit code."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env, cwd=REPO)
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", p.stderr)
-    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
-    if wall is None or rss is None or p.returncode != 0:
-        sys.exit(f"{cmd[:3]} failed ({p.returncode}): {p.stderr.strip().splitlines()[-3:]}")
-    parts = [float(x) for x in wall.group(1).split(":")]
-    secs = sum(v * 60 ** (len(parts) - 1 - i) for i, v in enumerate(parts))
-    return {"wall_s": round(secs, 2), "peak_mb": round(int(rss.group(1)) / 1024)}
+    """``bench_cli.timed`` of a command that must exit 0 (archive, verify of an intact bag, the yardsticks)."""
+    return bench_cli.timed(cmd, ok=(0,))
 
 
 def generate(patients: int, work: Path) -> Path:
