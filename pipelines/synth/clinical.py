@@ -15,6 +15,7 @@ contact's or visit's start, at a local time that exists and is not the repeated 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -292,22 +293,34 @@ def _contact_info(w: World) -> dict[str, np.ndarray]:
     return _info(w, "contact_info")
 
 
+def _clean_hosts(
+    w: World, p: Persons, rec: Records, n: int, kind: str, system: str, make: Callable[..., np.ndarray]
+) -> np.ndarray:
+    """Keys of ``n`` distinct in-scope ``kind`` records (bulk contacts or visits) of clean patients.
+
+    The pool (``w.extra[kind + "_pool"]``, shuffled once) hands each out once; when the extract has
+    too few, ``make`` (``add_contacts`` / ``add_visits``) makes new ones for clean patients of ``system``.
+    """
+    pool_key = f"{kind}_pool"
+    if pool_key not in w.extra:
+        keys, in_scope, person = w.extra[f"bulk_{kind}s"]
+        pool = keys[in_scope & ~p.reserved[person]]
+        w.extra[pool_key] = [pool[w.rng.permutation(len(pool))], 0]
+    pool, head = w.extra[pool_key]
+    take = pool[head : head + n]
+    w.extra[pool_key][1] = head + len(take)
+    if len(take) < n:
+        r, person = clean_records(w, p, rec, system, n - len(take))
+        take = np.concatenate([take, make(w, p, r, person)])
+    return take
+
+
 def clean_contacts(w: World, p: Persons, rec: Records, n: int) -> np.ndarray:
     """Keys of ``n`` distinct in-scope contacts of clean patients that no other defect uses yet.
 
     They host a defective diagnosis or procedure row; new contacts are made when the extract has too few.
     """
-    if "contact_pool" not in w.extra:
-        keys, active, person = w.extra["bulk_contacts"]
-        pool = keys[active & ~p.reserved[person]]
-        w.extra["contact_pool"] = [pool[w.rng.permutation(len(pool))], 0]
-    pool, head = w.extra["contact_pool"]
-    take = pool[head : head + n]
-    w.extra["contact_pool"][1] = head + len(take)
-    if len(take) < n:
-        r, person = clean_records(w, p, rec, "pas", n - len(take))
-        take = np.concatenate([take, add_contacts(w, p, r, person)])
-    return take
+    return _clean_hosts(w, p, rec, n, "contact", "pas", add_contacts)
 
 
 def _unused_code(w: World, n_codes: int, base: np.ndarray, step: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -633,14 +646,4 @@ def clean_visits(w: World, p: Persons, rec: Records, n: int) -> np.ndarray:
 
     They host a defective note; new visits are made when the extract has too few.
     """
-    if "visit_pool" not in w.extra:
-        keys, signed, person = w.extra["bulk_visits"]
-        pool = keys[signed & ~p.reserved[person]]
-        w.extra["visit_pool"] = [pool[w.rng.permutation(len(pool))], 0]
-    pool, head = w.extra["visit_pool"]
-    take = pool[head : head + n]
-    w.extra["visit_pool"][1] = head + len(take)
-    if len(take) < n:
-        r, person = clean_records(w, p, rec, "pcs", n - len(take))
-        take = np.concatenate([take, add_visits(w, p, r, person)])
-    return take
+    return _clean_hosts(w, p, rec, n, "visit", "pcs", add_visits)
