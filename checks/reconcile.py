@@ -154,21 +154,37 @@ def compare_values(matched: pl.DataFrame, check: Check, columns: list[str]) -> p
             tcol = TARGET_COLUMN.get(col, col)
             word, phrase = nature(table, tcol, e, v)
             rows.append(
-                {
-                    "check": check.id,
-                    "category": check.category,
-                    "entity": check.entity,
-                    "source_system": ref.split(":")[0],
-                    "source_ref": ref,
-                    "target_ref": tref,
-                    "column": tcol,
-                    "expected": mask(table, tcol, e),
-                    "actual": mask(table, tcol, v),
-                    "nature": word,
-                    "message": f"{tcol} differs: {phrase}",
-                }
+                _difference(
+                    check,
+                    ref,
+                    tref,
+                    tcol,
+                    mask(table, tcol, e),
+                    mask(table, tcol, v),
+                    word,
+                    f"{tcol} differs: {phrase}",
+                )
             )
     return pl.DataFrame(rows, schema=RECON_SCHEMA)
+
+
+def _difference(
+    check: Check, ref: str, tref: str, column: str, expected: str | None, actual: str | None, word: str, message: str
+) -> dict[str, str | None]:
+    """One finding of a matched row that differs in ``column``: values already masked, its nature word."""
+    return {
+        "check": check.id,
+        "category": check.category,
+        "entity": check.entity,
+        "source_system": ref.split(":")[0],
+        "source_ref": ref,
+        "target_ref": tref,
+        "column": column,
+        "expected": expected,
+        "actual": actual,
+        "nature": word,
+        "message": message,
+    }
 
 
 def compare_texts(matched: pl.DataFrame, check: Check, column: str, negations: frozenset[str]) -> pl.DataFrame:
@@ -186,19 +202,7 @@ def compare_texts(matched: pl.DataFrame, check: Check, column: str, negations: f
     for ref, tref, e, v in diff.iter_rows():
         change = classify(e or "", v, negations)
         rows.append(
-            {
-                "check": check.id,
-                "category": check.category,
-                "entity": check.entity,
-                "source_system": ref.split(":")[0],
-                "source_ref": ref,
-                "target_ref": tref,
-                "column": column,
-                "expected": change.expected,
-                "actual": change.actual,
-                "nature": change.nature,
-                "message": change.message,
-            }
+            _difference(check, ref, tref, column, change.expected, change.actual, change.nature, change.message)
         )
     return pl.DataFrame(rows, schema=RECON_SCHEMA)
 
