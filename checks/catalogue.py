@@ -507,7 +507,7 @@ for _t in DATA_TABLES:
 
 
 # ---------------------------------------------------------------------------------------------
-# archive: every legacy record kept in the preservation archive, unchanged (checks.archived)
+# archive: every legacy record kept in the preservation archive, unchanged (checks.archive)
 
 _REARCHIVE = "Archive: archive the extract again with migcheck archive (the archive must hold every record as read)"
 ARCHIVE: dict[tuple[str, str], Check] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from checks.archived import archived_column, compare_archive
+from checks.archive import archived_column, compare_archive
 
 
 def _side(rows: list[tuple[str, str]], file: str = "pas/kontakt.csv") -> pl.DataFrame:

@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import sqlalchemy as sa
 
-from checks.archived import archive_counts, archive_findings, archived_column, compare_archive
+from checks.archive import archive_counts, archive_findings, archived_column, compare_archive
 from checks.catalogue import EXTRACT_FILE, checks_run
 from checks.code_map_review import USAGE_SCHEMA, coverage, merge_usage, review_findings, review_rows
 from checks.decisions import decision_counts, latest_decisions, with_decisions
@@ -460,7 +460,7 @@ def check_archive(root: str, archive: str) -> ArchiveCheck:
     """Every legacy record of the extract against the archive's access copy, and the bag's fixity.
 
     Both sides are named and hashed by the same code (``pipelines.io.archive``); the comparison
-    is ``checks.archived``. Nothing of the archive's content leaves this function but refs.
+    is ``checks.archive``. Nothing of the archive's content leaves this function but refs.
     """
     from pipelines.io.archive import archive_records, record_hashes, verify_archive
 
