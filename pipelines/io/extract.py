@@ -12,8 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import polars as pl
 
@@ -71,17 +73,19 @@ def _read_bytes(path: Path) -> bytes | None:
         raise MigcheckError(f"{path}: cannot be read ({e.strerror})", transient=True) from e
 
 
-def _split_lines(raw: bytes, keep_blank: bool = False) -> tuple[list[bytes], list[int]]:
+def _split_lines(raw: bytes, keep_blank: bool = False, first: int = 1) -> tuple[list[bytes], list[int]]:
     """Physical lines without their ending, with 1-based numbers; blank lines dropped (D2).
 
     ``keep_blank``: keep them (a file whose quoted values may span lines: a blank line inside a
-    note is part of its text).
+    note is part of its text). ``first``: the number of the first line of ``raw`` (a block of a file).
     """
     parts = raw.split(b"\n")
     if parts and parts[-1] == b"":
         parts.pop()
     keep = [
-        (p[:-1] if p.endswith(b"\r") else p, i + 1) for i, p in enumerate(parts) if keep_blank or p not in (b"", b"\r")
+        (p[:-1] if p.endswith(b"\r") else p, i + first)
+        for i, p in enumerate(parts)
+        if keep_blank or p not in (b"", b"\r")
     ]
     return [k[0] for k in keep], [k[1] for k in keep]
 
@@ -133,6 +137,9 @@ def _check_pas_encoding(path: Path, raw: bytes) -> None:
         )
 
 
+#: bytes of a large extract file read at a time (at a line end): never the whole file in memory
+CHUNK_BYTES = 32 * 2**20
+
 #: at most this many physical lines make one record (a quoted field with line breaks)
 MAX_LINES_PER_RECORD = 20
 
@@ -175,13 +182,19 @@ def _join_quoted_records(texts: list[str], numbers: list[int], n_fields: int) ->
 _QUOTED = r'"(?:[^"]|"")*"'
 
 
-def _records_of(lines: pl.DataFrame) -> pl.DataFrame:
+def _record_pattern(n: int) -> str:
+    """A whole record of ``n`` fields as CSV writes it: each value bare (no ``;`` or ``"``) or quoted."""
+    value = rf'(?:[^";\n]*|{_QUOTED})'
+    return rf"^{value}(?:;{value}){{{n - 1}}}$"
+
+
+def _records_of(lines: pl.DataFrame, n: int) -> pl.DataFrame:
     """Physical lines (``t``, ``_line``) grouped into records by the quotes they open and close.
 
     A line starts a record when every quote before it is closed; the lines of one record are
-    joined with a line break. Blank lines between records are dropped (D2). ``ok``: the record's quotes
-    close and, its quoted values taken out, it holds no other quote (its fields are then counted
-    by ``_fields_outside_quotes``).
+    joined with a line break. Blank lines between records are dropped (D2). ``_ok``: the record is
+    ``n`` values, each bare or quoted (``_record_pattern``); otherwise ``_closed`` (its quoted
+    values taken out, no quote is left) and ``_nf`` (its fields outside quotes) say what is wrong.
     """
     quotes = pl.col("t").str.count_matches('"', literal=True)
     grouped = (
@@ -195,6 +208,7 @@ def _records_of(lines: pl.DataFrame) -> pl.DataFrame:
     return grouped.with_columns(
         (~outside.str.contains('"', literal=True)).alias("_closed"),
         (outside.str.count_matches(";", literal=True) + 1).alias("_nf"),
+        pl.col("t").str.contains(_record_pattern(n)).alias("_ok"),
     )
 
 
@@ -232,27 +246,40 @@ def _parse_records(recs: pl.DataFrame, cols: list[str], text: str) -> pl.DataFra
     )
 
 
-def _read_text_records(lines: pl.DataFrame, cols: list[str], text: str) -> tuple[pl.DataFrame, list[int], list[str]]:
-    """Records of a file whose ``text`` column may span lines, from its lines (``t``, ``_line``); (frame, bad).
+def _read_text_records(
+    lines: pl.DataFrame, cols: list[str], text: str, final: bool = True
+) -> tuple[pl.DataFrame, list[int], list[str], pl.DataFrame]:
+    """Records of a file whose ``text`` column may span lines, from its lines (``t``, ``_line``).
 
-    Vectorised over the file. A record that does not close its quotes or has the wrong number of
-    fields is rare: its first line is reported and reading starts again on the next line, so a
-    stray quote costs one line, never the records after it.
+    Returns (frame, bad line numbers, their reasons, carry). Vectorised over the lines. A record
+    that does not close its quotes or has the wrong number of fields is rare: its first line is
+    reported and reading starts again on the next line, so a stray quote costs one line, never the
+    records after it. ``final=False``: the lines are a block of the file, and a last record whose
+    quotes are still open is not judged but returned as ``carry``, to be read with the next block.
     """
     n = len(cols)
     good: list[pl.DataFrame] = []
     bad_n: list[int] = []
     bad_r: list[str] = []
+    carry = lines.head(0)
     while lines.height:
-        recs = _records_of(lines)
-        wrong = ~pl.col("_closed") | (pl.col("_nf") != n)
+        recs = _records_of(lines, n)
+        carry = lines.head(0)
+        if not final and lines["t"].str.count_matches('"', literal=True).sum() % 2:
+            carry = lines.filter(pl.col("_line") >= recs["_line"][-1])
+            recs = recs.head(-1)
+        wrong = ~pl.col("_ok")
         first_bad = recs.with_row_index("_i").filter(wrong & (pl.col("_line") != pl.col("_last")))
         cut = recs.height if first_bad.height == 0 else int(first_bad["_i"][0])
         head = recs.head(cut)
         single_bad = head.filter(wrong)
         bad_n += single_bad["_line"].to_list()
         bad_r += [
-            "a quote opens and never closes" if not c else f"{k} fields instead of {n}"
+            "a quote opens and never closes"
+            if not c
+            else f"{k} fields instead of {n}"
+            if k != n
+            else "a quote stands inside a value that is not quoted"
             for c, k in zip(single_bad["_closed"].to_list(), single_bad["_nf"].to_list(), strict=True)
         ]
         good.append(head.filter(~wrong))
@@ -262,12 +289,112 @@ def _read_text_records(lines: pl.DataFrame, cols: list[str], text: str) -> tuple
         bad_n.append(start)
         bad_r.append("a quoted value does not close into a record of the layout")
         lines = lines.filter(pl.col("_line") > start)
-    recs = pl.concat(good) if good else pl.DataFrame(schema={"t": pl.String, "_line": pl.Int64})
-    return _parse_records(recs, cols, text), bad_n, bad_r
+    recs = pl.concat(good) if good else pl.DataFrame(schema=_LINES)
+    return _parse_records(recs, cols, text), bad_n, bad_r, carry
+
+
+def _check_header(path: Path, line: str, cols: list[str]) -> None:
+    header = [h.strip() for h in next(csv.reader([line], delimiter=";", quotechar='"'))]
+    if header == cols:
+        return
+    if header and header[0].isdigit():
+        raise MigcheckError(f"{path}: has no header line (line 1 is data); expected {';'.join(cols)!r}")
+    missing = [c for c in cols if c not in header]
+    extra = [h for h in header if h not in cols]
+    detail = (
+        (f"missing {', '.join(missing)}" if missing else "")
+        + ("; " if missing and extra else "")
+        + (f"unknown {', '.join(h[:20] for h in extra[:5])}" if extra else "")
+    )
+    raise MigcheckError(
+        f"{path}: header does not match the PAS layout ({detail or 'columns out of order'}); "
+        f"expected {';'.join(cols)!r}"
+    )
+
+
+def _open_file(path: Path) -> IO[bytes] | None:
+    """The file opened for reading, None if it does not exist, or one line naming it."""
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError as e:
+        raise MigcheckError(f"{path}: is a directory, expected a file") from e
+    except OSError as e:
+        raise MigcheckError(f"{path}: cannot be read ({e.strerror})", transient=True) from e
+
+
+def _blocks(path: Path, f: IO[bytes], size: int) -> Iterator[tuple[bytes, int]]:
+    """The file in blocks of about ``size`` bytes, each ending at a line end: (block, number of its first line)."""
+    line = 1
+    try:
+        while block := f.read(size):
+            if not block.endswith(b"\n"):
+                block += f.readline()
+            yield block, line
+            line += block.count(b"\n")
+    except OSError as e:
+        raise MigcheckError(f"{path}: cannot be read ({e.strerror})", transient=True) from e
+
+
+_LINES = {"t": pl.String, "_line": pl.Int64}
+
+
+def _pas_lines(raw: bytes, first: int) -> tuple[pl.DataFrame, list[int]]:
+    """Every physical line of a block of a cp1252 file (blank ones too), numbered; and the lines that do not decode."""
+    whole = _decode_whole(raw)
+    if whole is not None:  # the usual case: split without a loop in Python
+        lines = pl.DataFrame({"t": whole}).with_row_index("_line", offset=first)
+        return lines.select("t", pl.col("_line").cast(pl.Int64)), []
+    bl, numbers = _split_lines(raw, keep_blank=True, first=first)
+    texts, numbers, undecodable = _decode(bl, numbers, "cp1252")
+    return pl.DataFrame({"t": texts, "_line": numbers}, schema=_LINES), undecodable
+
+
+def _pas_text_parts(path: Path, name: str, size: int) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, str]]:
+    """A PAS file whose text column may span lines, block by block: (frame, unparseable rows, status).
+
+    A record that a block's end cuts in two is carried to the next block, so the records and
+    unreadable lines are exactly those of the whole file read at once (D77).
+    """
+    cols = PAS_COLUMNS[name]
+    text_col = PAS_TEXT_COLUMNS[name]
+    fname = f"{name}.csv"
+    empty = pl.DataFrame(schema={**{c: pl.String for c in cols}, "_line": pl.Int64})
+    f = _open_file(path)
+    if f is None:
+        yield empty, _bad("pas", fname, [], []), "missing"
+        return
+    carry = pl.DataFrame(schema=_LINES)
+    decided = False  # the encoding is known from the first block with a byte beyond ASCII
+    header = False
+    seen = False
+    with f:
+        for raw, first in _blocks(path, f, size):
+            if not decided:
+                _check_pas_encoding(path, raw)
+                decided = not raw.isascii()
+            lines, undecodable = _pas_lines(raw, first)
+            if not header:
+                if not lines.height or int(lines["_line"][0]) != 1:
+                    raise MigcheckError(f"{path}: the header line cannot be read as Windows-1252")
+                _check_header(path, lines["t"][0], cols)
+                lines, header = lines.slice(1), True
+            frame, more_n, more_r, carry = _read_text_records(pl.concat([carry, lines]), cols, text_col, final=False)
+            seen = True
+            bad = _bad("pas", fname, undecodable + more_n, ["not Windows-1252 text"] * len(undecodable) + more_r)
+            yield frame.sort("_line"), bad.sort("line"), ("ok" if frame.height or bad.height else "empty")
+    if carry.height:
+        frame, more_n, more_r, _ = _read_text_records(carry, cols, text_col)
+        yield frame.sort("_line"), _bad("pas", fname, more_n, more_r).sort("line"), "ok"
+    elif not seen:
+        yield empty, _bad("pas", fname, [], []), "empty"
 
 
 def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, str]:
     """One PAS CSV → (frame, unparseable rows, status)."""
+    if name in PAS_TEXT_COLUMNS:
+        return _combined(list(_pas_text_parts(path, name, CHUNK_BYTES)))
     cols = PAS_COLUMNS[name]
     fname = f"{name}.csv"
     empty = pl.DataFrame(schema={**{c: pl.String for c in cols}, "_line": pl.Int64})
@@ -275,49 +402,15 @@ def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, st
     if raw is None:
         return empty, _bad("pas", fname, [], []), "missing"
     _check_pas_encoding(path, raw)
-    text_col = PAS_TEXT_COLUMNS.get(name)
-    whole = _decode_whole(raw) if text_col is not None else None
-    if whole is not None:  # a file of long texts that decodes at once: lines split without a loop in Python
-        if not whole.len():
-            return empty, _bad("pas", fname, [], []), "empty"
-        texts, numbers = [whole[0]], [1]
-        undecodable: list[int] = []
-    else:
-        lines, numbers = _split_lines(raw, keep_blank=text_col is not None)
-        if not lines:
-            return empty, _bad("pas", fname, [], []), "empty"
-        texts, numbers, undecodable = _decode(lines, numbers, "cp1252")
+    lines, numbers = _split_lines(raw)
+    if not lines:
+        return empty, _bad("pas", fname, [], []), "empty"
+    texts, numbers, undecodable = _decode(lines, numbers, "cp1252")
     bad_lines = list(undecodable)
     bad_reasons = ["not Windows-1252 text"] * len(undecodable)
     if not texts or numbers[0] != 1:
         raise MigcheckError(f"{path}: the header line cannot be read as Windows-1252")
-    header = [h.strip() for h in next(csv.reader([texts[0]], delimiter=";", quotechar='"'))]
-    if header != cols:
-        if header and header[0].isdigit():
-            raise MigcheckError(f"{path}: has no header line (line 1 is data); expected {';'.join(cols)!r}")
-        missing = [c for c in cols if c not in header]
-        extra = [h for h in header if h not in cols]
-        detail = (
-            (f"missing {', '.join(missing)}" if missing else "")
-            + ("; " if missing and extra else "")
-            + (f"unknown {', '.join(h[:20] for h in extra[:5])}" if extra else "")
-        )
-        raise MigcheckError(
-            f"{path}: header does not match the PAS layout ({detail or 'columns out of order'}); "
-            f"expected {';'.join(cols)!r}"
-        )
-    if text_col is not None:
-        if whole is not None:
-            body_lines = pl.DataFrame({"t": whole.slice(1)}).with_row_index("_line", offset=2)
-        else:
-            body_lines = pl.DataFrame(
-                {"t": texts[1:], "_line": numbers[1:]}, schema={"t": pl.String, "_line": pl.Int64}
-            )
-        frame, more_n, more_r = _read_text_records(
-            body_lines.select("t", pl.col("_line").cast(pl.Int64)), cols, text_col
-        )
-        bad = _bad("pas", fname, bad_lines + more_n, bad_reasons + more_r).sort("line")
-        return frame.sort("_line"), bad, ("ok" if frame.height or bad.height else "empty")
+    _check_header(path, texts[0], cols)
     body, body_n = _join_quoted_records(texts[1:], numbers[1:], len(cols))
     if not body:
         return empty, _bad("pas", fname, bad_lines, bad_reasons), "empty"
@@ -341,6 +434,23 @@ def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, st
     ).with_columns([pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in cols])
     frame = frame.sort("_line")
     return frame, _bad("pas", fname, bad_lines, bad_reasons).sort("line"), "ok"
+
+
+def _status(statuses: list[str]) -> str:
+    """A file's status from those of its blocks: missing, ok (any record or unreadable line), empty."""
+    if "missing" in statuses:
+        return "missing"
+    return "ok" if "ok" in statuses else "empty"
+
+
+def _combined(
+    parts: list[tuple[pl.DataFrame, pl.DataFrame, str]],
+) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+    return (
+        pl.concat([p[0] for p in parts]),
+        pl.concat([p[1] for p in parts]).sort("line"),
+        _status([p[2] for p in parts]),
+    )
 
 
 def _ndjson(lines: list[bytes], schema: dict) -> pl.DataFrame:
@@ -456,27 +566,34 @@ def _flatten_pcs(name: str, df: pl.DataFrame) -> dict[str, pl.DataFrame]:
     return {f"pcs/{name}": df}
 
 
-def read_pcs_file(path: Path, name: str) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, str]:
-    """One PCS JSON Lines file → (frames, unparseable rows, status)."""
+def _pcs_parts(path: Path, name: str, size: int) -> Iterator[tuple[dict[str, pl.DataFrame], pl.DataFrame, str]]:
+    """One PCS JSON Lines file, block by block: (frames, unparseable rows, status); each line is its own record."""
     schema = PCS_SCHEMAS[name]
     fname = f"{name}.jsonl"
     empty_df = pl.DataFrame(schema={**schema, "_line": pl.Int64})
-    raw = _read_bytes(path)
-    status = "ok"
-    lines: list[bytes] = []
-    numbers: list[int] = []
-    if raw is None:
-        status = "missing"
-    else:
-        lines, numbers = _split_lines(raw)
-        if raw.startswith(b"\xef\xbb\xbf") and lines:
-            lines[0] = lines[0][3:]
-        if not lines:
-            status = "empty"
-    frames, bad_n, bad_r = _parse_json_lines(lines, numbers, schema) if lines else ([], [], [])
-    df = pl.concat(frames) if frames else empty_df
-    bad = _bad("pcs", fname, bad_n, bad_r).sort("line")
-    return _flatten_pcs(name, df), bad, status
+    f = _open_file(path)
+    if f is None:
+        yield _flatten_pcs(name, empty_df), _bad("pcs", fname, [], []), "missing"
+        return
+    seen = False
+    with f:
+        for raw, first in _blocks(path, f, size):
+            lines, numbers = _split_lines(raw, first=first)
+            if first == 1 and raw.startswith(b"\xef\xbb\xbf") and lines:
+                lines[0] = lines[0][3:]
+            frames, bad_n, bad_r = _parse_json_lines(lines, numbers, schema) if lines else ([], [], [])
+            seen = True
+            df = pl.concat(frames) if frames else empty_df
+            yield _flatten_pcs(name, df), _bad("pcs", fname, bad_n, bad_r).sort("line"), ("ok" if lines else "empty")
+    if not seen:
+        yield _flatten_pcs(name, empty_df), _bad("pcs", fname, [], []), "empty"
+
+
+def read_pcs_file(path: Path, name: str) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, str]:
+    """One PCS JSON Lines file → (frames, unparseable rows, status)."""
+    parts = list(_pcs_parts(path, name, CHUNK_BYTES))
+    frames = {k: pl.concat([p[0][k] for p in parts]) for k in parts[0][0]}
+    return frames, pl.concat([p[1] for p in parts]).sort("line"), _status([p[2] for p in parts])
 
 
 #: every file of an extract, in reading order: (system, name)
@@ -507,17 +624,45 @@ def extract_file_path(root: Path, system: str, name: str) -> Path:
     return Path(root) / system / (f"{name}.csv" if system == "pas" else f"{name}.jsonl")
 
 
+def read_file_parts(root: Path, system: str, name: str, size: int | None = None) -> Iterator[FilePart]:
+    """One file of an extract a block at a time: a ``FilePart`` per block of about ``size`` bytes.
+
+    Files that may be large (the notes, every PCS file) are never whole in memory; the small PAS
+    files of rows are read at once. The parts' records, unreadable lines and line numbers are
+    exactly those of the whole file (``read_extract_file``); its status is ``file_status`` of theirs.
+    """
+    size = size or CHUNK_BYTES
+    path = extract_file_path(root, system, name)
+    if system == "pcs":
+        parts: Iterator[tuple[dict[str, pl.DataFrame], pl.DataFrame, str]] = _pcs_parts(path, name, size)
+    elif name in PAS_TEXT_COLUMNS:
+        parts = (({f"pas/{name}": df}, bad, st) for df, bad, st in _pas_text_parts(path, name, size))
+    else:
+        df, bad, st = read_pas_file(path, name)
+        parts = iter([({f"pas/{name}": df}, bad, st)])
+    for frames, bad, status in parts:
+        n = frames[f"{system}/{name}"].height + bad.height
+        frames = {k: _with_source_ref(k, v) for k, v in frames.items()}
+        yield FilePart(frames, bad, {"file": f"{system}/{path.name}", "status": status, "records": n})
+
+
+def file_status(parts: list[dict]) -> dict:
+    """The status row of a file from those of its parts."""
+    return {
+        "file": parts[0]["file"],
+        "status": _status([p["status"] for p in parts]),
+        "records": sum(p["records"] for p in parts),
+    }
+
+
 def read_extract_file(root: Path, system: str, name: str) -> FilePart:
     """Read one file of an extract (``pas``/``patient`` …) with its source_refs."""
-    path = extract_file_path(root, system, name)
-    if system == "pas":
-        df, bad, status = read_pas_file(path, name)
-        frames = {f"pas/{name}": df}
-    else:
-        frames, bad, status = read_pcs_file(path, name)
-    n = frames[f"{system}/{name}"].height + bad.height
-    frames = {k: _with_source_ref(k, v) for k, v in frames.items()}
-    return FilePart(frames, bad, {"file": f"{system}/{path.name}", "status": status, "records": n})
+    parts = list(read_file_parts(root, system, name))
+    if len(parts) == 1:
+        return parts[0]
+    frames = {k: pl.concat([p.frames[k] for p in parts]) for k in parts[0].frames}
+    bad = pl.concat([p.unparseable for p in parts]).sort("line")
+    return FilePart(frames, bad, file_status([p.file for p in parts]))
 
 
 def assemble_extract(root: Path, parts: list[FilePart]) -> Extract:
