@@ -44,24 +44,31 @@ def faulted(tmp_path_factory, sample_extract):
     return root, extract, url
 
 
+#: the runs compared: (name, partitions, bytes of an extract file read at a time; None: the default)
+RUNS = [*((str(n), n, None) for n in COUNTS), ("4, 16 KiB blocks", 4, 16 * 1024)]
+
+
 @pytest.fixture(scope="module")
 def reports(faulted):
     root, extract, url = faulted
     out = {}
-    for n in COUNTS:
-        report = root / f"n{n}" / "report"
+    for i, (name, n, block) in enumerate(RUNS):
+        report = root / f"run{i}" / "report"
         report.parent.mkdir()
-        result = run_validation(
-            extract,
-            url,
-            "TL1",
-            report,
-            as_of=AS_OF,
-            history_url=f"sqlite:///{root / f'h{n}.db'}",
-            partitions=n,
-        )
+        with pytest.MonkeyPatch.context() as mp:
+            if block is not None:  # every file of more than 16 KiB read and staged in several blocks
+                mp.setattr("pipelines.io.extract.CHUNK_BYTES", block)
+            result = run_validation(
+                extract,
+                url,
+                "TL1",
+                report,
+                as_of=AS_OF,
+                history_url=f"sqlite:///{root / f'h{i}.db'}",
+                partitions=n,
+            )
         assert result.exit_code == 1  # the faulted load fails its gate
-        out[n] = report
+        out[name] = report
     return out
 
 
@@ -82,21 +89,22 @@ def _normalised(path) -> bytes:
     return data
 
 
-def test_every_report_file_is_the_same_for_any_number_of_partitions(reports):
-    files = sorted(p.relative_to(reports[1]) for p in reports[1].rglob("*") if p.is_file())
+def test_every_report_file_is_the_same_for_any_number_of_partitions_and_blocks(reports):
+    first = reports["1"]
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert {"discrepancies.parquet", "ledger.parquet", "summary.json", "report.html"} <= {str(f) for f in files}
-    for n in COUNTS[1:]:
-        other = sorted(p.relative_to(reports[n]) for p in reports[n].rglob("*") if p.is_file())
+    for name, report in reports.items():
+        other = sorted(p.relative_to(report) for p in report.rglob("*") if p.is_file())
         assert other == files
         for f in files:
             if f.name == ".migcheck":
                 continue
-            assert _normalised(reports[n] / f) == _normalised(reports[1] / f), f"{f} differs with {n} partitions"
+            assert _normalised(report / f) == _normalised(first / f), f"{f} differs with {name} partitions"
 
 
 def test_the_work_folder_is_gone_after_the_run(reports):
-    for n in COUNTS:
-        left = sorted(p.name for p in reports[n].parent.iterdir())
+    for report in reports.values():
+        left = sorted(p.name for p in report.parent.iterdir())
         assert left == ["report"], left
 
 
@@ -108,13 +116,13 @@ def test_partitioned_run_finds_what_the_whole_extract_gives(faulted, reports):
     tgt = logical_target(read_target(engine), m)
     engine.dispose()
     whole = discrepancies([reconcile(exp, tgt, m).findings], "TL1", m)
-    run = pl.read_parquet(reports[13] / "discrepancies.parquet").filter(
+    run = pl.read_parquet(reports["13"] / "discrepancies.parquet").filter(
         pl.col("check").is_in(whole["check"].unique().implode())
     )
     key = ["check", "source_ref", "target_ref", "column", "expected", "actual"]
     assert whole.height > 50
     assert run.select(key).sort(key, nulls_last=True).equals(whole.select(key).sort(key, nulls_last=True))
-    ledger = pl.read_parquet(reports[13] / "ledger.parquet")
+    ledger = pl.read_parquet(reports["13"] / "ledger.parquet")
     assert ledger["source_ref"].to_list()[: exp.ledger.height] == exp.ledger["source_ref"].to_list()
 
 
@@ -208,7 +216,7 @@ def test_partitions_staged_through_an_fsspec_url_give_the_same_report(faulted, r
         work=f"file://{base}",
     )
     for f in ("discrepancies.parquet", "ledger.parquet", "summary.json"):
-        assert _normalised(report / f) == _normalised(reports[1] / f)
+        assert _normalised(report / f) == _normalised(reports["1"] / f)
     # the run's own work folder is gone; nothing else in the shared folder was touched
     assert sorted(p.name for p in base.iterdir()) == ["someone-elses.txt"]
 

@@ -24,7 +24,7 @@ from pipelines.run.processes import in_worker_process
 from pipelines.run.sequence import Step, dask_unreachable
 
 #: bump when the extract reader changes what it makes of a file (invalidates the file cache)
-READER_VERSION = "1"
+READER_VERSION = "2"  # 2: a quote inside a bare value is unparseable (was a traceback)
 
 
 def _transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's retry_condition_fn signature

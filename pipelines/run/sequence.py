@@ -177,8 +177,8 @@ def _source_parents(parts: list[FilePart], cfg: RunConfig, work: str, partitions
     return source_parents(parts, cfg.mappings, cfg.as_of, work, partitions)
 
 
-def _stage_file(part: FilePart, cfg: RunConfig, routes, work: str, partitions: int):  # noqa: ANN001, ANN202
-    return stage_file(part, cfg.mappings, routes, work, partitions)
+def _stage_file(root: str, system: str, name: str, cfg: RunConfig, routes, work: str, partitions: int):  # noqa: ANN001, ANN202
+    return stage_file(Path(root), system, name, cfg.mappings, routes, work, partitions)
 
 
 def _stage_table(
@@ -187,7 +187,7 @@ def _stage_table(
     return stage_table(target_url, table, cfg.mappings, pmap, emap, enc_person, ids, work, partitions, keyed)
 
 
-def _partition(work: str, number: int, records: list[str], cfg: RunConfig, lookups, pmap, emap):  # noqa: ANN001, ANN202
+def _partition(work: str, number: int, records: dict[str, int], cfg: RunConfig, lookups, pmap, emap):  # noqa: ANN001, ANN202
     return run_partition(work, number, records, cfg.mappings, cfg.as_of, lookups, pmap, emap)
 
 
@@ -196,7 +196,7 @@ CHECK_TABLES = Step("check-target-tables", _check_tables, "prepare", io=True)
 MAKE_WORK = Step("make-work-folder", lambda out, base: make_work(Path(out), base), "prepare", io=True)
 READ_FILE = Step("read-extract-file", _read_file, "extract", io=True, cached_on_file=True)
 SOURCE_PARENTS = Step("expected-parents", _source_parents, "extract", io=True)
-STAGE_FILE = Step("stage-extract-file", _stage_file, "extract", io=True)
+STAGE_FILE = Step("stage-extract-file", _stage_file, "extract", io=True, run_name="stage-{system}-{name}")
 READ_TABLE = Step("read-target-table", _read_table, "read_target", io=True)
 TARGET_CHECKS = Step("target-checks", run_target_checks_on, "target_checks", io=True, own_process=True)
 LOGICAL_TARGET = Step("logical-target", lambda tables, cfg: logical_target(tables, cfg.mappings), "read_target")
@@ -240,20 +240,13 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
             SOURCE_PARENTS, parts=[f.result() for f in pfiles], cfg=cfg, work=work, partitions=n
         )
         del pfiles
-        common = dict(cfg=cfg, routes=src_parents.routes, work=work, partitions=n)
-        # one file parsed ahead of the one being staged: never the whole extract in memory
-        cfiles = {}
-        todo = iter(child_files(m))
-
-        def read_next():  # noqa: ANN202 - ((system, name), Pending) or None
-            f = next(todo, None)
-            return None if f is None else (f, run.submit(READ_FILE, root=root, system=f[0], name=f[1]))
-
-        current = read_next()
-        while current is not None:
-            f, reading = current
-            current = read_next()
-            cfiles[f] = run.submit(STAGE_FILE, part=reading.result(), **common)
+        # each file read and staged a block at a time: never the whole extract in memory
+        cfiles = {
+            (s, f): run.submit(
+                STAGE_FILE, root=root, system=s, name=f, cfg=cfg, routes=src_parents.routes, work=work, partitions=n
+            )
+            for s, f in child_files(m)
+        }
         tables = {t: run.submit(READ_TABLE, target_url=args.target_url, table=t) for t in PARENT_TARGET_TABLES}
         tgt = run.call(LOGICAL_TARGET, tables={t: f.result() for t, f in tables.items()}, cfg=cfg)
         del tables
@@ -282,7 +275,7 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
             for t in CHILD_TABLES
         }
         staged_files = [staged[f] for f in EXTRACT_FILES]
-        records = [r for f in EXTRACT_FILES for r in staged[f].records if r not in exp.staged]
+        records = {r: staged[f].blocks for f in EXTRACT_FILES for r in staged[f].records if r not in exp.staged}
         actual = [f.result() for f in ttables.values()]
         # what the report needs of the parents, taken now: the parents' frames go before the partitions run
         parent_counts = (table_counts(exp.tables, "expected"), table_counts(tgt, "actual"))

@@ -29,7 +29,7 @@ import math
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -61,7 +61,7 @@ from checks.schemas import schema_findings
 from checks.suggest import unmapped_code_rows
 from checks.target_schema import TEXT_BLOBS
 from checks.transforms import column_exprs
-from pipelines.io.extract import EXTRACT_FILES, FilePart, extract_file_path
+from pipelines.io.extract import EXTRACT_FILES, FilePart, extract_file_path, file_status, read_file_parts
 from pipelines.io.outputs import write_marker
 from pipelines.io.target_db import connect
 from pipelines.io.target_read import read_table
@@ -151,24 +151,32 @@ def _tables(m: Mappings) -> dict[str, str]:
     return {s.records: t for t, tm in m.tables.items() for s in tm.sources}
 
 
-def _path(work: str, side: str, name: str, part: int) -> str:
-    return f"{work}/{side}/{name.replace('/', '__')}/{part:04d}.parquet"
+def _path(work: str, side: str, name: str, part: int, block: int = 0) -> str:
+    return f"{work}/{side}/{name.replace('/', '__')}/{part:04d}-{block:04d}.parquet"
 
 
-def _write_parts(df: pl.DataFrame, work: str, side: str, name: str, n: int) -> None:
-    """``df`` (with ``_part``) written as ``n`` Parquet files, one per partition (empty ones too)."""
+def _write_parts(df: pl.DataFrame, work: str, side: str, name: str, n: int, block: int = 0) -> None:
+    """``df`` (with ``_part``) written as ``n`` Parquet files, one per partition (empty ones too).
+
+    ``block``: the block of the extract file the records come from (a partition's records of a
+    file are the files of all its blocks).
+    """
     parts = df.partition_by("_part", as_dict=True, include_key=False)
     empty = df.drop("_part").head(0)
     if "://" not in work:
         Path(_path(work, side, name, 0)).parent.mkdir(parents=True, exist_ok=True)
     for p in range(n):
-        with _open(_path(work, side, name, p), "wb") as f:
+        with _open(_path(work, side, name, p, block), "wb") as f:
             parts.get((p,), empty).write_parquet(f, compression="lz4", statistics=False)
 
 
 def _read(path: str) -> pl.DataFrame:
     with _open(path, "rb") as f:
         return pl.read_parquet(f)
+
+
+def _read_blocks(work: str, side: str, name: str, part: int, blocks: int) -> pl.DataFrame:
+    return pl.concat([_read(_path(work, side, name, part, b)) for b in range(blocks)])
 
 
 def _open(path: str, mode: str) -> IO[bytes]:
@@ -180,8 +188,9 @@ def _open(path: str, mode: str) -> IO[bytes]:
     return fsspec.open(path, mode, auto_mkdir=True).open()
 
 
-def _with_row(df: pl.DataFrame) -> pl.DataFrame:
-    return df.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+def _with_row(df: pl.DataFrame, first: int = 0) -> pl.DataFrame:
+    """``_row``: the record's position in its whole extract file (``first``: of the block's first record)."""
+    return df.with_row_index("_row").with_columns((pl.col("_row").cast(pl.Int64) + first).alias("_row"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,6 +219,7 @@ class StagedFile:
     rows: int  # records read (parsed)
     #: table → its key columns and ``_part``, for a table matched on an identifier (``keyed_parts``)
     keyed: dict[str, pl.DataFrame] = field(default_factory=dict)
+    blocks: int = 1  # the blocks it was read and staged in (a partition's records: one file per block)
 
 
 def source_parents(
@@ -231,21 +241,31 @@ def source_parents(
     for p in parts:
         children = {k: v for k, v in p.frames.items() if k not in parents}
         keyed = [_stage_records(k, v, m, routes, work, n) for k, v in children.items()]
-        staged.append(_staged(p, keyed))
+        staged.append(_staged(p, keyed, list(p.frames), sum(v.height for v in p.frames.values())))
     parents_ = SourceParents(Expected(exp.tables, exp.ledger, exp.findings, lookups), schema, unmapped, routes, usage)
     return parents_, staged
 
 
 def _stage_records(
-    records: str, df: pl.DataFrame, m: Mappings, routes: dict[str, pl.DataFrame], work: str, n: int
+    records: str,
+    df: pl.DataFrame,
+    m: Mappings,
+    routes: dict[str, pl.DataFrame],
+    work: str,
+    n: int,
+    block: int = 0,
+    first: int = 0,
 ) -> tuple[str, pl.DataFrame] | None:
-    """Write one record kind's records to their partitions; (table, keyed parts) for an identifier key."""
+    """Write one record kind's records to their partitions; (table, keyed parts) for an identifier key.
+
+    ``block``, ``first``: the block of the file the records are, and the position in the file of its first record.
+    """
     src = _sources(m).get(records)
     parent = src.parent if src is not None else None
     column = parent.column if parent is not None else None
     lookup = routes.get(parent.records) if parent is not None else None
-    routed = routed_records(_with_row(df), column, lookup, n)
-    _write_parts(routed, work, "src", records, n)
+    routed = routed_records(_with_row(df, first), column, lookup, n)
+    _write_parts(routed, work, "src", records, n, block)
     table = _tables(m).get(records)
     if src is None or table is None:
         return None
@@ -255,23 +275,36 @@ def _stage_records(
     return table, keyed_parts(routed, {c: column_exprs(src.columns[c], m).value for c in key})
 
 
-def stage_file(part: FilePart, m: Mappings, routes: dict[str, pl.DataFrame], work: str, n: int) -> StagedFile:
-    """Write the records of one extract file (child records) to the partitions of their persons."""
-    return _staged(part, [_stage_records(k, v, m, routes, work, n) for k, v in part.frames.items()])
+def stage_file(
+    root: Path, system: str, name: str, m: Mappings, routes: dict[str, pl.DataFrame], work: str, n: int
+) -> StagedFile:
+    """Read one extract file of child records a block at a time, each written to the partitions of its persons.
+
+    Only one block of the file is in memory at a time (``read_file_parts``); what is kept is what
+    the report needs of it: its status, its unreadable lines, the keys of identifier-matched tables.
+    """
+    files: list[dict] = []
+    bad: list[pl.DataFrame] = []
+    keyed: list[tuple[str, pl.DataFrame] | None] = []
+    kinds: list[str] = []
+    first: dict[str, int] = {}
+    for block, part in enumerate(read_file_parts(root, system, name)):
+        for k, v in part.frames.items():
+            keyed.append(_stage_records(k, v, m, routes, work, n, block, first.get(k, 0)))
+            first[k] = first.get(k, 0) + v.height
+        kinds = kinds or list(part.frames)
+        files.append(part.file)
+        bad.append(part.unparseable)
+    whole = FilePart({}, pl.concat(bad).sort("line"), file_status(files))
+    return replace(_staged(whole, keyed, kinds, sum(first.values())), blocks=len(files))
 
 
-def _staged(part: FilePart, keyed: list[tuple[str, pl.DataFrame] | None]) -> StagedFile:
+def _staged(part: FilePart, keyed: list[tuple[str, pl.DataFrame] | None], kinds: list[str], rows: int) -> StagedFile:
     by_table: dict[str, list[pl.DataFrame]] = {}
     for k in keyed:
         if k is not None:
             by_table.setdefault(k[0], []).append(k[1])
-    return StagedFile(
-        part.file,
-        part.unparseable,
-        list(part.frames),
-        sum(v.height for v in part.frames.values()),
-        {t: pl.concat(fs) for t, fs in by_table.items()},
-    )
+    return StagedFile(part.file, part.unparseable, kinds, rows, {t: pl.concat(fs) for t, fs in by_table.items()})
 
 
 def keyed_of(files: list[StagedFile], table: str) -> pl.DataFrame | None:
@@ -337,7 +370,7 @@ class PartitionResult:
 def run_partition(
     work: str,
     number: int,
-    records: list[str],
+    records: dict[str, int],
     m: Mappings,
     as_of,
     lookups: dict[str, pl.DataFrame],
@@ -346,10 +379,11 @@ def run_partition(
 ) -> PartitionResult:
     """The expected rows of one partition's records, reconciled with the partition's target rows.
 
+    ``records``: the record kinds staged, in extract order, each with the blocks it was staged in;
     ``lookups``, ``pmap`` and ``emap``: this partition's slices (``split_parents``): the parent
     records its children name, and the persons and encounters its rows belong to.
     """
-    frames = {r: _read(_path(work, "src", r, number)) for r in records}
+    frames = {r: _read_blocks(work, "src", r, number, b) for r, b in records.items()}
     exp = expected_children(frames, lookups, m, as_of)
     unmapped = unmapped_code_rows(exp.staged, m, frames)
     usage = code_map_usage(exp.staged, m, frames)
