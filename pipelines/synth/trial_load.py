@@ -14,11 +14,12 @@ from pathlib import Path
 import polars as pl
 
 from checks.errors import MigcheckError
-from checks.expected import Expected, compute_expected
+from checks.expected import TABLE_ORDER, Expected, expected_children, expected_parents
 from checks.mapping import Mappings, load_mappings
 from checks.note_text import chunked
+from checks.records import PAS_TEXT_COLUMNS, PCS_TEXT_FIELDS
 from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, PRIMARY_KEY, TEXT_BLOBS, columns_of
-from pipelines.io.extract import read_extract
+from pipelines.io.extract import EXTRACT_FILES, check_extract_root, read_extract_file, read_file_parts
 from pipelines.io.settings import default_mappings_root
 from pipelines.io.target_db import connect, create_target, load_reference, safe_url, write_frame
 from pipelines.synth.faults import inject_faults
@@ -120,6 +121,46 @@ def assign_ids(exp: Expected, m: Mappings, load_time: dt.datetime) -> dict[str, 
     return out
 
 
+#: the files of free text (the notes): most of a load's bytes, read a block at a time
+TEXT_FILES = [(s, n) for s, n in EXTRACT_FILES if n in (PAS_TEXT_COLUMNS if s == "pas" else PCS_TEXT_FIELDS)]
+
+
+def expected_load(source: Path, m: Mappings, as_of: dt.date) -> Expected:
+    """The expected target tables of an extract, and the staged persons and encounters (what a load needs).
+
+    The same rows as ``compute_expected`` of the whole extract, computed as validation's partitions
+    compute them: persons and encounters first, then the other records given their parents. The
+    notes' files are read and computed a block at a time, so only their expected rows are kept —
+    never their raw records, staged frames, ledger or findings, which a load does not need.
+    """
+    root = check_extract_root(source)
+    frames: dict[str, pl.DataFrame] = {}
+    for s, n in EXTRACT_FILES:
+        if (s, n) not in TEXT_FILES:
+            frames.update(read_extract_file(root, s, n).frames)
+    par = expected_parents(frames, m, as_of)
+    blocks = [read_file_parts(root, s, n) for s, n in TEXT_FILES]
+    firsts = [next(b) for b in blocks]  # every file gives at least one part, if only an empty one
+    children = {k: v for k, v in frames.items() if k not in par.staged}
+    del frames
+    # every child kind, without a record: what a block of notes is given beside its own records
+    empty = {k: v.head(0) for k, v in children.items()} | {k: v.head(0) for p in firsts for k, v in p.frames.items()}
+    ch = expected_children(children | {k: v for k, v in empty.items() if k not in children}, par.staged, m, as_of)
+    del children
+    texts = [ch.tables["clinical_event"]]
+    for first, rest in zip(firsts, blocks, strict=True):
+        for part in (first, *rest):
+            block = expected_children({**empty, **part.frames}, par.staged, m, as_of)
+            texts.append(block.tables["clinical_event"])
+    tables = {**par.tables, **ch.tables, "clinical_event": pl.concat(texts)}
+    return Expected(
+        tables={t: tables[t] for t in TABLE_ORDER},
+        ledger=par.ledger.head(0),
+        findings=par.findings.head(0),
+        staged=par.staged,
+    )
+
+
 def blob_rows(events: pl.DataFrame, first_id: int = 1) -> pl.DataFrame:
     """The ce_blob rows of clinical events' texts: chunks of 4,000 characters, ids from ``first_id``."""
     spec = TEXT_BLOBS["clinical_event"]
@@ -169,9 +210,11 @@ def simulate_trial_load(
     m = load_mappings(mappings_root)
     as_of = as_of or dt.date.today()
     engine = connect(target_url)
-    exp = compute_expected(read_extract(source), m, as_of)  # the parsed extract is not kept
+    exp = expected_load(source, m, as_of)  # the parsed extract is not kept
     load_time = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     rows = assign_ids(exp, m, load_time)
+    # what the faults need of the expected side: the persons and the staged parents (not the notes' text)
+    exp = Expected({"person": exp.tables["person"]}, exp.ledger, exp.findings, exp.staged)
     truth = pl.DataFrame(schema={c: pl.String for c in TRUTH_COLUMNS})
     if faults == "default":
         rows, truth = inject_faults(rows, exp, m, seed)
