@@ -532,15 +532,22 @@ def _fold_repeated_keys(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _implausible_persons(persons: pl.DataFrame, rules: list[str], as_of: dt.date) -> pl.DataFrame:
-    acc = persons.filter(pl.col("disposition").is_in(["expected", "merged"]))
+    acc = persons.lazy().filter(pl.col("disposition").is_in(["expected", "merged"]))
     return implausible.flag(acc, rules, "person", as_of)
 
 
 def _implausible_encounters(enc: pl.DataFrame, person: pl.DataFrame, rules: list[str], as_of: dt.date) -> pl.DataFrame:
-    acc = enc.filter(pl.col("disposition") == "expected").join(
-        person.select("person_ref", pl.col("birth_dt_tm").alias("_birth"), pl.col("deceased_dt_tm").alias("_death")),
-        on="person_ref",
-        how="left",
+    acc = (
+        enc.lazy()
+        .filter(pl.col("disposition") == "expected")
+        .join(
+            person.lazy().select(
+                "person_ref", pl.col("birth_dt_tm").alias("_birth"), pl.col("deceased_dt_tm").alias("_death")
+            ),
+            on="person_ref",
+            how="left",
+            maintain_order="left",
+        )
     )
     return implausible.flag(acc, rules, "encounter", as_of)
 

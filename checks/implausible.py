@@ -29,15 +29,15 @@ class Rule:
     column: str | None  # the target column the warning names (None: the rule gives it per row)
     message: str
     #: (accepted records, as_of) → the flagged rows, with a ``column`` column when ``column`` is None
-    flag: Callable[[pl.DataFrame, dt.date], pl.DataFrame]
+    flag: Callable[[pl.LazyFrame, dt.date], pl.LazyFrame]
 
 
-def _where(cond: Callable[[dt.date], pl.Expr]) -> Callable[[pl.DataFrame, dt.date], pl.DataFrame]:
+def _where(cond: Callable[[dt.date], pl.Expr]) -> Callable[[pl.LazyFrame, dt.date], pl.LazyFrame]:
     return lambda df, as_of: df.filter(cond(as_of))
 
 
-def _nonexistent(df: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
-    if "_nonexistent" not in df.columns:
+def _nonexistent(df: pl.LazyFrame, as_of: dt.date) -> pl.LazyFrame:
+    if "_nonexistent" not in df.collect_schema().names():
         return df.clear().with_columns(pl.lit(None, dtype=pl.String).alias("column"))
     return (
         df.filter(pl.col("_nonexistent").list.len() > 0)
@@ -92,10 +92,11 @@ RULES: dict[str, Rule] = {
 }
 
 
-def flag(acc: pl.DataFrame, rules: list[str], entity: str, as_of: dt.date) -> pl.DataFrame:
+def flag(acc: pl.LazyFrame, rules: list[str], entity: str, as_of: dt.date) -> pl.DataFrame:
     """The warnings of the named ``rules`` of ``entity`` on the accepted records ``acc``.
 
     Columns: source_ref, source_system, entity, column, message; in the order of ``RULES``.
+    ``acc`` is lazy: each rule reads only the columns it needs, never a copy of the whole records.
     """
     out = []
     for name, rule in RULES.items():
@@ -112,4 +113,4 @@ def flag(acc: pl.DataFrame, rules: list[str], entity: str, as_of: dt.date) -> pl
                 pl.lit(rule.message).alias("message"),
             )
         )
-    return pl.concat(out) if out else pl.DataFrame()
+    return pl.concat(pl.collect_all(out)) if out else pl.DataFrame()
