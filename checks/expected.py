@@ -615,6 +615,15 @@ def expected_parents(frames: dict[str, pl.DataFrame], m: Mappings, as_of: dt.dat
     return _assembled(tables, staged, warnings)
 
 
+#: the staged parent columns a child looks its parent up by (``_with_parent``)
+LOOKUP_COLUMNS = ("_key", "_line", "disposition", "source_ref", "person_ref", "encounter_ref", "reg_dt_tm")
+
+
+def parent_lookups(staged: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """The staged parent records with only the columns children look them up by: what ``expected_children`` needs."""
+    return {k: v.select([c for c in LOOKUP_COLUMNS if c in v.columns]) for k, v in staged.items()}
+
+
 def parent_records(m: Mappings) -> list[str]:
     """The record kinds of the parent tables (persons, encounters)."""
     return [s.records for t in PARENT_TABLES for s in m.tables[t].sources]

@@ -70,6 +70,30 @@ def test_a_notes_file_by_blocks_is_the_whole_file(tmp_path, notes, end):
     _assert_same(root, "pas", "anteckning")
 
 
+# one line of a PAS file of rows (atgard: KONTAKTID;KVAKOD;DATUM), good and bad
+_row = st.sampled_from(
+    [
+        b"K1;AA01;2024-01-01",
+        b'K2;"AB;02";2024-01-02',  # a quoted value with the separator
+        b'K3;"rad ett',  # a quote that opens a value spanning lines
+        b'tv\xe5";2024-01-03',  # … and closes it
+        b"K4;AA01",  # too few fields
+        b"",
+        b"K5;\x81;2024-01-04",  # not Windows-1252
+        b'K6;"aldrig',  # never closes
+    ]
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_row, max_size=60))
+def test_a_pas_file_of_rows_by_blocks_is_the_whole_file(tmp_path, rows):
+    root = tmp_path / "x"
+    (root / "pas").mkdir(parents=True, exist_ok=True)
+    (root / "pas" / "atgard.csv").write_bytes(b"KONTAKTID;KVAKOD;DATUM\r\n" + b"\r\n".join(rows))
+    _assert_same(root, "pas", "atgard")
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.lists(
@@ -98,7 +122,15 @@ def test_a_pcs_file_by_blocks_is_the_whole_file(tmp_path, lines, bom):
 
 
 @pytest.mark.parametrize(
-    ("system", "name"), [("pas", "anteckning"), ("pcs", "notes"), ("pcs", "labresults"), ("pcs", "visits")]
+    ("system", "name"),
+    [
+        ("pas", "anteckning"),
+        ("pas", "kontakt"),
+        ("pas", "diagnos"),
+        ("pcs", "notes"),
+        ("pcs", "labresults"),
+        ("pcs", "visits"),
+    ],
 )
 def test_the_sample_extract_by_blocks_is_the_whole_file(system, name):
     # 16 KiB blocks: several per file, cuts inside multi-line notes
@@ -111,6 +143,7 @@ def test_missing_and_empty_files_by_blocks(tmp_path):
     (root / "pas").mkdir(parents=True)
     (root / "pcs").mkdir()
     assert _by_blocks(root, "pas", "anteckning", 7)[2]["status"] == "missing"
+    assert _by_blocks(root, "pas", "atgard", 7)[2]["status"] == "missing"
     assert _by_blocks(root, "pcs", "notes", 7)[2]["status"] == "missing"
     (root / "pas" / "anteckning.csv").write_bytes(b"")
     (root / "pcs" / "notes.jsonl").write_bytes(b"\n\n")

@@ -62,17 +62,6 @@ def _bad(system: str, fname: str, lines: list[int], reasons: list[str]) -> pl.Da
     )
 
 
-def _read_bytes(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except IsADirectoryError as e:
-        raise MigcheckError(f"{path}: is a directory, expected a file") from e
-    except OSError as e:
-        raise MigcheckError(f"{path}: cannot be read ({e.strerror})", transient=True) from e
-
-
 def _split_lines(raw: bytes, keep_blank: bool = False, first: int = 1) -> tuple[list[bytes], list[int]]:
     """Physical lines without their ending, with 1-based numbers; blank lines dropped (D2).
 
@@ -92,6 +81,8 @@ def _split_lines(raw: bytes, keep_blank: bool = False, first: int = 1) -> tuple[
 
 def _decode(lines: list[bytes], numbers: list[int], encoding: str) -> tuple[list[str], list[int], list[int]]:
     """Decode each line; returns texts, their numbers, and numbers of lines that do not decode."""
+    if not lines:
+        return [], [], []
     try:
         text = b"\n".join(lines).decode(encoding)
         return text.split("\n"), numbers, []
@@ -148,21 +139,28 @@ def _fields(text: str) -> int:
     return len(next(csv.reader(io.StringIO(text, newline=""), delimiter=";", quotechar='"', strict=False)))
 
 
-def _join_quoted_records(texts: list[str], numbers: list[int], n_fields: int) -> tuple[list[str], list[int]]:
+def _join_quoted_records(
+    texts: list[str], numbers: list[int], n_fields: int, final: bool = True
+) -> tuple[list[str], list[int], int]:
     """Join physical lines inside an open quote into one record (numbered by its first line).
 
     The join is kept only when it gives a record of the right number of fields; a quote that
     never closes (within ``MAX_LINES_PER_RECORD`` lines), or closes into a malformed record, leaves
     the lines as they are: each is then read or reported on its own, none is swallowed.
+    Returns the records, their numbers and how many lines were used: ``final=False`` (a block of
+    the file) stops at an open quote whose ``MAX_LINES_PER_RECORD`` lines the block does not hold
+    all of, so that the lines from there are read with the next block.
     """
     if not any(t.count('"') % 2 for t in texts if '"' in t):
-        return texts, numbers
+        return texts, numbers, len(texts)
     out_t: list[str] = []
     out_n: list[int] = []
     i = 0
     while i < len(texts):
         t = texts[i]
         if t.count('"') % 2:
+            if not final and i + MAX_LINES_PER_RECORD > len(texts):
+                break
             j, joined = i + 1, t
             while j < len(texts) and j - i < MAX_LINES_PER_RECORD and joined.count('"') % 2:
                 joined += "\n" + texts[j]
@@ -175,7 +173,7 @@ def _join_quoted_records(texts: list[str], numbers: list[int], n_fields: int) ->
         out_t.append(t)
         out_n.append(numbers[i])
         i += 1
-    return out_t, out_n
+    return out_t, out_n, i
 
 
 #: a quoted CSV value as written: ``"`` … ``"`` with ``""`` for a quote inside
@@ -391,30 +389,9 @@ def _pas_text_parts(path: Path, name: str, size: int) -> Iterator[tuple[pl.DataF
         yield empty, _bad("pas", fname, [], []), "empty"
 
 
-def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, str]:
-    """One PAS CSV → (frame, unparseable rows, status)."""
-    if name in PAS_TEXT_COLUMNS:
-        return _combined(list(_pas_text_parts(path, name, CHUNK_BYTES)))
-    cols = PAS_COLUMNS[name]
-    fname = f"{name}.csv"
-    empty = pl.DataFrame(schema={**{c: pl.String for c in cols}, "_line": pl.Int64})
-    raw = _read_bytes(path)
-    if raw is None:
-        return empty, _bad("pas", fname, [], []), "missing"
-    _check_pas_encoding(path, raw)
-    lines, numbers = _split_lines(raw)
-    if not lines:
-        return empty, _bad("pas", fname, [], []), "empty"
-    texts, numbers, undecodable = _decode(lines, numbers, "cp1252")
-    bad_lines = list(undecodable)
-    bad_reasons = ["not Windows-1252 text"] * len(undecodable)
-    if not texts or numbers[0] != 1:
-        raise MigcheckError(f"{path}: the header line cannot be read as Windows-1252")
-    _check_header(path, texts[0], cols)
-    body, body_n = _join_quoted_records(texts[1:], numbers[1:], len(cols))
-    if not body:
-        return empty, _bad("pas", fname, bad_lines, bad_reasons), "empty"
-    s = pl.DataFrame({"t": body, "_line": body_n}, schema={"t": pl.String, "_line": pl.Int64})
+def _pas_rows(body: list[str], body_n: list[int], cols: list[str]) -> tuple[pl.DataFrame, list[int], list[str]]:
+    """Records of a PAS file of rows (each a line, or lines joined by ``_join_quoted_records``) into columns."""
+    s = pl.DataFrame({"t": body, "_line": body_n}, schema=_LINES)
     quoted = s.filter(pl.col("t").str.contains('"', literal=True))
     plain = s.filter(~pl.col("t").str.contains('"', literal=True)).with_columns(pl.col("t").str.split(";").alias("f"))
     if quoted.height:
@@ -427,13 +404,62 @@ def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, st
     n = len(cols)
     wrong = plain.filter(pl.col("f").list.len() != n)
     ok = plain.filter(pl.col("f").list.len() == n)
-    bad_lines += wrong["_line"].to_list()
-    bad_reasons += [f"{k} fields instead of {n}" for k in wrong["f"].list.len().to_list()]
     frame = ok.select(
         *[pl.col("f").list.get(i).str.strip_chars().alias(c) for i, c in enumerate(cols)], "_line"
     ).with_columns([pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in cols])
-    frame = frame.sort("_line")
-    return frame, _bad("pas", fname, bad_lines, bad_reasons).sort("line"), "ok"
+    reasons = [f"{k} fields instead of {n}" for k in wrong["f"].list.len().to_list()]
+    return frame.sort("_line"), wrong["_line"].to_list(), reasons
+
+
+def _pas_row_parts(path: Path, name: str, size: int) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, str]]:
+    """A PAS file of rows, block by block: (frame, unparseable rows, status).
+
+    The last lines of a block that an open quote may join to the next block's are carried to it,
+    so the records and unreadable lines are exactly those of the whole file read at once.
+    """
+    cols = PAS_COLUMNS[name]
+    fname = f"{name}.csv"
+    empty = pl.DataFrame(schema={**{c: pl.String for c in cols}, "_line": pl.Int64})
+    f = _open_file(path)
+    if f is None:
+        yield empty, _bad("pas", fname, [], []), "missing"
+        return
+    carry_t: list[str] = []
+    carry_n: list[int] = []
+    decided = header = seen = False
+    with f:
+        for raw, first in _blocks(path, f, size):
+            if not decided:
+                _check_pas_encoding(path, raw)
+                decided = not raw.isascii()
+            lines, numbers = _split_lines(raw, first=first)
+            if not lines and not header:
+                continue
+            texts, numbers, undecodable = _decode(lines, numbers, "cp1252")
+            if not header:
+                if not texts or numbers[0] != 1:
+                    raise MigcheckError(f"{path}: the header line cannot be read as Windows-1252")
+                _check_header(path, texts[0], cols)
+                texts, numbers, header = texts[1:], numbers[1:], True
+            texts, numbers = carry_t + texts, carry_n + numbers
+            body, body_n, used = _join_quoted_records(texts, numbers, len(cols), final=False)
+            carry_t, carry_n = texts[used:], numbers[used:]
+            frame, wrong, reasons = _pas_rows(body, body_n, cols)
+            seen = True
+            bad = _bad("pas", fname, undecodable + wrong, ["not Windows-1252 text"] * len(undecodable) + reasons)
+            yield frame, bad.sort("line"), ("ok" if body else "empty")
+    if carry_t:
+        body, body_n, _ = _join_quoted_records(carry_t, carry_n, len(cols))
+        frame, wrong, reasons = _pas_rows(body, body_n, cols)
+        yield frame, _bad("pas", fname, wrong, reasons).sort("line"), "ok"
+    elif not seen:
+        yield empty, _bad("pas", fname, [], []), "empty"
+
+
+def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+    """One PAS CSV → (frame, unparseable rows, status)."""
+    parts = _pas_text_parts if name in PAS_TEXT_COLUMNS else _pas_row_parts
+    return _combined(list(parts(path, name, CHUNK_BYTES)))
 
 
 def _status(statuses: list[str]) -> str:
@@ -635,11 +661,9 @@ def read_file_parts(root: Path, system: str, name: str, size: int | None = None)
     path = extract_file_path(root, system, name)
     if system == "pcs":
         parts: Iterator[tuple[dict[str, pl.DataFrame], pl.DataFrame, str]] = _pcs_parts(path, name, size)
-    elif name in PAS_TEXT_COLUMNS:
-        parts = (({f"pas/{name}": df}, bad, st) for df, bad, st in _pas_text_parts(path, name, size))
     else:
-        df, bad, st = read_pas_file(path, name)
-        parts = iter([({f"pas/{name}": df}, bad, st)])
+        pas = _pas_text_parts if name in PAS_TEXT_COLUMNS else _pas_row_parts
+        parts = (({f"pas/{name}": df}, bad, st) for df, bad, st in pas(path, name, size))
     for frames, bad, status in parts:
         n = frames[f"{system}/{name}"].height + bad.height
         frames = {k: _with_source_ref(k, v) for k, v in frames.items()}

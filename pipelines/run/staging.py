@@ -43,6 +43,7 @@ from checks.expected import (
     Expected,
     expected_children,
     expected_parents,
+    parent_lookups,
     parent_records,
 )
 from checks.mapping import Mappings, SourceMap
@@ -69,8 +70,6 @@ from pipelines.io.target_read import read_table
 #: extract bytes per partition when ``--partitions`` is not given
 BYTES_PER_PARTITION = 48 * 2**20
 MAX_PARTITIONS = 256
-#: the staged parent columns a child looks its parent up by (``checks.expected._with_parent``)
-LOOKUP_COLUMNS = ("_key", "_line", "disposition", "source_ref", "person_ref", "encounter_ref", "reg_dt_tm")
 
 
 def choose_partitions(root: Path) -> int:
@@ -236,7 +235,7 @@ def source_parents(
     unmapped = unmapped_code_rows(exp.staged, m, pframes)
     usage = code_map_usage(exp.staged, m, pframes)
     routes = {k: parent_routes(v) for k, v in exp.staged.items()}
-    lookups = {k: v.select([c for c in LOOKUP_COLUMNS if c in v.columns]) for k, v in exp.staged.items()}
+    lookups = parent_lookups(exp.staged)
     staged = []
     for p in parts:
         children = {k: v for k, v in p.frames.items() if k not in parents}

@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from checks.errors import MigcheckError
-from checks.expected import TABLE_ORDER, Expected, expected_children, expected_parents
+from checks.expected import TABLE_ORDER, Expected, expected_children, expected_parents, parent_lookups
 from checks.mapping import Mappings, load_mappings
 from checks.note_text import chunked
 from checks.records import PAS_TEXT_COLUMNS, PCS_TEXT_FIELDS
@@ -121,6 +121,9 @@ def assign_ids(exp: Expected, m: Mappings, load_time: dt.datetime) -> dict[str, 
     return out
 
 
+#: bytes of a notes file computed at a time: larger than validation's blocks (each block looks
+#: its parents up in the whole extract's, not in a partition's)
+TEXT_BLOCK = 256 * 2**20
 #: the files of free text (the notes): most of a load's bytes, read a block at a time
 TEXT_FILES = [(s, n) for s, n in EXTRACT_FILES if n in (PAS_TEXT_COLUMNS if s == "pas" else PCS_TEXT_FIELDS)]
 
@@ -139,18 +142,19 @@ def expected_load(source: Path, m: Mappings, as_of: dt.date) -> Expected:
         if (s, n) not in TEXT_FILES:
             frames.update(read_extract_file(root, s, n).frames)
     par = expected_parents(frames, m, as_of)
-    blocks = [read_file_parts(root, s, n) for s, n in TEXT_FILES]
+    lookups = parent_lookups(par.staged)
+    blocks = [read_file_parts(root, s, n, TEXT_BLOCK) for s, n in TEXT_FILES]
     firsts = [next(b) for b in blocks]  # every file gives at least one part, if only an empty one
     children = {k: v for k, v in frames.items() if k not in par.staged}
     del frames
     # every child kind, without a record: what a block of notes is given beside its own records
     empty = {k: v.head(0) for k, v in children.items()} | {k: v.head(0) for p in firsts for k, v in p.frames.items()}
-    ch = expected_children(children | {k: v for k, v in empty.items() if k not in children}, par.staged, m, as_of)
+    ch = expected_children(children | {k: v for k, v in empty.items() if k not in children}, lookups, m, as_of)
     del children
     texts = [ch.tables["clinical_event"]]
     for first, rest in zip(firsts, blocks, strict=True):
         for part in (first, *rest):
-            block = expected_children({**empty, **part.frames}, par.staged, m, as_of)
+            block = expected_children({**empty, **part.frames}, lookups, m, as_of)
             texts.append(block.tables["clinical_event"])
     tables = {**par.tables, **ch.tables, "clinical_event": pl.concat(texts)}
     return Expected(
