@@ -57,7 +57,10 @@ def test_wrong_column_types_give_findings_not_crashes(loaded, tmp_path):
 
 
 @pytest.mark.postgres
-def test_postgresql_column_of_another_type_is_read(tmp_path, sample_extract, pg_url):
+def test_postgresql_column_of_another_type_is_read(tmp_path, sample_extract, pg_url, monkeypatch):
+    # the child tables in batches of 50 rows: ranges of their primary keys
+    monkeypatch.setattr("pipelines.run.staging.BATCH_ROWS", 50)
+    monkeypatch.setattr("pipelines.run.staging.BLOB_BATCH_ROWS", 20)
     extract = tmp_path / "extract"
     shutil.copytree(sample_extract, extract)
     simulate_trial_load(extract, pg_url, faults="none")
@@ -98,3 +101,26 @@ def test_a_database_without_the_schema_is_exit_2(tmp_path, sample_extract):
             tmp_path / "r",
             history_url=f"sqlite:///{tmp_path / 'h.db'}",
         )
+
+
+def test_wrong_column_types_in_child_tables_read_in_batches(loaded, tmp_path, monkeypatch):
+    # child tables are read in batches (here of 50 rows); a value connectorx cannot read makes the
+    # table be read again through SQLAlchemy, from its first row: each row once, the fault found
+    monkeypatch.setattr("pipelines.run.staging.BATCH_ROWS", 50)
+    monkeypatch.setattr("pipelines.run.staging.BLOB_BATCH_ROWS", 20)
+    extract, db = loaded
+    eng = sa.create_engine(f"sqlite:///{db}")
+    with eng.begin() as c:
+        d1 = c.execute(sa.text("select diagnosis_id from diagnosis order by diagnosis_id desc limit 1")).scalar()
+        c.execute(sa.text("update diagnosis set nomenclature_id = 'abc' where diagnosis_id = :i"), {"i": d1})
+        n1 = c.execute(sa.text("select clinical_event_id from clinical_event order by 1 desc limit 1")).scalar()
+        c.execute(
+            sa.text("update clinical_event set event_end_dt_tm = 'not a date' where clinical_event_id = :i"), {"i": n1}
+        )
+    eng.dispose()
+    r, d = _run(extract, f"sqlite:///{db}", tmp_path)
+    got = set(d.filter(pl.col("severity") != "info").select("category", "target_ref", "column").iter_rows())
+    assert ("invalid_code", f"diagnosis:{d1}", "nomenclature_id") in got
+    assert ("value_mismatch", f"clinical_event:{n1}", "event_end_dt_tm") in got
+    assert len(got) == 2, got
+    assert r.ledger_balanced and r.summary["records_read"] > 0

@@ -45,7 +45,7 @@ def faulted(tmp_path_factory, sample_extract):
 
 
 #: the runs compared: (name, partitions, bytes of an extract file read at a time; None: the default)
-RUNS = [*((str(n), n, None) for n in COUNTS), ("4, 16 KiB blocks", 4, 16 * 1024)]
+RUNS = [*((str(n), n, None) for n in COUNTS), ("4, 16 KiB blocks, target batches of 300 rows", 4, 16 * 1024)]
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +56,10 @@ def reports(faulted):
         report = root / f"run{i}" / "report"
         report.parent.mkdir()
         with pytest.MonkeyPatch.context() as mp:
-            if block is not None:  # every file of more than 16 KiB read and staged in several blocks
+            if block is not None:  # every file of more than 16 KiB, every table of more than 300 rows in pieces
                 mp.setattr("pipelines.io.extract.CHUNK_BYTES", block)
+                mp.setattr("pipelines.run.staging.BATCH_ROWS", 300)
+                mp.setattr("pipelines.run.staging.BLOB_BATCH_ROWS", 100)
             result = run_validation(
                 extract,
                 url,

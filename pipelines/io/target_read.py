@@ -8,6 +8,8 @@ codes, naive UTC ``Datetime("us")``, text), whatever the reader and database gav
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -15,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from checks.errors import MigcheckError
-from checks.target_schema import DATA_TABLES, REFERENCE_TABLES
+from checks.target_schema import DATA_TABLES, PRIMARY_KEY, REFERENCE_TABLES
 from pipelines.io.target_schema import metadata
 
 log = logging.getLogger("migcheck.target")
@@ -87,12 +89,17 @@ def _cast(df: pl.DataFrame, table: str) -> pl.DataFrame:
     return cast.with_columns(pl.concat_list(flags).list.drop_nulls().alias("_unreadable"))
 
 
-def _query(engine: Engine, table: str) -> str:
+def _table(engine: Engine, table: str) -> sa.TableClause:
     t = metadata.tables[table]
-    schema = _schema_name(engine)
-    tbl = sa.table(t.name, *[sa.column(c.name) for c in t.columns], schema=schema)
-    stmt = sa.select(*[tbl.c[c.name] for c in t.columns])
-    return str(stmt.compile(dialect=engine.dialect))
+    return sa.table(t.name, *[sa.column(c.name) for c in t.columns], schema=_schema_name(engine))
+
+
+def _query(engine: Engine, table: str, where: sa.ColumnElement[bool] | None = None) -> str:
+    tbl = _table(engine, table)
+    stmt = sa.select(*[tbl.c[c.name] for c in metadata.tables[table].columns])
+    if where is not None:
+        stmt = stmt.where(where)
+    return str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
 
 
 def _cx_url(engine: Engine) -> str | None:
@@ -107,7 +114,11 @@ def _cx_url(engine: Engine) -> str | None:
 
 def read_table(engine: Engine, table: str) -> pl.DataFrame:
     """One table, spec columns only, canonical dtypes."""
-    sql = _query(engine, table)
+    return _read_sql(engine, table, _query(engine, table))
+
+
+def _read_sql(engine: Engine, table: str, sql: str) -> pl.DataFrame:
+    """The rows of ``sql`` (a select of ``table``'s spec columns) as a frame of canonical dtypes."""
     url = _cx_url(engine)
     df: pl.DataFrame | None = None
     if url is not None:
@@ -129,6 +140,33 @@ def read_table(engine: Engine, table: str) -> pl.DataFrame:
         df = pl.DataFrame([tuple(r) for r in rows], schema=cols, orient="row", infer_schema_length=None)
     df = df.rename({c: c.lower() for c in df.columns})
     return _cast(df, table)
+
+
+def read_table_batches(engine: Engine, table: str, rows: int) -> Iterator[pl.DataFrame]:
+    """One table in batches of about ``rows`` rows (spec columns only, canonical dtypes): never whole in memory.
+
+    The batches are ranges of the row key (SQLite's ``rowid``, else the table's primary key), each
+    read as ``read_table`` reads a table (connectorx, SQLAlchemy where it cannot), so a value one
+    reader cannot read costs only its batch the faster reader; rows without a key come last. A
+    key that is not an integer, or a small table, gives one batch. At least one batch, if empty.
+    """
+    key_name = "rowid" if engine.url.get_backend_name() == "sqlite" else PRIMARY_KEY[table]
+    key = sa.column(key_name)
+    tbl = _table(engine, table)
+    with engine.connect() as conn:
+        lo, hi, count = conn.execute(
+            sa.select(sa.func.min(key), sa.func.max(key), sa.func.count()).select_from(tbl)
+        ).one()
+    if count <= rows or not isinstance(lo, int) or not isinstance(hi, int):
+        yield read_table(engine, table)
+        return
+    width = math.ceil((hi - lo + 1) / math.ceil(count / rows))
+    for start in range(lo, hi + 1, width):
+        yield _read_sql(engine, table, _query(engine, table, (key >= start) & (key < start + width)))
+    if key_name != "rowid":
+        nulls = _read_sql(engine, table, _query(engine, table, key.is_(None)))
+        if nulls.height:
+            yield nulls
 
 
 def read_target(engine: Engine) -> dict[str, pl.DataFrame]:

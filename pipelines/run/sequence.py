@@ -187,8 +187,8 @@ def _stage_table(
     return stage_table(target_url, table, cfg.mappings, pmap, emap, enc_person, ids, work, partitions, keyed)
 
 
-def _partition(work: str, number: int, records: dict[str, int], cfg: RunConfig, lookups, pmap, emap):  # noqa: ANN001, ANN202
-    return run_partition(work, number, records, cfg.mappings, cfg.as_of, lookups, pmap, emap)
+def _partition(work: str, number: int, records: dict[str, int], cfg: RunConfig, lookups, pmap, emap, tables):  # noqa: ANN001, ANN202
+    return run_partition(work, number, records, cfg.mappings, cfg.as_of, lookups, pmap, emap, tables)
 
 
 PREPARE = Step("prepare", _prepare, "prepare", io=True)
@@ -277,6 +277,7 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         staged_files = [staged[f] for f in EXTRACT_FILES]
         records = {r: staged[f].blocks for f in EXTRACT_FILES for r in staged[f].records if r not in exp.staged}
         actual = [f.result() for f in ttables.values()]
+        blocks = {t: b for a in actual for t, b in a.blocks.items()}
         # what the report needs of the parents, taken now: the parents' frames go before the partitions run
         parent_counts = (table_counts(exp.tables, "expected"), table_counts(tgt, "actual"))
         persons_of = person_links(exp.staged)
@@ -290,6 +291,7 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
                 lookups=slices.lookups[i],
                 pmap=slices.pmap[i],
                 emap=slices.emap[i],
+                tables=blocks,
             )
             for i in range(n)
         ]
@@ -306,7 +308,9 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         recon = combine([*persons, *encounters, *merged.children])
         del persons, encounters
         src = source_side(cfg, src_parents, merged, staged_files)
-        tside = target_side(sum_counts([parent_counts[0], merged.expected]), sum_counts([parent_counts[1], *actual]))
+        tside = target_side(
+            sum_counts([parent_counts[0], merged.expected]), sum_counts([parent_counts[1], *[a.counts for a in actual]])
+        )
         eside = ExpectedSide(
             ledger=full_ledger(src_parents.exp.ledger, merged.ledger, staged_files),
             persons=persons_of,

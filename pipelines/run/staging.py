@@ -29,6 +29,7 @@ import math
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
@@ -57,7 +58,14 @@ from checks.partition import (
     split_by_person,
     split_lookup,
 )
-from checks.reconcile import ChildSlice, EntityPart, logical_target, reconcile_child_slice, resolved_parents
+from checks.reconcile import (
+    ChildSlice,
+    EntityPart,
+    logical_target,
+    reconcile_child_slice,
+    resolved_parents,
+    with_blob_text,
+)
 from checks.schemas import schema_findings
 from checks.suggest import unmapped_code_rows
 from checks.target_schema import TEXT_BLOBS
@@ -65,7 +73,7 @@ from checks.transforms import column_exprs
 from pipelines.io.extract import EXTRACT_FILES, FilePart, extract_file_path, file_status, read_file_parts
 from pipelines.io.outputs import write_marker
 from pipelines.io.target_db import connect
-from pipelines.io.target_read import read_table
+from pipelines.io.target_read import read_table_batches
 
 #: extract bytes per partition when ``--partitions`` is not given
 BYTES_PER_PARTITION = 48 * 2**20
@@ -316,6 +324,28 @@ def keyed_of(files: list[StagedFile], table: str) -> pl.DataFrame | None:
 # the target side
 
 
+#: target rows read and staged at a time (a chunk table's: ``BLOB_BATCH_ROWS``, each up to 4,000 characters)
+BATCH_ROWS = 250_000
+BLOB_BATCH_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class StagedTable:
+    """What staging one target child table leaves in memory: its row counts and the blocks written."""
+
+    counts: pl.DataFrame  # table_counts per contributor system
+    blocks: dict[str, int]  # the table (and its chunk table) → blocks written per partition
+
+
+def _stage_all(engine, table: str, rows: int, stage: Callable[[pl.DataFrame, int], None]) -> int:  # noqa: ANN001
+    """Each batch of ``table`` given to ``stage`` with its number; the number of blocks written."""
+    blocks = 0
+    for b, batch in enumerate(read_table_batches(engine, table, rows)):
+        stage(batch, b)
+        blocks = b + 1
+    return blocks
+
+
 def stage_table(
     target_url: str,
     table: str,
@@ -327,26 +357,44 @@ def stage_table(
     work: str,
     n: int,
     keyed: pl.DataFrame | None = None,
-) -> pl.DataFrame:
-    """Read one child table of the target and write it to the partitions of its persons.
+) -> StagedTable:
+    """Read one child table of the target in batches, each written to the partitions of its persons.
 
     Each row is written with its parents' refs and whether its parent ids exist
     (``resolved_parents``, against ``ids``: the target's encounter and person ids), so that a
-    partition needs no map of the whole load. Returns its row counts per contributor system.
+    partition needs no map of the whole load. A table whose text lives in chunks (``TEXT_BLOBS``)
+    has its chunk rows written beside it, each to the partition of its row (a chunk of no row is
+    left out: the target checks' orphan); the partition joins them (``with_blob_text``). Returns
+    its row counts per contributor system and the blocks written.
     """
+    key = tuple(m.tables[table].match_key)
+    enc_person = enc_person.unique("source_ref", keep="first", maintain_order=True)
+    counts: list[pl.DataFrame] = []
+    parts: list[pl.DataFrame] = []  # of a table with chunks: its ids and their partition
+
+    def stage_rows(batch: pl.DataFrame, block: int) -> None:
+        tt = logical_target({table: batch}, m)[table]
+        routed = routed_target(resolved_parents(tt, pmap, emap, *ids), key, enc_person, n, keyed)
+        _write_parts(routed, work, "tgt", table, n, block)
+        counts.append(table_counts({table: tt}, "actual"))
+        if table in TEXT_BLOBS:
+            parts.append(routed.select(pl.col("_id").alias(TEXT_BLOBS[table].parent_key), "_part"))
+
     engine = connect(target_url)
     try:
-        raw = {table: read_table(engine, table)}
-        if table in TEXT_BLOBS:  # its text: the chunks of the table they live in
-            raw[TEXT_BLOBS[table].table] = read_table(engine, TEXT_BLOBS[table].table)
+        blocks = {table: _stage_all(engine, table, BATCH_ROWS, stage_rows)}
+        if table in TEXT_BLOBS:
+            spec = TEXT_BLOBS[table]
+            where = pl.concat(parts).unique(spec.parent_key, keep="first", maintain_order=True)
+
+            def stage_chunks(batch: pl.DataFrame, block: int) -> None:
+                routed = batch.join(where, on=spec.parent_key, how="inner", maintain_order="left")
+                _write_parts(routed, work, "tgt", spec.table, n, block)
+
+            blocks[spec.table] = _stage_all(engine, spec.table, BLOB_BATCH_ROWS, stage_chunks)
     finally:
         engine.dispose()
-    tt = logical_target(raw, m)[table]
-    del raw
-    key = tuple(m.tables[table].match_key)
-    resolved = resolved_parents(tt, pmap, emap, *ids)
-    _write_parts(routed_target(resolved, key, enc_person, n, keyed), work, "tgt", table, n)
-    return table_counts({table: tt}, "actual")
+    return StagedTable(sum_counts(counts), blocks)
 
 
 # --------------------------------------------------------------------------------------------
@@ -375,10 +423,12 @@ def run_partition(
     lookups: dict[str, pl.DataFrame],
     pmap: pl.DataFrame,
     emap: pl.DataFrame,
+    tables: dict[str, int] | None = None,
 ) -> PartitionResult:
     """The expected rows of one partition's records, reconciled with the partition's target rows.
 
     ``records``: the record kinds staged, in extract order, each with the blocks it was staged in;
+    ``tables``: the target tables staged, each with its blocks (``StagedTable.blocks``; default 1);
     ``lookups``, ``pmap`` and ``emap``: this partition's slices (``split_parents``): the parent
     records its children name, and the persons and encounters its rows belong to.
     """
@@ -390,7 +440,12 @@ def run_partition(
     parts = []
     none = pl.Series(dtype=pl.Int64)
     for t in CHILD_TABLES:
-        tt = _read(_path(work, "tgt", t, number))
+        tt = _read_blocks(work, "tgt", t, number, (tables or {}).get(t, 1))
+        if t in TEXT_BLOBS:  # its text: the chunks staged beside it
+            spec = TEXT_BLOBS[t]
+            tt = with_blob_text(
+                tt, _read_blocks(work, "tgt", spec.table, number, (tables or {}).get(spec.table, 1)), spec
+            )
         key = tuple(m.tables[t].match_key)
         s = ChildSlice(t, key, exp.tables[t], tt, none, none, pmap, emap, resolved=True, negations=m.negation_words)
         parts.append(reconcile_child_slice(s))
