@@ -13,6 +13,11 @@ import os
 import sys
 from pathlib import Path
 
+# Before polars is loaded: its allocator (jemalloc) hands freed memory back to the system within
+# 0.1 s rather than keeping it for reuse, so a large validation's resident memory follows what it
+# holds (D82; measured in benchmarks/RESULTS.md). A setting of the user's own is kept.
+os.environ.setdefault("_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:100,muzzy_decay_ms:0")
+
 from checks.errors import MigcheckError
 from pipelines.io.outputs import version
 
