@@ -350,6 +350,9 @@ def _write_odd_extract(root: Path) -> None:
         b"7;10;DAG;2019-03-05 09:00;utan citat",
         b'8;10;OPB;2018-01-01 08:00;"fyra";"f\xe4lt"',
         b'9;10;"RTG";2018-02-02 08:00;"enkel"',
+        b'rad tv\xe5"',  # a quote inside a bare value, then quotes out of place (D78)
+        b'10;10;"EPI;2018-03-03 08:00;"Rad ett',
+        b'11;10;RTG;2018-03-04 08:00;"sist"',
     ]
     (pas / "anteckning.csv").write_bytes(b"\r\n".join(notes) + b"\r\n")
     patients = [

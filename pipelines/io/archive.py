@@ -58,6 +58,7 @@ from pipelines.io.extract import (
     _flatten_pcs,
     _join_quoted_records,
     _parse_json_lines,
+    _record_reasons,
     _records_of,
     _with_source_ref,
     check_extract_root,
@@ -73,7 +74,6 @@ _BLOCK = 64 << 20
 _UNDEFINED_CP1252 = np.zeros(256, dtype=bool)
 _UNDEFINED_CP1252[[0x81, 0x8D, 0x8F, 0x90, 0x9D]] = True
 _BOM = b"\xef\xbb\xbf"
-_NOT_CLOSED = "a quote opens and never closes"
 _NOT_A_RECORD = "a quoted value does not close into a record of the layout"
 _ACCESS_SCHEMA = {"source_ref": pl.String, "file": pl.String, "line": pl.Int64, "record_hash": pl.String}
 _ZSTD_LEVEL = 3
@@ -332,7 +332,7 @@ def _row_records(path: Path, name: str, lines: _Lines, kept: np.ndarray) -> Iter
         s_off = lines.start[ks] - base
         e_off = lines.end[ks] - base
         texts = [text[a:b] for a, b in zip(s_off.tolist(), e_off.tolist(), strict=True)]
-        body, body_n = _join_quoted_records(texts, (ks + 1).tolist(), n)
+        body, body_n, _ = _join_quoted_records(texts, (ks + 1).tolist(), n)
         t = pl.Series("t", body, dtype=pl.String)
         breaks = t.str.count_matches("\n", literal=True).cast(pl.Int64).to_numpy()
         first = np.concatenate(([0], np.cumsum(breaks + 1)[:-1])).astype(np.int64)
@@ -413,17 +413,14 @@ def _text_records(path: Path, name: str, lines: _Lines, kept: np.ndarray) -> Ite
         e_off = lines.end[ks] - base
         numbers = ks + 1
         texts = [text[a:b] for a, b in zip(s_off.tolist(), e_off.tolist(), strict=True)]
-        recs = _records_of(pl.DataFrame({"t": texts, "_line": numbers}, schema={"t": pl.String, "_line": pl.Int64}))
-        wrong = ~pl.col("_closed") | (pl.col("_nf") != n)
+        recs = _records_of(pl.DataFrame({"t": texts, "_line": numbers}, schema={"t": pl.String, "_line": pl.Int64}), n)
+        wrong = ~pl.col("_ok")
         first_bad = recs.with_row_index("_i").filter(wrong & (pl.col("_line") != pl.col("_last")))
         cut = recs.height if first_bad.height == 0 else int(first_bad["_i"][0])
         head = recs.head(cut)
         single_bad = head.filter(wrong)
         bad_n = single_bad["_line"].to_list()
-        bad_r = [
-            _NOT_CLOSED if not c else f"{k} fields instead of {n}"
-            for c, k in zip(single_bad["_closed"].to_list(), single_bad["_nf"].to_list(), strict=True)
-        ]
+        bad_r = _record_reasons(single_bad, n)
         if first_bad.height:
             bad_n.append(int(first_bad["_line"][0]))
             bad_r.append(_NOT_A_RECORD)

@@ -244,6 +244,18 @@ def _parse_records(recs: pl.DataFrame, cols: list[str], text: str) -> pl.DataFra
     )
 
 
+def _record_reasons(bad: pl.DataFrame, n: int) -> list[str]:
+    """Why each record of ``bad`` (``_records_of`` rows that are not ``_ok``) is not a record of ``n`` fields."""
+    return [
+        "a quote opens and never closes"
+        if not c
+        else f"{k} fields instead of {n}"
+        if k != n
+        else "a quote stands inside a value that is not quoted"
+        for c, k in zip(bad["_closed"].to_list(), bad["_nf"].to_list(), strict=True)
+    ]
+
+
 def _read_text_records(
     lines: pl.DataFrame, cols: list[str], text: str, final: bool = True
 ) -> tuple[pl.DataFrame, list[int], list[str], pl.DataFrame]:
@@ -272,14 +284,7 @@ def _read_text_records(
         head = recs.head(cut)
         single_bad = head.filter(wrong)
         bad_n += single_bad["_line"].to_list()
-        bad_r += [
-            "a quote opens and never closes"
-            if not c
-            else f"{k} fields instead of {n}"
-            if k != n
-            else "a quote stands inside a value that is not quoted"
-            for c, k in zip(single_bad["_closed"].to_list(), single_bad["_nf"].to_list(), strict=True)
-        ]
+        bad_r += _record_reasons(single_bad, n)
         good.append(head.filter(~wrong))
         if first_bad.height == 0:
             break

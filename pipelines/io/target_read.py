@@ -11,6 +11,7 @@ import logging
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
@@ -151,7 +152,7 @@ def read_table_batches(engine: Engine, table: str, rows: int) -> Iterator[pl.Dat
     key that is not an integer, or a small table, gives one batch. At least one batch, if empty.
     """
     key_name = "rowid" if engine.url.get_backend_name() == "sqlite" else PRIMARY_KEY[table]
-    key = sa.column(key_name)
+    key: sa.ColumnClause[Any] = sa.column(key_name)
     tbl = _table(engine, table)
     with engine.connect() as conn:
         lo, hi, count = conn.execute(
