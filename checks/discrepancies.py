@@ -16,7 +16,7 @@ from checks.catalogue import CATEGORIES
 from checks.findings import FINDING_SCHEMA, FINDING_SCHEMA_INFO
 from checks.frames import DISPOSITIONS, Finding
 from checks.mapping import Mappings
-from checks.reconcile import Reconciliation
+from checks.reconcile import Reconciliation, ranked
 from checks.records import FILE_ENTITY
 
 DISCREPANCY_COLUMNS = [
@@ -76,8 +76,15 @@ def target_check_findings(failures: pl.DataFrame, links: pl.DataFrame) -> pl.Dat
     """
     if failures.height == 0:
         return pl.DataFrame(schema=FINDING_SCHEMA)
-    link = links.select("target_ref", "source_ref").unique("target_ref", keep="first")
-    out = failures.join(link, on="target_ref", how="left")
+    # only the links of failing rows: never a copy of every link of the load
+    link = (
+        links.lazy()
+        .select("target_ref", "source_ref")
+        .join(failures.lazy().select("target_ref"), on="target_ref", how="semi", maintain_order="left")
+        .unique("target_ref", keep="first", maintain_order=True)
+        .collect()
+    )
+    out = failures.join(link, on="target_ref", how="left", maintain_order="left")
 
     def text(c: str) -> pl.Expr:
         return pl.col(c).cast(pl.String) if c in out.columns else pl.lit(None, dtype=pl.String)
@@ -317,20 +324,22 @@ def final_ledger(
         .filter(catalogue.layer_of().is_in(["reconcile", "target"]) & pl.col("source_ref").is_not_null())["source_ref"]
         .unique()
     )
-    others = status.filter(pl.col("entity") != "person").select(
-        "source_ref",
-        "entity",
-        pl.int_range(pl.len()).over("source_ref", "entity").alias("_k"),
-        pl.col("status").alias("_ostatus"),
-    )
+    # the k-th ledger row of a (source_ref, entity) takes the k-th status of it; ranked by a window
+    # only where a pair repeats (two identical legacy rows): a window over millions of one-row
+    # groups would hold every group at once
+    key = ["source_ref", "entity"]
+    others = ranked(
+        recon.status.filter(pl.col("entity") != "person").select(*key, pl.col("status").alias("_ostatus")),
+        key,
+        "_ri",
+        "_k",
+    ).lazy()
     led = (
-        ledger.lazy()
-        .select(LEDGER_COLUMNS)
-        .with_row_index("_row")
-        .with_columns(pl.int_range(pl.len()).over("source_ref", "entity").alias("_k"))
-        .join(person_of, on="source_ref", how="left")
-        .join(pstatus, on="person_ref", how="left")
-        .join(others, on=["source_ref", "entity", "_k"], how="left")
+        ranked(ledger.lazy().select(LEDGER_COLUMNS).collect(), key, "_ri", "_k")
+        .lazy()
+        .join(person_of, on="source_ref", how="left", maintain_order="left")
+        .join(pstatus, on="person_ref", how="left", maintain_order="left")
+        .join(others, on=[*key, "_k"], how="left", maintain_order="left")
     )
     st = pl.when(pl.col("entity") == "person").then(pl.col("_pstatus")).otherwise(pl.col("_ostatus"))
     st = (
@@ -352,12 +361,7 @@ def final_ledger(
         .then(pl.lit("found in the target; see its discrepancies"))
         .otherwise(pl.lit("found in the target, all compared values equal"))
     )
-    return (
-        led.with_columns(final.alias("disposition"), reason.alias("reason"))
-        .sort("_row")
-        .select(LEDGER_COLUMNS)
-        .collect()
-    )
+    return led.with_columns(final.alias("disposition"), reason.alias("reason")).select(LEDGER_COLUMNS).collect()
 
 
 @dataclass(frozen=True)
