@@ -354,6 +354,30 @@ def _pas_lines(raw: bytes, first: int) -> tuple[pl.DataFrame, list[int]]:
     return pl.DataFrame({"t": texts, "_line": numbers}, schema=_LINES), undecodable
 
 
+def _pas_body(path: Path, f: IO[bytes], cols: list[str], size: int) -> Iterator[tuple[pl.DataFrame, list[int]]]:
+    """The lines after the header of an open PAS file, block by block: (lines ``t``, ``_line``; undecodable).
+
+    Blank lines are kept (in a note they are text). The encoding is decided by the first block
+    holding a byte beyond ASCII (a UTF-8 file is refused). Line 1 must be the header: a blank or
+    unreadable line 1 before any other line is one line naming the file; a file of blank lines
+    gives nothing.
+    """
+    decided = header = False
+    for raw, first in _blocks(path, f, size):
+        if not decided:
+            _check_pas_encoding(path, raw)
+            decided = not raw.isascii()
+        lines, undecodable = _pas_lines(raw, first)
+        if not header:
+            if not lines.filter(pl.col("t") != "").height and not undecodable:
+                continue  # blank so far
+            if not lines.height or int(lines["_line"][0]) != 1 or lines["t"][0] == "":
+                raise MigcheckError(f"{path}: line 1 is not a header line (blank, or not Windows-1252 text)")
+            _check_header(path, lines["t"][0], cols)
+            lines, header = lines.slice(1), True
+        yield lines, undecodable
+
+
 def _pas_text_parts(path: Path, name: str, size: int) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, str]]:
     """A PAS file whose text column may span lines, block by block: (frame, unparseable rows, status).
 
@@ -369,20 +393,9 @@ def _pas_text_parts(path: Path, name: str, size: int) -> Iterator[tuple[pl.DataF
         yield empty, _bad("pas", fname, [], []), "missing"
         return
     carry = pl.DataFrame(schema=_LINES)
-    decided = False  # the encoding is known from the first block with a byte beyond ASCII
-    header = False
     seen = False
     with f:
-        for raw, first in _blocks(path, f, size):
-            if not decided:
-                _check_pas_encoding(path, raw)
-                decided = not raw.isascii()
-            lines, undecodable = _pas_lines(raw, first)
-            if not header:
-                if not lines.height or int(lines["_line"][0]) != 1:
-                    raise MigcheckError(f"{path}: the header line cannot be read as Windows-1252")
-                _check_header(path, lines["t"][0], cols)
-                lines, header = lines.slice(1), True
+        for lines, undecodable in _pas_body(path, f, cols, size):
             frame, more_n, more_r, carry = _read_text_records(pl.concat([carry, lines]), cols, text_col, final=False)
             seen = True
             bad = _bad("pas", fname, undecodable + more_n, ["not Windows-1252 text"] * len(undecodable) + more_r)
@@ -431,21 +444,11 @@ def _pas_row_parts(path: Path, name: str, size: int) -> Iterator[tuple[pl.DataFr
         return
     carry_t: list[str] = []
     carry_n: list[int] = []
-    decided = header = seen = False
+    seen = False
     with f:
-        for raw, first in _blocks(path, f, size):
-            if not decided:
-                _check_pas_encoding(path, raw)
-                decided = not raw.isascii()
-            lines, numbers = _split_lines(raw, first=first)
-            if not lines and not header:
-                continue
-            texts, numbers, undecodable = _decode(lines, numbers, "cp1252")
-            if not header:
-                if not texts or numbers[0] != 1:
-                    raise MigcheckError(f"{path}: the header line cannot be read as Windows-1252")
-                _check_header(path, texts[0], cols)
-                texts, numbers, header = texts[1:], numbers[1:], True
+        for lines, undecodable in _pas_body(path, f, cols, size):
+            body_lines = lines.filter(pl.col("t") != "")  # blank lines between rows are no records (D2)
+            texts, numbers = body_lines["t"].to_list(), body_lines["_line"].to_list()
             texts, numbers = carry_t + texts, carry_n + numbers
             body, body_n, used = _join_quoted_records(texts, numbers, len(cols), final=False)
             carry_t, carry_n = texts[used:], numbers[used:]
