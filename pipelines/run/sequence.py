@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from checks.discrepancies import person_links, sum_counts, table_counts
 from checks.errors import MigcheckError
-from checks.expected import CHILD_TABLES
+from checks.expected import CHILD_TABLES, Expected
 from checks.reconcile import combine, logical_target, reconcile_encounters, reconcile_persons
 from checks.target_schema import DATA_TABLES, REFERENCE_TABLES
 from pipelines.io.extract import EXTRACT_FILES, FilePart, check_extract_root, read_extract_file
@@ -295,14 +295,17 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
             )
             for i in range(n)
         ]
-        del tgt, ttables, enc_person, slices
+        # the parents' tables, lookups and maps live on only in the partitions' slices
+        del tgt, ttables, enc_person, slices, pmap, emap
+        exp = Expected({}, exp.ledger, exp.findings, {})
+        src_parents = replace(src_parents, exp=exp, routes={})
         if args.dask:
             results = run.map_on_cluster(PARTITION, args.dask, calls)
         else:
             pending = [run.submit(PARTITION, **c) for c in calls]
             results = [p.result() for p in pending]
             del pending  # the futures would keep every partition's result alive
-        del calls, pmap, emap
+        del calls
         merged = run.call(MERGE, results=results)
         del results
         recon = combine([*persons, *encounters, *merged.children])
