@@ -326,7 +326,8 @@ def final_ledger(
     )
     # the k-th ledger row of a (source_ref, entity) takes the k-th status of it; ranked by a window
     # only where a pair repeats (two identical legacy rows): a window over millions of one-row
-    # groups would hold every group at once
+    # groups would hold every group at once. The statuses are joined to the keys alone and set
+    # beside the ledger (every join keeps the ledger's rows and order), so no join copies its text.
     key = ["source_ref", "entity"]
     others = ranked(
         recon.status.filter(pl.col("entity") != "person").select(*key, pl.col("status").alias("_ostatus")),
@@ -334,18 +335,23 @@ def final_ledger(
         "_ri",
         "_k",
     ).lazy()
-    led = (
-        ranked(ledger.lazy().select(LEDGER_COLUMNS).collect(), key, "_ri", "_k")
-        .lazy()
+    keys = ranked(ledger.lazy().select(key).collect(), key, "_ri", "_k")
+    joined = (
+        keys.lazy()
         .join(person_of, on="source_ref", how="left", maintain_order="left")
         .join(pstatus, on="person_ref", how="left", maintain_order="left")
         .join(others, on=[*key, "_k"], how="left", maintain_order="left")
+        .select(pl.when(pl.col("entity") == "person").then(pl.col("_pstatus")).otherwise(pl.col("_ostatus")))
+        .collect()
+        .to_series()
     )
-    st = pl.when(pl.col("entity") == "person").then(pl.col("_pstatus")).otherwise(pl.col("_ostatus"))
+    if joined.len() != keys.height:  # a status of a record given twice: the ledger must not grow
+        raise ValueError("final_ledger: a record has more than one status")
+    led = ledger.lazy().select(LEDGER_COLUMNS).with_columns(joined.alias("_st"))
     st = (
-        pl.when((st == "migrated") & pl.col("source_ref").is_in(touched.implode()))
+        pl.when((pl.col("_st") == "migrated") & pl.col("source_ref").is_in(touched.implode()))
         .then(pl.lit("migrated_with_differences"))
-        .otherwise(st)
+        .otherwise(pl.col("_st"))
     )
     final = (
         pl.when(pl.col("disposition") == "expected")
