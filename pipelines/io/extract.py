@@ -378,35 +378,6 @@ def _pas_body(path: Path, f: IO[bytes], cols: list[str], size: int) -> Iterator[
         yield lines, undecodable
 
 
-def _pas_text_parts(path: Path, name: str, size: int) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, str]]:
-    """A PAS file whose text column may span lines, block by block: (frame, unparseable rows, status).
-
-    A record that a block's end cuts in two is carried to the next block, so the records and
-    unreadable lines are exactly those of the whole file read at once (D77).
-    """
-    cols = PAS_COLUMNS[name]
-    text_col = PAS_TEXT_COLUMNS[name]
-    fname = f"{name}.csv"
-    empty = pl.DataFrame(schema={**{c: pl.String for c in cols}, "_line": pl.Int64})
-    f = _open_file(path)
-    if f is None:
-        yield empty, _bad("pas", fname, [], []), "missing"
-        return
-    carry = pl.DataFrame(schema=_LINES)
-    seen = False
-    with f:
-        for lines, undecodable in _pas_body(path, f, cols, size):
-            frame, more_n, more_r, carry = _read_text_records(pl.concat([carry, lines]), cols, text_col, final=False)
-            seen = True
-            bad = _bad("pas", fname, undecodable + more_n, ["not Windows-1252 text"] * len(undecodable) + more_r)
-            yield frame.sort("_line"), bad.sort("line"), ("ok" if frame.height or bad.height else "empty")
-    if carry.height:
-        frame, more_n, more_r, _ = _read_text_records(carry, cols, text_col)
-        yield frame.sort("_line"), _bad("pas", fname, more_n, more_r).sort("line"), "ok"
-    elif not seen:
-        yield empty, _bad("pas", fname, [], []), "empty"
-
-
 def _pas_rows(body: list[str], body_n: list[int], cols: list[str]) -> tuple[pl.DataFrame, list[int], list[str]]:
     """Records of a PAS file of rows (each a line, or lines joined by ``_join_quoted_records``) into columns."""
     s = pl.DataFrame({"t": body, "_line": body_n}, schema=_LINES)
@@ -429,11 +400,63 @@ def _pas_rows(body: list[str], body_n: list[int], cols: list[str]) -> tuple[pl.D
     return frame.sort("_line"), wrong["_line"].to_list(), reasons
 
 
-def _pas_row_parts(path: Path, name: str, size: int) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, str]]:
-    """A PAS file of rows, block by block: (frame, unparseable rows, status).
+class _TextRecords:
+    """The records of a PAS file whose text column may span lines, block by block (D77).
 
-    The last lines of a block that an open quote may join to the next block's are carried to it,
-    so the records and unreadable lines are exactly those of the whole file read at once.
+    A record that a block's end cuts in two (its quotes still open) is carried to the next block.
+    """
+
+    def __init__(self, cols: list[str], text: str) -> None:
+        self.cols, self.text = cols, text
+        self.carry = pl.DataFrame(schema=_LINES)
+
+    def block(self, lines: pl.DataFrame, undecodable: list[int]) -> tuple[pl.DataFrame, list[int], list[str], str]:
+        """(frame, bad lines, their reasons, status) of the records the lines close."""
+        lines = pl.concat([self.carry, lines])
+        frame, bad_n, bad_r, self.carry = _read_text_records(lines, self.cols, self.text, final=False)
+        return frame.sort("_line"), bad_n, bad_r, "ok" if frame.height or bad_n or undecodable else "empty"
+
+    def rest(self) -> tuple[pl.DataFrame, list[int], list[str]] | None:
+        """The records carried past the last block, if any."""
+        if not self.carry.height:
+            return None
+        frame, bad_n, bad_r, _ = _read_text_records(self.carry, self.cols, self.text)
+        return frame.sort("_line"), bad_n, bad_r
+
+
+class _RowRecords:
+    """The records of a PAS file of rows, block by block.
+
+    The last lines of a block that an open quote may join to the next block's are carried to it.
+    """
+
+    def __init__(self, cols: list[str]) -> None:
+        self.cols = cols
+        self.carry_t: list[str] = []
+        self.carry_n: list[int] = []
+
+    def block(self, lines: pl.DataFrame, undecodable: list[int]) -> tuple[pl.DataFrame, list[int], list[str], str]:
+        """(frame, bad lines, their reasons, status) of the records the lines hold."""
+        body_lines = lines.filter(pl.col("t") != "")  # blank lines between rows are no records (D2)
+        texts = self.carry_t + body_lines["t"].to_list()
+        numbers = self.carry_n + body_lines["_line"].to_list()
+        body, body_n, used = _join_quoted_records(texts, numbers, len(self.cols), final=False)
+        self.carry_t, self.carry_n = texts[used:], numbers[used:]
+        return *_pas_rows(body, body_n, self.cols), "ok" if body else "empty"
+
+    def rest(self) -> tuple[pl.DataFrame, list[int], list[str]] | None:
+        """The lines carried past the last block, if any, as records."""
+        if not self.carry_t:
+            return None
+        body, body_n, _ = _join_quoted_records(self.carry_t, self.carry_n, len(self.cols))
+        return _pas_rows(body, body_n, self.cols)
+
+
+def _pas_parts(path: Path, name: str, size: int) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, str]]:
+    """A PAS file, block by block: (frame, unparseable rows, status).
+
+    What a block's end cuts is carried to the next block (``_TextRecords``, ``_RowRecords``), so
+    the records and unreadable lines are exactly those of the whole file read at once (D77).
     """
     cols = PAS_COLUMNS[name]
     fname = f"{name}.csv"
@@ -442,32 +465,25 @@ def _pas_row_parts(path: Path, name: str, size: int) -> Iterator[tuple[pl.DataFr
     if f is None:
         yield empty, _bad("pas", fname, [], []), "missing"
         return
-    carry_t: list[str] = []
-    carry_n: list[int] = []
+    records = _TextRecords(cols, PAS_TEXT_COLUMNS[name]) if name in PAS_TEXT_COLUMNS else _RowRecords(cols)
     seen = False
     with f:
         for lines, undecodable in _pas_body(path, f, cols, size):
-            body_lines = lines.filter(pl.col("t") != "")  # blank lines between rows are no records (D2)
-            texts, numbers = body_lines["t"].to_list(), body_lines["_line"].to_list()
-            texts, numbers = carry_t + texts, carry_n + numbers
-            body, body_n, used = _join_quoted_records(texts, numbers, len(cols), final=False)
-            carry_t, carry_n = texts[used:], numbers[used:]
-            frame, wrong, reasons = _pas_rows(body, body_n, cols)
+            frame, bad_n, bad_r, status = records.block(lines, undecodable)
             seen = True
-            bad = _bad("pas", fname, undecodable + wrong, ["not Windows-1252 text"] * len(undecodable) + reasons)
-            yield frame, bad.sort("line"), ("ok" if body else "empty")
-    if carry_t:
-        body, body_n, _ = _join_quoted_records(carry_t, carry_n, len(cols))
-        frame, wrong, reasons = _pas_rows(body, body_n, cols)
-        yield frame, _bad("pas", fname, wrong, reasons).sort("line"), "ok"
+            bad = _bad("pas", fname, undecodable + bad_n, ["not Windows-1252 text"] * len(undecodable) + bad_r)
+            yield frame, bad.sort("line"), status
+    rest = records.rest()
+    if rest is not None:
+        frame, bad_n, bad_r = rest
+        yield frame, _bad("pas", fname, bad_n, bad_r).sort("line"), "ok"
     elif not seen:
         yield empty, _bad("pas", fname, [], []), "empty"
 
 
 def read_pas_file(path: Path, name: str) -> tuple[pl.DataFrame, pl.DataFrame, str]:
     """One PAS CSV → (frame, unparseable rows, status)."""
-    parts = _pas_text_parts if name in PAS_TEXT_COLUMNS else _pas_row_parts
-    return _combined(list(parts(path, name, CHUNK_BYTES)))
+    return _combined(list(_pas_parts(path, name, CHUNK_BYTES)))
 
 
 def _status(statuses: list[str]) -> str:
@@ -661,8 +677,7 @@ def extract_file_path(root: Path, system: str, name: str) -> Path:
 def read_file_parts(root: Path, system: str, name: str, size: int | None = None) -> Iterator[FilePart]:
     """One file of an extract a block at a time: a ``FilePart`` per block of about ``size`` bytes.
 
-    Files that may be large (the notes, every PCS file) are never whole in memory; the small PAS
-    files of rows are read at once. The parts' records, unreadable lines and line numbers are
+    No file is ever whole in memory. The parts' records, unreadable lines and line numbers are
     exactly those of the whole file (``read_extract_file``); its status is ``file_status`` of theirs.
     """
     size = size or CHUNK_BYTES
@@ -670,8 +685,7 @@ def read_file_parts(root: Path, system: str, name: str, size: int | None = None)
     if system == "pcs":
         parts: Iterator[tuple[dict[str, pl.DataFrame], pl.DataFrame, str]] = _pcs_parts(path, name, size)
     else:
-        pas = _pas_text_parts if name in PAS_TEXT_COLUMNS else _pas_row_parts
-        parts = (({f"pas/{name}": df}, bad, st) for df, bad, st in pas(path, name, size))
+        parts = (({f"pas/{name}": df}, bad, st) for df, bad, st in _pas_parts(path, name, size))
     for frames, bad, status in parts:
         n = frames[f"{system}/{name}"].height + bad.height
         frames = {k: _with_source_ref(k, v) for k, v in frames.items()}
