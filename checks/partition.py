@@ -122,7 +122,8 @@ def routed_target(
     ``tt`` carries its parents' refs (``checks.reconcile.resolved_parents``). A child row can only
     match an expected row with the same parent ref (the match key holds it), and an expected row
     goes to its parent's person: an encounter child to the person of its encounter (``enc_person``:
-    source_ref → person_ref of the expected encounters), a person child to its person. A row
+    source_ref → person_ref of the expected encounters, one row each, as the expected encounter
+    table holds them), a person child to its person. A row
     whose parent was not reconciled matches nothing: partition 0. A table matched on an
     identifier (no parent ref in its key) goes by ``keyed`` (``keyed_parts``): where the expected
     row of its key went; a row whose key no record holds goes by its parent as above.
@@ -142,9 +143,7 @@ def routed_target(
 
 def _routed_by_parent(tt: pl.DataFrame, ref: str, enc_person: pl.DataFrame, n: int) -> pl.DataFrame:
     if ref == "encounter_ref":
-        e2p = enc_person.unique("source_ref").select(
-            pl.col("source_ref").alias("_eref"), pl.col("person_ref").alias("_route")
-        )
+        e2p = enc_person.select(pl.col("source_ref").alias("_eref"), pl.col("person_ref").alias("_route"))
         route = tt.select(pl.col("encounter_ref").alias("_eref")).join(
             e2p, on="_eref", how="left", maintain_order="left"
         )["_route"]

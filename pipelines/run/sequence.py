@@ -253,7 +253,12 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         exp = src_parents.exp
         persons, pmap = run.call(PERSONS, exp=exp, tgt=tgt)
         encounters, emap = run.call(ENCOUNTERS, exp=exp, tgt=tgt, pmap=pmap)
-        enc_person = exp.tables["encounter"].select("source_ref", "person_ref")
+        # one row per encounter (the routing joins on it): made so once, not per table or batch
+        enc_person = (
+            exp.tables["encounter"]
+            .select("source_ref", "person_ref")
+            .unique("source_ref", keep="first", maintain_order=True)
+        )
         staged = {
             **dict(zip(parent_files(m), staged_parents, strict=True)),
             **{k: f.result() for k, f in cfiles.items()},

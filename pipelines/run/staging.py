@@ -368,7 +368,6 @@ def stage_table(
     its row counts per contributor system and the blocks written.
     """
     key = tuple(m.tables[table].match_key)
-    enc_person = enc_person.unique("source_ref", keep="first", maintain_order=True)
     counts: list[pl.DataFrame] = []
     parts: list[pl.DataFrame] = []  # of a table with chunks: its ids and their partition
 
@@ -469,7 +468,7 @@ def split_parents(
     """Cut the parents' lookups and maps once, so that each partition gets only its own slice."""
     lookups = {k: split_lookup(v, parents.routes[k], n) for k, v in parents.exp.staged.items()}
     pparts = split_by_person(pmap, pl.col("person_ref"), n)
-    e = emap.join(enc_person.unique("source_ref"), on="source_ref", how="left", maintain_order="left")
+    e = emap.join(enc_person, on="source_ref", how="left", maintain_order="left")
     eparts = [p.drop("person_ref") for p in split_by_person(e, pl.col("person_ref"), n)]
     return ParentSlices([{k: v[i] for k, v in lookups.items()} for i in range(n)], pparts, eparts)
 
