@@ -55,6 +55,7 @@ from checks.records import PAS_COLUMNS, PAS_TEXT_COLUMNS, PCS_SCHEMAS
 from pipelines.io.extract import (
     EXTRACT_FILES,
     MAX_LINES_PER_RECORD,
+    NOT_A_RECORD,
     _flatten_pcs,
     _join_quoted_records,
     _parse_json_lines,
@@ -74,7 +75,6 @@ _BLOCK = 64 << 20
 _UNDEFINED_CP1252 = np.zeros(256, dtype=bool)
 _UNDEFINED_CP1252[[0x81, 0x8D, 0x8F, 0x90, 0x9D]] = True
 _BOM = b"\xef\xbb\xbf"
-_NOT_A_RECORD = "a quoted value does not close into a record of the layout"
 _ACCESS_SCHEMA = {"source_ref": pl.String, "file": pl.String, "line": pl.Int64, "record_hash": pl.String}
 _ZSTD_LEVEL = 3
 
@@ -399,7 +399,7 @@ def _text_records(path: Path, name: str, lines: _Lines, kept: np.ndarray) -> Ite
                 if g == r:
                     ln = int(kept[r]) + 1
                     raw = [_read_range(path, int(lines.start[kept[r]]), int(lines.end[kept[r]]))]
-                    yield f"pas/{UNPARSEABLE}", _unparseable("pas", fname, [ln], [_NOT_A_RECORD], raw)
+                    yield f"pas/{UNPARSEABLE}", _unparseable("pas", fname, [ln], [NOT_A_RECORD], raw)
                     r += 1
                     continue
                 e = g
@@ -423,7 +423,7 @@ def _text_records(path: Path, name: str, lines: _Lines, kept: np.ndarray) -> Ite
         bad_r = _record_reasons(single_bad, n)
         if first_bad.height:
             bad_n.append(int(first_bad["_line"][0]))
-            bad_r.append(_NOT_A_RECORD)
+            bad_r.append(NOT_A_RECORD)
         if bad_n:
             at = np.searchsorted(numbers, bad_n)
             raw = [buf[a:b] for a, b in zip(s_off[at].tolist(), e_off[at].tolist(), strict=True)]

@@ -244,6 +244,10 @@ def _parse_records(recs: pl.DataFrame, cols: list[str], text: str) -> pl.DataFra
     )
 
 
+#: the reason of a multi-line record that does not close into one of the layout (reading restarts after its first line)
+NOT_A_RECORD = "a quoted value does not close into a record of the layout"
+
+
 def _record_reasons(bad: pl.DataFrame, n: int) -> list[str]:
     """Why each record of ``bad`` (``_records_of`` rows that are not ``_ok``) is not a record of ``n`` fields."""
     return [
@@ -290,7 +294,7 @@ def _read_text_records(
             break
         start = int(first_bad["_line"][0])
         bad_n.append(start)
-        bad_r.append("a quoted value does not close into a record of the layout")
+        bad_r.append(NOT_A_RECORD)
         lines = lines.filter(pl.col("_line") > start)
     recs = pl.concat(good) if good else pl.DataFrame(schema=_LINES)
     return _parse_records(recs, cols, text), bad_n, bad_r, carry
