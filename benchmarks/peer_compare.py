@@ -1,4 +1,4 @@
-"""Peer comparison (issue #6, items 2–3): migcheck's reconciliation core against datacompy's polars
+"""Peer comparison (issues #6 and #10): migcheck's own reconciliation code against datacompy's polars
 comparison on the same encounter-like table pair.
 
     bash benchmarks/peer_env.sh                      # once: datacompy in its own venv
@@ -17,16 +17,15 @@ noticeable CPU meanwhile:
 
 (a) floor: scan both sides and hash every row;
 (b) reference: scan + row hash + key join of both sides (the joined (key, hash, hash) frame);
-(c) ``recon_core.reconcile_pair(join_on="key")`` and (c′) ``join_on="key_hash"`` (project venv);
 (d) datacompy ``PolarsCompare`` + ``report()``, with the python of the separate venv made by
-    ``peer_env.sh`` (datacompy pins polars<1.45, so it cannot share the project's venv).
-
+    ``peer_env.sh`` (datacompy pins polars<1.45, so it cannot share the project's venv);
 (e) **migcheck itself**: the first pass of the product's child-table reconciliation
-    (``checks.reconcile.match_on_key``: multiset match on the key, values compared by a row hash
-    first, full rows only where the hashes differ) and its value comparison (``compare_values``:
-    steward wording, nature, masking) on the pair read as the product reads a partition.
+    (``checks.reconcile.match_on_key``: pairs on 64-bit key and row hashes, the rest read in full
+    and matched exactly) and its value comparison (``compare_values``: steward wording, nature,
+    masking), on the pair read whole (eager frames, as a partition holds them);
+(e′) the same product functions given Parquet scans.
 
-(c), (c′), (d) and (e) must agree on the number of missing, unexpected and differing rows (and on
+(d), (e) and (e′) must agree on the number of missing, unexpected and differing rows (and on
 the differing values per column), or the script fails.
 """
 
@@ -292,13 +291,6 @@ def wait_until_idle(max_wait_s: float, busy_below: float = 0.15, sample_s: float
         time.sleep(30)
 
 
-_CORE = r"""
-sys.path.insert(0, sys.argv[5])
-from recon_core import reconcile_pair
-r = reconcile_pair(e, a, key, join_on="JOIN_ON")
-per_col = dict(r.differences.group_by("column").len().iter_rows())
-out = {**r.counts, "per_column": per_col}
-"""
 # migcheck itself: the first pass of every child table's reconciliation (checks.reconcile:
 # match_on_key, then the value comparison with its steward wording, nature and masking), on the
 # pair read as the product reads a partition (eager frames; the key is the match key, the other
@@ -322,9 +314,6 @@ STAGES["migcheck"] = _PRODUCT.replace("READ", "pl.read_parquet")
 # the same product functions given Parquet scans: only keys, ids and row hashes are held, full rows
 # only for the rows that differ, are missing or unexpected
 STAGES["migcheck_scan"] = _PRODUCT.replace("READ", "pl.scan_parquet")
-STAGES["recon_core"] = _CORE.replace("JOIN_ON", "key")
-STAGES["recon_core_kh"] = _CORE.replace("JOIN_ON", "key_hash")
-CORES = ["recon_core", "recon_core_kh"]
 
 
 def run_stage(kind: str, e: Path, a: Path, python: str) -> dict:
@@ -389,7 +378,7 @@ def main() -> None:
         subprocess.run([*gen, "--workdir", a.workdir], check=True)
     sizes = f"{e.stat().st_size / 2**20:.0f} MB + {ap_.stat().st_size / 2**20:.0f} MB Parquet"
     print(f"pair: {e} / {ap_} ({sizes})", file=sys.stderr)
-    stages = ["floor", "reference", "migcheck", "migcheck_scan", *CORES] + ([] if a.skip_peer else ["datacompy"])
+    stages = ["floor", "reference", "migcheck", "migcheck_scan"] + ([] if a.skip_peer else ["datacompy"])
     if not a.skip_peer and not Path(a.peer_python).exists():
         sys.exit(f"no peer python at {a.peer_python}: run `bash benchmarks/peer_env.sh` first")
     runs: dict[str, list[dict]] = {s: [] for s in stages}
@@ -410,15 +399,15 @@ def main() -> None:
             runs[s].append(r)
     res = {s: _median_run(r) for s, r in runs.items()}
 
-    core = res["recon_core"]
+    core = res["migcheck"]
     agree = ("expected", "actual", "missing", "unexpected", "rows_with_differences", "per_column")
-    for other in ["migcheck", "migcheck_scan", "recon_core_kh", "datacompy"]:
+    for other in ["migcheck_scan", "datacompy"]:
         if other in res:
             for k in agree:
                 if core[k] != res[other][k]:
-                    sys.exit(f"recon_core and {other} disagree on {k}: {core[k]} vs {res[other][k]}")
+                    sys.exit(f"migcheck and {other} disagree on {k}: {core[k]} vs {res[other][k]}")
     print(
-        "migcheck, recon_core (both joins) and datacompy agree on missing, unexpected, differing rows"
+        "migcheck (eager and on scans) and datacompy agree on missing, unexpected, differing rows"
         " and per-column counts",
         file=sys.stderr,
     )
@@ -428,8 +417,6 @@ def main() -> None:
         "migcheck": "(e) **migcheck itself**: `checks.reconcile.match_on_key` + `compare_values` (eager frames)",
         "migcheck_scan": "(e′) **migcheck itself** on Parquet scans (`match_on_key` given LazyFrames)",
         "reference": "(b) reference: scan + row hash + key join",
-        "recon_core": "(c) migcheck recon_core, join on the key (key + row hash, then full rows of differing keys)",
-        "recon_core_kh": "(c′) migcheck recon_core, join on a key hash (then full rows of unsettled groups)",
         "datacompy": "(d) datacompy `PolarsCompare` + report (own venv)",
     }
     print(
@@ -451,16 +438,10 @@ def main() -> None:
         )
     ref, dc = res["reference"], res.get("datacompy")
     print()
-    for c in CORES:
+    for c in ("migcheck", "migcheck_scan"):
         r = res[c]
-        ratio = r["wall_s"] / ref["wall_s"]
-        paired = ", ".join(f"{x['wall_s'] / y['wall_s']:.2f}" for x, y in zip(runs[c], runs["reference"], strict=True))
-        print(f"- {c} / reference wall: {ratio:.2f}× (run by run {paired}; target ≤ 1.5×) → {_verdict(ratio <= 1.5)}")
-        print(f"- {c} / floor wall: {r['wall_s'] / res['floor']['wall_s']:.2f}×")
-        if dc:
-            speed, mem = dc["wall_s"] / r["wall_s"], r["peak_mb"] / dc["peak_mb"]
-            print(f"- datacompy / {c} wall: {speed:.2f}× (target ≥ 3×) → {_verdict(speed >= 3)}")
-            print(f"- {c} / datacompy peak memory: {mem:.2f} (target ≤ 1/3) → {_verdict(3 * mem <= 1)}")
+        floor = res["floor"]["wall_s"]
+        print(f"- {c} / reference wall: {r['wall_s'] / ref['wall_s']:.2f}×; / floor: {r['wall_s'] / floor:.2f}×")
     for name in ("migcheck", "migcheck_scan"):  # issue #10: ≥ 4× faster than datacompy, ≤ ¼ of its memory
         if not dc:
             break

@@ -632,50 +632,110 @@ class Matching:
     """Expected and target rows matched as multisets on a key (``match_on_key``)."""
 
     expected_rows: int
-    pairs: pl.DataFrame  # one per matched pair: _e, source_ref, _rank, _id, _invalid, hashes, _target_ref
+    pairs: pl.DataFrame  # one per matched pair, in expected row order: _e, source_ref, _rank, _id, _target_ref
     differing: pl.DataFrame  # the matched pairs whose values differ, in full: expected columns and <col>__act
-    missing: pl.DataFrame  # expected rows no target row matched (with _rank)
+    missing: pl.DataFrame  # expected rows no target row matched (with _rank), in expected row order
     unexpected: pl.DataFrame  # target rows no expected row matched (with _rank)
 
 
+def key_hash(key: list[str]) -> pl.Expr:
+    """A 64-bit hash of a row's ``key`` (nulls hash alike, as the match treats them as equal)."""
+    if not key:
+        return pl.lit(0, dtype=pl.UInt64)
+    return (pl.col(key[0]) if len(key) == 1 else pl.struct(key)).hash(seed=1)
+
+
 def match_on_key(
-    et: pl.DataFrame | pl.LazyFrame, tt: pl.DataFrame | pl.LazyFrame, key: list[str], vcols: list[str], table: str
+    et: pl.DataFrame | pl.LazyFrame,
+    tt: pl.DataFrame | pl.LazyFrame,
+    key: list[str],
+    vcols: list[str],
+    table: str,
+    hash_key=key_hash,  # noqa: ANN001 - the key's hash; a test passes a weak one to force collisions
 ) -> Matching:
     """Match expected rows (``source_ref``) and target rows (``_id``, ``_invalid``) on ``key`` as multisets.
 
-    Rows with equal keys pair up in order (expected by source_ref, target by id). Matched rows are
-    compared by a hash of their values (``vcols``) first: only the few whose hashes differ are
-    read in full, for the column-by-column comparison (``compare_values``); equal values always hash
-    alike. Either side may be a ``LazyFrame`` (a Parquet scan): then only its key, ids and row
-    hashes are held, and its full rows only where they differ, are missing or unexpected. Pure:
-    the first pass of every child table's reconciliation.
+    Rows with equal keys pair up in order (expected by source_ref, target by id), as if the two
+    sides were joined on (key, rank among equal keys). It is done in two passes so that no key text
+    is joined and only the rows that need it are read in full:
+
+    1. Each row is reduced to two 64-bit numbers: a hash of its key and a hash of its key and
+       values (``vcols``). Both sides are sorted on the key hash; a key hash found once on each
+       side, with equal row hashes, settles a pair: the row hash covers the key, so the two rows
+       have one key and equal values. That is nearly every row, found by a join of two sorted
+       64-bit columns.
+    2. Every other row (on one side only, its values differ, its key repeated on either side, or
+       two keys sharing a hash) is read in full and matched exactly on the key and rank; the pairs
+       whose values differ are kept in full for the column-by-column comparison
+       (``compare_values``).
+
+    Every row of a key hash that is not settled goes to pass 2, on both sides, so pass 2 matches
+    whole groups exactly. Equal values always hash alike, so no difference is lost; two keys
+    sharing a hash only cost a re-read. Either side may be a ``LazyFrame`` (a Parquet scan): then
+    only hashes, ids and references are held, and full rows only for pass 2. Pure: the first pass
+    of every child table's reconciliation.
     """
     el = et.lazy().with_row_index("_e").with_columns(pl.col("_e").cast(pl.Int64))
     tl = tt.lazy()
-    row_hash = pl.struct(vcols).hash(seed=0) if vcols else pl.lit(0, dtype=pl.UInt64)
-    e_small = ranked(el.select(*key, "_e", "source_ref", row_hash.alias("_h")).collect(), key, "source_ref", "_rank")
-    t_small = ranked(tl.select(*key, "_id", "_invalid", row_hash.alias("_h_act")).collect(), key, "_id", "_rank")
-    keyr = [*key, "_rank"]
+    row_hash = pl.struct([*key, *vcols]).hash(seed=0) if key or vcols else pl.lit(0, dtype=pl.UInt64)
+    e_h, t_h = pl.collect_all(
+        [
+            el.select("source_ref", hash_key(key).alias("_kh"), row_hash.alias("_h")),
+            tl.select("_id", hash_key(key).alias("_kh"), row_hash.alias("_h_act")),
+        ]
+    )
+    n_e, n_t = e_h.height, t_h.height
+    # pass 1: key hashes found once on each side, paired by a join of the two sorted columns
+    once = ~(pl.col("_kh").eq_missing(pl.col("_kh").shift(1)) | pl.col("_kh").eq_missing(pl.col("_kh").shift(-1)))
+    es = e_h.select("_kh", "_h").with_row_index("_e").sort("_kh").filter(once)
+    ts = t_h.select("_kh", "_h_act").with_row_index("_t").sort("_kh").filter(once)
+    settled = es.join(ts, on="_kh", how="inner").filter(pl.col("_h") == pl.col("_h_act")).select("_e", "_t")
+    del es, ts
+    e_done = pl.repeat(False, n_e, eager=True).scatter(settled["_e"], True)
+    t_done = pl.repeat(False, n_t, eager=True).scatter(settled["_t"], True)
+    # pass 2: every other row in full, matched exactly on key and rank
+    e_rows = _rows_of(el, "_e", pl.int_range(n_e, dtype=pl.Int64, eager=True).filter(~e_done))
+    t_rows = _rows_of(tl, "_id", t_h["_id"].filter(~t_done))
+    values_hash = pl.struct(vcols).hash(seed=0) if vcols else pl.lit(0, dtype=pl.UInt64)
+    e_r = ranked(e_rows.select(*key, "_e", "source_ref", values_hash.alias("_h")), key, "source_ref", "_rank")
+    t_r = ranked(t_rows.select(*key, "_id", values_hash.alias("_h_act")), key, "_id", "_rank")
+    exact = e_r.join(t_r, on=[*key, "_rank"], how="inner", nulls_equal=True).select(
+        "_e", "_rank", "_id", "_h", "_h_act"
+    )
+    # the pairs in expected row order: each expected row's partner and rank set at its position
+    partner = (
+        pl.repeat(None, n_e, dtype=t_h["_id"].dtype, eager=True)
+        .scatter(settled["_e"], t_h["_id"].gather(settled["_t"]))
+        .scatter(exact["_e"], exact["_id"])
+    )
+    rank = pl.repeat(0, n_e, dtype=pl.Int64, eager=True).scatter(exact["_e"], exact["_rank"])
+    del settled, t_h
     pairs = (
-        e_small.lazy()
-        .join(t_small.lazy(), on=keyr, how="inner", nulls_equal=True)
-        .select("_e", "source_ref", "_rank", "_id", "_invalid", "_h", "_h_act")
+        e_h.select(
+            pl.int_range(n_e, dtype=pl.Int64).alias("_e"),
+            "source_ref",
+            rank.alias("_rank"),
+            partner.alias("_id"),
+        )
+        .filter(pl.col("_id").is_not_null())
         .with_columns((pl.lit(f"{table}:") + pl.col("_id").cast(pl.String)).alias("_target_ref"))
-        .collect()
     )
-    differ = pairs.filter(pl.col("_h") != pl.col("_h_act")).select("_e", "_id", "_invalid", "_target_ref")
-    # the few differing, missing and unexpected rows in full: one pass over each side, picked by
-    # row number and id
-    miss = e_small.select("_e", "_rank").join(pairs.select("_e"), on="_e", how="anti")
-    unexp = t_small.select("_id", "_rank").join(pairs.select("_id"), on="_id", how="anti")
-    e_rows = _rows_of(el, "_e", pl.concat([differ["_e"], miss["_e"]]))
-    t_rows = _rows_of(tl, "_id", pl.concat([differ["_id"], unexp["_id"]]))
-    cm = differ.join(e_rows.drop("_invalid", strict=False), on="_e", how="inner").join(
-        _suffix_actual(t_rows.select(*vcols, "_id"), ["_id"]), on="_id"
+    del e_h
+    differ = exact.filter(pl.col("_h") != pl.col("_h_act")).select(
+        "_e", "_id", (pl.lit(f"{table}:") + pl.col("_id").cast(pl.String)).alias("_target_ref")
     )
-    missing = e_rows.join(miss, on="_e", how="inner").sort("_e").drop("_e")
-    unexpected = t_rows.join(unexp, on="_id", how="inner")
-    return Matching(e_small.height, pairs, cm, missing, unexpected)
+    cm = (
+        differ.join(e_rows.drop("_invalid", strict=False), on="_e", how="inner")
+        .join(_suffix_actual(t_rows.select(*vcols, "_id", "_invalid"), ["_id", "_invalid"]), on="_id")
+        .sort("_e")
+    )
+    missing = (
+        e_rows.join(e_r.select("_e", "_rank").join(exact.select("_e"), on="_e", how="anti"), on="_e")
+        .sort("_e")
+        .drop("_e")
+    )
+    unexpected = t_rows.join(t_r.select("_id", "_rank").join(exact.select("_id"), on="_id", how="anti"), on="_id")
+    return Matching(n_e, pairs, cm, missing, unexpected)
 
 
 def _rows_of(lf: pl.LazyFrame, col: str, values: pl.Series) -> pl.DataFrame:
