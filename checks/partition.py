@@ -1,8 +1,9 @@
 """Partitions by person: where each record and each target row of a load goes.
 
-A validation cuts everything but persons and encounters into partitions by person
-(``pipelines/run/staging.py``): a record goes to the partition of the person its parent belongs
-to, a target child row to the partition of the person of the parent it is matched through. A child
+A validation cuts a load into partitions by person (``pipelines/run/staging.py``). Persons and
+encounters, legacy and target, go by the connected component of their person
+(``checks.components``): all that can merge, fold or be matched together. A record goes with its
+parent, a target child row with the parent it is matched through. A child
 table matched on content (``match_key``) has the source ref of the row's parent (``encounter_ref``
 or ``person_ref``) in its key, which the relaxed second pass never relaxes: a row can only ever
 match, pair with or be ranked against rows of the same parent. A table matched on an identifier
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from checks.components import encounter_node, node, partition_by_node, person_node, record_node
+from checks.mapping import SourceMap
 from checks.reconcile import EntityPart
 
 PARENT_REFS = ("encounter_ref", "person_ref")
@@ -29,11 +32,6 @@ def parent_ref(key: tuple[str, ...]) -> str:
         if ref in key:
             return ref
     raise ValueError(f"match key {list(key)} holds no parent ref ({', '.join(PARENT_REFS)})")
-
-
-def partition_of(ref: pl.Expr, n: int) -> pl.Expr:
-    """Partition number of a (person) ref: a hash of it modulo n; no ref → partition 0."""
-    return pl.when(ref.is_null()).then(pl.lit(0, dtype=pl.UInt64)).otherwise(ref.hash(seed=0) % n).alias("_part")
 
 
 def merge_parts(parts: list[EntityPart]) -> EntityPart:
@@ -67,37 +65,32 @@ def merge_parts(parts: list[EntityPart]) -> EntityPart:
 # partitioned by person: where each record and each target row goes (pipelines/run/staging.py)
 
 
-def parent_routes(staged: pl.DataFrame) -> pl.DataFrame:
-    """``_pkey → _route`` of staged parent records: the person a child of that legacy key belongs to.
+def record_route(records: str, src: SourceMap | None, parents: set[str]) -> pl.Expr:
+    """The node a legacy record of kind ``records`` is partitioned by (``checks.components``).
 
-    A child finds its parent as ``checks.expected`` does: the first record by line with that key.
-    The route is that parent's (merged) person_ref, or, for a parent not loaded, its own ref.
+    A person or encounter record goes with its own key (whose component ``parent_parts`` knows); a
+    record that hangs under a parent with its parent's key (a diagnosis with its encounter's); any
+    other by its ref.
     """
-    route = (
-        pl.coalesce(pl.col("person_ref"), pl.col("source_ref"))
-        if "person_ref" in staged.columns
-        else pl.col("source_ref")
-    )
-    return (
-        staged.filter(pl.col("_key").is_not_null())
-        .sort("_line")
-        .unique("_key", keep="first", maintain_order=True)
-        .select(pl.col("_key").alias("_pkey"), route.cast(pl.String).alias("_route"))
-    )
+    if src is not None and records in parents:
+        return record_node(records, pl.col(src.key) if src.key else pl.lit(None, dtype=pl.String))
+    if src is not None and src.parent is not None:
+        return record_node(src.parent.records, pl.col(src.parent.column))
+    return node("src", pl.col("source_ref"))
 
 
-def routed_records(df: pl.DataFrame, parent_column: str | None, routes: pl.DataFrame | None, n: int) -> pl.DataFrame:
-    """Extract records with their partition (``_part``): their parent's person, else their own ref."""
-    if parent_column is None or routes is None:
-        return df.with_columns(partition_of(pl.col("source_ref"), n))
-    route = df.select(pl.col(parent_column).cast(pl.String).alias("_pkey")).join(
-        routes, on="_pkey", how="left", maintain_order="left"
-    )["_route"]
-    return (
-        df.with_columns(route.alias("_route"))
-        .with_columns(partition_of(pl.coalesce(pl.col("_route"), pl.col("source_ref")), n))
-        .drop("_route")
-    )
+def routed_records(df: pl.DataFrame, route: pl.Expr, parts: pl.DataFrame, n: int) -> pl.DataFrame:
+    """Extract records with their partition (``_part``): the component of their ``route`` node."""
+    return partition_by_node(df, route, parts, n)
+
+
+#: the target node each parent table's rows are partitioned by
+TARGET_ROUTES = {
+    "person": person_node(pl.col("person_id")),
+    "person_alias": person_node(pl.col("person_id")),
+    "encounter": encounter_node(pl.col("encntr_id")),
+    "encntr_alias": encounter_node(pl.col("encntr_id")),
+}
 
 
 def keyed_parts(records: pl.DataFrame, key: dict[str, pl.Expr]) -> pl.DataFrame:
@@ -115,58 +108,26 @@ def keyed_parts(records: pl.DataFrame, key: dict[str, pl.Expr]) -> pl.DataFrame:
 
 
 def routed_target(
-    tt: pl.DataFrame, key: tuple[str, ...], enc_person: pl.DataFrame, n: int, keyed: pl.DataFrame | None = None
+    tt: pl.DataFrame, key: tuple[str, ...], parts: pl.DataFrame, n: int, keyed: pl.DataFrame | None = None
 ) -> pl.DataFrame:
-    """Target child rows with their partition (``_part``): the person of the parent they are matched through.
+    """Target child rows with their partition (``_part``): the component of the parent they are matched through.
 
-    ``tt`` carries its parents' refs (``checks.reconcile.resolved_parents``). A child row can only
-    match an expected row with the same parent ref (the match key holds it), and an expected row
-    goes to its parent's person: an encounter child to the person of its encounter (``enc_person``:
-    source_ref → person_ref of the expected encounters, one row each, as the expected encounter
-    table holds them), a person child to its person. A row
-    whose parent was not reconciled matches nothing: partition 0. A table matched on an
-    identifier (no parent ref in its key) goes by ``keyed`` (``keyed_parts``): where the expected
-    row of its key went; a row whose key no record holds goes by its parent as above.
+    A child row can only match an expected row with the same parent ref (the match key holds it),
+    and an expected row goes with its parent; a target encounter (or person) and the legacy one it
+    is matched to are in one component (``checks.components``). So an encounter child goes with its
+    encounter id, a person child with its person id. A table matched on an identifier (no parent
+    ref in its key) goes by ``keyed`` (``keyed_parts``): where the expected row of its key went; a
+    row whose key no record holds goes by its parent as above.
     """
     if any(r in key for r in PARENT_REFS):
         ref = parent_ref(key)
     else:
         ref = "encounter_ref" if "encounter_ref" in tt.columns else "person_ref"
-    routed = _routed_by_parent(tt, ref, enc_person, n)
+    route = encounter_node(pl.col("encntr_id")) if ref == "encounter_ref" else person_node(pl.col("person_id"))
+    routed = partition_by_node(tt, route, parts, n)
     if keyed is None or any(r in key for r in PARENT_REFS):
         return routed
     by_key = routed.join(
         keyed.rename({"_part": "_kpart"}), on=list(key), how="left", nulls_equal=True, maintain_order="left"
     )
     return by_key.with_columns(pl.coalesce(pl.col("_kpart"), pl.col("_part")).alias("_part")).drop("_kpart")
-
-
-def _routed_by_parent(tt: pl.DataFrame, ref: str, enc_person: pl.DataFrame, n: int) -> pl.DataFrame:
-    if ref == "encounter_ref":
-        e2p = enc_person.select(pl.col("source_ref").alias("_eref"), pl.col("person_ref").alias("_route"))
-        route = tt.select(pl.col("encounter_ref").alias("_eref")).join(
-            e2p, on="_eref", how="left", maintain_order="left"
-        )["_route"]
-    else:
-        route = tt["person_ref"]
-    return tt.with_columns(route.alias("_route")).with_columns(partition_of(pl.col("_route"), n)).drop("_route")
-
-
-def split_by_person(df: pl.DataFrame, person: pl.Expr, n: int) -> list[pl.DataFrame]:
-    """``df`` cut into ``n`` frames by the partition of ``person`` (a person_ref); null → partition 0."""
-    parts = df.with_columns(partition_of(person, n)).partition_by("_part", as_dict=True, include_key=False)
-    empty = df.head(0)
-    return [parts.get((p,), empty) for p in range(n)]
-
-
-def split_lookup(lookup: pl.DataFrame, routes: pl.DataFrame, n: int) -> list[pl.DataFrame]:
-    """Staged parent records cut by the partition their children go to (the route of their key).
-
-    Every record with a given legacy key lands where the children of that key do, so a partition's
-    children find the same parent (the first by line) as in the whole extract. A record without a
-    key can be no one's parent and is left out.
-    """
-    keyed = lookup.filter(pl.col("_key").is_not_null()).join(
-        routes.rename({"_pkey": "_key"}), on="_key", how="left", maintain_order="left"
-    )
-    return [p.drop("_route") for p in split_by_person(keyed, pl.col("_route"), n)]

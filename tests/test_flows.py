@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -133,15 +132,17 @@ def test_a_passing_gate_ends_the_flow_run_completed(harness, tmp_path, extract_c
 def test_tasks_per_file_and_entity_and_artifact(flow_run):
     _, _, _, state = flow_run
     states = _task_states(state.state_details.flow_run_id)
-    assert len(states["read-extract-file"]) == 4  # persons and encounters, cached; the rest is staged in blocks
-    assert len(states["read-target-table"]) == 4  # persons and encounters with their aliases, whole
+    # every file and table staged by a task named by it: persons and encounters first, then the rest
+    parents = {"stage-pas-patient", "stage-pas-kontakt", "stage-pcs-patients", "stage-pcs-visits"}
+    parents |= {"stage-person", "stage-person_alias", "stage-encounter", "stage-encntr_alias"}
+    assert parents <= set(states)
     assert {"stage-diagnosis", "stage-procedure", "stage-orders", "stage-allergy", "stage-clinical_event"} <= set(
         states
     )
-    # the files of records other than persons and encounters: one task each, named by its file
     files = {"stage-pas-diagnos", "stage-pas-atgard", "stage-pas-anteckning", "stage-pcs-medications"}
     assert files | {"stage-pcs-allergies", "stage-pcs-labresults", "stage-pcs-notes"} <= set(states)
-    assert "partition-0" in states and "merge-partitions" in states
+    # the components of persons, then each partition's persons and encounters, then its other records
+    assert {"person-components", "parents-0", "merge-parents", "partition-0", "merge-partitions"} <= set(states)
     logs, arts = _logs_and_artifacts(state.state_details.flow_run_id)
     assert len(arts) == 1 and "FAILED" in arts[0].data and "report.html" in arts[0].data
 
@@ -153,49 +154,3 @@ def test_prefect_logs_hold_no_personal_data(flow_run):
     text = logs + "\n".join(a.data or "" for a in arts)
     assert not [i for i in ids if i in text]
     assert not (names & set(re.findall(r"[^\W\d_]+", text)))
-
-
-def test_rerun_reads_unchanged_files_from_cache(flow_run, tmp_path, monkeypatch):
-    from pipelines.run.flows import validate_trial_load
-
-    root, extract, url, _ = flow_run
-    mappings = tmp_path / "mappings"
-    shutil.copytree(MAPPINGS, mappings)
-    with open(mappings / "code_maps" / "map_pas_unit.csv", "a") as f:  # a code map changed
-        f.write("ONK2,SAS_ONK\n")
-    monkeypatch.setenv("MIGCHECK_MAPPINGS", str(mappings))
-    s2 = validate_trial_load(
-        str(extract),
-        "TL-flow2",
-        str(tmp_path / "r2"),
-        target=url,
-        history=f"sqlite:///{tmp_path / 'h.db'}",
-        return_state=True,
-    )
-    st = _task_states(s2.state_details.flow_run_id)
-    assert st["read-extract-file"] == ["Cached"] * 4, st["read-extract-file"]
-
-    # the new mapping took effect although the files came from the cache
-    def unmapped_units(report):
-        d = pl.read_parquet(report / "discrepancies.parquet")
-        return set(
-            d.filter((pl.col("check") == "encounter.source.unmapped_code") & (pl.col("column") == "loc_nurse_unit_cd"))[
-                "source_ref"
-            ]
-        )
-
-    before, after = unmapped_units(root / "report"), unmapped_units(tmp_path / "r2")
-    assert after < before  # the ONK2 contacts are mapped now
-    # one file of persons or encounters changed: only that file is read again
-    p = Path(extract) / "pcs" / "visits.jsonl"
-    p.write_bytes(p.read_bytes() + b"\n")
-    s3 = validate_trial_load(
-        str(extract),
-        "TL-flow3",
-        str(tmp_path / "r3"),
-        target=url,
-        history=f"sqlite:///{tmp_path / 'h.db'}",
-        return_state=True,
-    )
-    st3 = _task_states(s3.state_details.flow_run_id)["read-extract-file"]
-    assert sorted(st3) == sorted(["Completed"] + ["Cached"] * 3), st3

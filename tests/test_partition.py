@@ -20,7 +20,7 @@ import pytest
 from checks.discrepancies import discrepancies
 from checks.expected import compute_expected, expected_parents
 from checks.mapping import load_mappings
-from checks.partition import parent_routes, routed_records, routed_target
+from checks.partition import routed_records, routed_target
 from checks.reconcile import logical_target, reconcile, reconcile_encounters, reconcile_persons, resolved_parents
 from pipelines.io.extract import read_extract
 from pipelines.io.target_db import connect
@@ -91,6 +91,78 @@ def _normalised(path) -> bytes:
     return data
 
 
+def _tangle(db) -> int:
+    """Tie persons together only through the target: an encounter loaded on another person, an
+    identity alias on a second person, an MRN alias on another person. Returns the moved encounter."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+
+    def one(sql, *args):
+        return con.execute(sql, args).fetchone()
+
+    def typed(meaning: str) -> str:
+        return f"JOIN code_value cv ON cv.code_value = a.{{col}} AND cv.cdf_meaning = '{meaning}'"
+
+    persons = [r[0] for r in con.execute("SELECT person_id FROM person ORDER BY person_id").fetchall()]
+    eid, pid = one(
+        "SELECT e.encntr_id, e.person_id FROM encounter e JOIN encntr_alias a ON a.encntr_id = e.encntr_id "
+        + typed("VISITID").format(col="encntr_alias_type_cd")
+        + " ORDER BY e.encntr_id LIMIT 1 OFFSET 7"
+    )
+    other = next(p for p in persons[len(persons) // 2 :] if p != pid)
+    con.execute("UPDATE encounter SET person_id = ? WHERE encntr_id = ?", (other, eid))
+    # an identity alias of one person also on another (a second claim on the same identity)
+    alias_cols = [r[1] for r in con.execute("PRAGMA table_info(person_alias)").fetchall()]
+    row = one(
+        "SELECT a.* FROM person_alias a "
+        + typed("PNR").format(col="person_alias_type_cd")
+        + " ORDER BY a.person_alias_id LIMIT 1 OFFSET 11"
+    )
+    new = dict(zip(alias_cols, row, strict=True))
+    new["person_alias_id"] = one("SELECT max(person_alias_id) + 1 FROM person_alias")[0]
+    new["person_id"] = next(p for p in reversed(persons) if p != new["person_id"])
+    marks = ", ".join("?" * len(new))
+    con.execute(f"INSERT INTO person_alias ({', '.join(new)}) VALUES ({marks})", list(new.values()))
+    # an MRN alias moved to another person
+    aid, owner = one(
+        "SELECT a.person_alias_id, a.person_id FROM person_alias a "
+        + typed("MRN").format(col="person_alias_type_cd")
+        + " ORDER BY a.person_alias_id LIMIT 1 OFFSET 23"
+    )
+    con.execute(
+        "UPDATE person_alias SET person_id = ? WHERE person_alias_id = ?",
+        (persons[3] if owner != persons[3] else persons[4], aid),
+    )
+    con.commit()
+    con.close()
+    return eid
+
+
+def test_persons_tied_together_only_by_the_target_give_the_same_report_in_any_partitions(faulted, tmp_path):
+    """The components follow the target's aliases and encounters too, not only the extract's identities."""
+    root, extract, url = faulted
+    db = tmp_path / "t.db"
+    shutil.copy(url.removeprefix("sqlite:///"), db)
+    eid = _tangle(db)
+    reports = {}
+    for n in (1, 13):
+        reports[n] = tmp_path / f"r{n}"
+        run_validation(
+            extract,
+            f"sqlite:///{db}",
+            "TL1",
+            reports[n],
+            as_of=AS_OF,
+            history_url=f"sqlite:///{tmp_path / f'h{n}.db'}",
+            partitions=n,
+        )
+    disc = pl.read_parquet(reports[1] / "discrepancies.parquet")
+    assert disc.filter(pl.col("target_ref") == f"encounter:{eid}").height >= 1  # the moved encounter is found
+    for f in ("discrepancies.parquet", "ledger.parquet", "summary.json"):
+        assert _normalised(reports[13] / f) == _normalised(reports[1] / f), f
+
+
 def test_every_report_file_is_the_same_for_any_number_of_partitions_and_blocks(reports):
     first = reports["1"]
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
@@ -128,43 +200,78 @@ def test_partitioned_run_finds_what_the_whole_extract_gives(faulted, reports):
     assert ledger["source_ref"].to_list()[: exp.ledger.height] == exp.ledger["source_ref"].to_list()
 
 
+def _parts(ex, tgt, m, n):
+    """The partitions of the components of persons, computed as a run computes them (in memory)."""
+    from checks.components import encounter_keys, parent_parts, person_keys, target_keys
+
+    srcs = {s.records: s for t in ("person", "encounter") for s in m.tables[t].sources}
+    persons = {s.records for s in m.tables["person"].sources}
+    pk = [person_keys(k, ex.frames[k], srcs[k]) for k in persons]
+    ek = [encounter_keys(k, ex.frames[k], srcs[k]) for k in srcs if k not in persons]
+    return parent_parts(
+        pk,
+        ek,
+        target_keys("person_alias", tgt["person_alias"], m),
+        target_keys("encounter", tgt["encounter"], m),
+        target_keys("encntr_alias", tgt["encntr_alias"], m),
+        n,
+    )
+
+
 def test_each_persons_records_and_target_rows_share_a_partition(faulted):
+    """What merges, folds or is matched together lands in one partition (``checks.components``)."""
+    from checks.partition import TARGET_ROUTES, record_route
+
     _, extract, url = faulted
     m = load_mappings(MAPPINGS)
     ex = read_extract(extract)
-    par = expected_parents(ex.frames, m, AS_OF)
-    n = 7
-    # a diagnosis goes where its encounter's person goes
-    routes = parent_routes(par.staged["pas/kontakt"])
-    diag = routed_records(ex.frames["pas/diagnos"], "KONTAKTID", routes, n)
-    enc = par.tables["encounter"].filter(pl.col("source_ref").str.starts_with("pas:"))
-    enc = enc.with_columns(pl.col("source_ref").str.split(":").list.last().alias("KONTAKTID"))
-    person_part = enc.select("KONTAKTID", (pl.col("person_ref").hash(seed=0) % n).alias("_want"))
-    joined = diag.join(person_part, on="KONTAKTID", how="inner")
-    assert joined.height > 100
-    assert (joined["_part"] == joined["_want"]).all()
-    # every partition number is used, and only those
-    assert set(diag["_part"].unique().to_list()) <= set(range(n))
-    # a target diagnosis goes to the same partition as the expected one it matches
     engine = connect(url)
     tgt = logical_target(read_target(engine), m)
     engine.dispose()
+    n = 7
+    parts = _parts(ex, tgt, m, n)
+    srcs = {s.records: s for tm in m.tables.values() for s in tm.sources}
+    kinds = set(srcs) & {s.records for t in ("person", "encounter") for s in m.tables[t].sources}
+
+    def routed(kind):
+        return routed_records(ex.frames[kind], record_route(kind, srcs[kind], kinds), parts, n)
+
+    par = expected_parents(ex.frames, m, AS_OF)
+    # every legacy person record with its merged person, every encounter with its person
+    by_ref = pl.concat([routed(k).select("source_ref", "_part") for k in kinds]).unique("source_ref")
+    person = pl.concat([par.staged[k].select("source_ref", "person_ref") for k in ("pas/patient", "pcs/patients")])
+    enc = pl.concat([par.staged[k].select("source_ref", "person_ref") for k in ("pas/kontakt", "pcs/visits")])
+    for recs in (person, enc):
+        j = (
+            recs.filter(pl.col("person_ref").is_not_null())
+            .join(by_ref, on="source_ref")
+            .join(by_ref.rename({"source_ref": "person_ref", "_part": "_want"}), on="person_ref")
+        )
+        assert j.height > 100 and (j["_part"] == j["_want"]).all()
+    assert set(by_ref["_part"].unique().to_list()) <= set(range(n)) and by_ref["_part"].n_unique() > 1
+    # a target person and encounter with the legacy one they are matched to
     _, pmap = reconcile_persons(par, tgt)
     _, emap = reconcile_encounters(par, tgt, pmap)
+    tp = routed_records(tgt["person"], TARGET_ROUTES["person"], parts, n).select("_id", "_part")
+    j = pmap.join(tp, left_on="person_id", right_on="_id").join(
+        by_ref.rename({"source_ref": "person_ref", "_part": "_want"}), on="person_ref"
+    )
+    assert j.height > 100 and (j["_part"] == j["_want"]).all()
+    te = routed_records(tgt["encounter"], TARGET_ROUTES["encounter"], parts, n).select("_id", "_part")
+    j = emap.join(te, left_on="encntr_id", right_on="_id").join(by_ref.rename({"_part": "_want"}), on="source_ref")
+    assert j.height > 100 and (j["_part"] == j["_want"]).all()
+    # a diagnosis goes where its encounter goes; a target diagnosis where the expected one it matches
+    diag = routed("pas/diagnos").with_columns(pl.format("pas:kontakt:{}", "KONTAKTID").alias("_enc"))
+    j = diag.join(by_ref.rename({"source_ref": "_enc", "_part": "_want"}), on="_enc")
+    assert j.height > 100 and (j["_part"] == j["_want"]).all()
     key = tuple(m.tables["diagnosis"].match_key)
     resolved = resolved_parents(tgt["diagnosis"], pmap, emap, tgt["encounter"]["_id"], tgt["person"]["_id"])
-    tt = routed_target(resolved, key, par.tables["encounter"], n)
+    tt = routed_target(resolved, key, parts, n)
     assert tt.height == tgt["diagnosis"].height
-    eid_part = (
-        tt.drop("encounter_ref")
-        .join(emap, on="encntr_id", how="inner")
-        .join(par.tables["encounter"].select("source_ref", "person_ref"), on="source_ref")
-        .with_columns((pl.col("person_ref").hash(seed=0) % n).alias("_want"))
+    j = tt.filter(pl.col("encounter_ref").is_not_null()).join(
+        by_ref.rename({"source_ref": "encounter_ref", "_part": "_want"}), on="encounter_ref"
     )
-    assert eid_part.height > 100 and (eid_part["_part"] == eid_part["_want"]).all()
-    # a target row whose encounter was not reconciled can match nothing: partition 0
-    unmatched = tt.join(emap, on="encntr_id", how="anti")
-    assert (unmatched["_part"] == 0).all()
+    assert j.height > 100 and (j["_part"] == j["_want"]).all()
 
 
 def test_too_many_partitions_is_refused_in_one_line(faulted, tmp_path):

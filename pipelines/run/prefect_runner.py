@@ -3,28 +3,21 @@
 Used inside the flows of ``pipelines/run/flows.py`` (deployments, and the command line when a Prefect
 server is configured). A step becomes a task once, with what its declaration asks for: retries with
 back-off for I/O that may pass (``MigcheckError.transient`` or ``OSError``, never a wrong argument),
-a cache keyed on the file's content for the extract readers (a re-run where only a code map or a
-waiver changed does not read and parse the files again), a run name per call. With ``--dask`` the
+a run name per call; no task result is cached (every file is staged into this run's work folder,
+which is gone when the run ends: ``docs/decisions.md`` D84). With ``--dask`` the
 partitions run as tasks on that cluster through Prefect's Dask task runner.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-from pathlib import Path
 from typing import Any
 
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 
 from checks.errors import MigcheckError
-from pipelines.io.extract import extract_file_path
 from pipelines.run.processes import in_worker_process
 from pipelines.run.sequence import Step, dask_unreachable
-
-#: bump when the extract reader changes what it makes of a file (invalidates the file cache)
-READER_VERSION = "2"  # 2: a quote inside a bare value is unparseable (was a traceback)
 
 
 def _transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's retry_condition_fn signature
@@ -38,30 +31,13 @@ def _transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's retry
 IO_RETRY: dict[str, Any] = dict(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=_transient)
 
 
-def file_content_key(context, parameters: dict) -> str:  # noqa: ANN001 - Prefect's cache_key_fn signature
-    """Cache key of an extract file: its path, its content and the reader version."""
-    path = extract_file_path(Path(parameters["root"]), parameters["system"], parameters["name"])
-    h = hashlib.sha256(f"{READER_VERSION}|{path.resolve()}|".encode())
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    except FileNotFoundError:
-        h.update(b"<missing>")
-    return f"extract-file-{h.hexdigest()}"
-
-
 _TASKS: dict[str, Task] = {}
 
 
 def task_of(step: Step) -> Task:
     """The Prefect task of a step (made once per process)."""
     if step.name not in _TASKS:
-        options: dict[str, Any] = {"name": step.name}
-        if step.cached_on_file:
-            options |= dict(cache_key_fn=file_content_key, persist_result=True, cache_expiration=dt.timedelta(days=30))
-        else:
-            options["cache_policy"] = NO_CACHE
+        options: dict[str, Any] = {"name": step.name, "cache_policy": NO_CACHE}
         if step.io:
             options |= IO_RETRY
         if step.run_name:

@@ -1,8 +1,8 @@
 """The steps of a validation, defined once, and the order they run in.
 
 A step is a plain function of ``checks/`` and ``pipelines/`` with a name and a few facts a runner
-may use (does it do I/O that may pass on a retry? is its result worth caching on a file's content?
-which stage of the run is it part of?). ``validate`` is the one step sequence: it says which step
+may use (does it do I/O that may pass on a retry? which stage of the run is it part of? does it
+want a process of its own?). ``validate`` is the one step sequence: it says which step
 feeds which, and what may run at the same time (``submit``) and what must be waited for
 (``call``, ``Pending.result``). A runner executes it:
 
@@ -18,19 +18,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from checks.discrepancies import person_links, sum_counts, table_counts
+from checks.discrepancies import sum_counts
 from checks.errors import MigcheckError
-from checks.expected import CHILD_TABLES, Expected
-from checks.reconcile import combine, logical_target, reconcile_encounters, reconcile_persons
+from checks.expected import CHILD_TABLES, parent_records
+from checks.reconcile import combine
 from checks.target_schema import DATA_TABLES, REFERENCE_TABLES
-from pipelines.io.extract import EXTRACT_FILES, FilePart, check_extract_root, read_extract_file
+from pipelines.io.extract import EXTRACT_FILES, check_extract_root
 from pipelines.io.notify import check_setting, notify
 from pipelines.io.target_db import connect
-from pipelines.io.target_read import check_tables, read_table
+from pipelines.io.target_read import check_tables
 from pipelines.run.staging import (
     MAX_PARTITIONS,
     check_work_base,
@@ -38,13 +38,18 @@ from pipelines.run.staging import (
     choose_partitions,
     keyed_of,
     make_work,
+    merge_parents,
     merge_partitions,
     parent_files,
+    parts_of_parents,
     remove_work,
+    run_parents,
     run_partition,
-    source_parents,
-    split_parents,
+    split_parent_file,
+    split_parent_table,
     stage_file,
+    stage_parent_file,
+    stage_parent_table,
     stage_table,
 )
 from pipelines.run.validate import (
@@ -62,8 +67,9 @@ from pipelines.run.validate import (
     target_side,
 )
 
-#: the target tables reconciled whole (persons, encounters and their aliases)
+#: the target tables of persons, encounters and their aliases (staged before the rest)
 PARENT_TARGET_TABLES = ("person", "person_alias", "encounter", "encntr_alias")
+
 #: the stages of a run, in order, as progress displays and timings name them
 STAGES = ("prepare", "extract", "read_target", "reconcile", "partitions", "target_checks", "archive", "report")
 
@@ -76,7 +82,6 @@ class Step:
     fn: Callable[..., Any]
     stage: str  # one of STAGES
     io: bool = False  # reads or writes outside the process: retried when the fault may pass
-    cached_on_file: bool = False  # its result depends only on one extract file's content
     run_name: str | None = None  # a per-call name, formatted with the call's keyword arguments
     #: Python-heavy and independent of the rest: the local runner gives it its own process, so it
     #: does not hold the interpreter lock the reading and reconciling threads need
@@ -161,50 +166,54 @@ def _check_tables(target_url: str) -> None:
         engine.dispose()
 
 
-def _read_table(target_url: str, table: str):  # noqa: ANN202 - a polars DataFrame
-    engine = connect(target_url)
-    try:
-        return read_table(engine, table)
-    finally:
-        engine.dispose()
+def _stage_parent_file(root: str, system: str, name: str, cfg: RunConfig, work: str):  # noqa: ANN202
+    return stage_parent_file(Path(root), system, name, cfg.mappings, work)
 
 
-def _read_file(root: str, system: str, name: str) -> FilePart:
-    return read_extract_file(Path(root), system, name)
+def _stage_parent_table(target_url: str, table: str, cfg: RunConfig, work: str):  # noqa: ANN202
+    return stage_parent_table(target_url, table, cfg.mappings, work)
 
 
-def _source_parents(parts: list[FilePart], cfg: RunConfig, work: str, partitions: int):  # noqa: ANN202
-    return source_parents(parts, cfg.mappings, cfg.as_of, work, partitions)
+def _parent_parts(files, tables, cfg: RunConfig, n: int):  # noqa: ANN001, ANN202
+    return parts_of_parents(files, tables, cfg.mappings, n)
 
 
-def _stage_file(root: str, system: str, name: str, cfg: RunConfig, routes, work: str, partitions: int):  # noqa: ANN001, ANN202
-    return stage_file(Path(root), system, name, cfg.mappings, routes, work, partitions)
+def _split_parent_file(work: str, pre, cfg: RunConfig, parts, n: int):  # noqa: ANN001, ANN202
+    return split_parent_file(work, pre, cfg.mappings, parts, n)
+
+
+def _stage_file(root: str, system: str, name: str, cfg: RunConfig, parts, work: str, partitions: int):  # noqa: ANN001, ANN202
+    return stage_file(Path(root), system, name, cfg.mappings, parts, work, partitions)
 
 
 def _stage_table(
-    target_url: str, table: str, cfg: RunConfig, pmap, emap, enc_person, ids, work: str, partitions: int, keyed=None
+    target_url: str, table: str, cfg: RunConfig, pmap, emap, parts, ids, work: str, partitions: int, keyed=None
 ):  # noqa: ANN001, ANN202
-    return stage_table(target_url, table, cfg.mappings, pmap, emap, enc_person, ids, work, partitions, keyed)
+    return stage_table(target_url, table, cfg.mappings, pmap, emap, parts, ids, work, partitions, keyed)
 
 
-def _partition(work: str, number: int, records: dict[str, int], cfg: RunConfig, lookups, pmap, emap, tables):  # noqa: ANN001, ANN202
-    return run_partition(work, number, records, cfg.mappings, cfg.as_of, lookups, pmap, emap, tables)
+def _parents(work: str, number: int, records: dict[str, int], tables: dict[str, int], cfg: RunConfig):  # noqa: ANN202
+    return run_parents(work, number, records, tables, cfg.mappings, cfg.as_of)
+
+
+def _partition(work: str, number: int, records: dict[str, int], cfg: RunConfig, pmap, emap, tables):  # noqa: ANN001, ANN202
+    return run_partition(work, number, records, cfg.mappings, cfg.as_of, pmap, emap, tables)
 
 
 PREPARE = Step("prepare", _prepare, "prepare", io=True)
 CHECK_TABLES = Step("check-target-tables", _check_tables, "prepare", io=True)
 MAKE_WORK = Step("make-work-folder", lambda out, base: make_work(Path(out), base), "prepare", io=True)
-READ_FILE = Step("read-extract-file", _read_file, "extract", io=True, cached_on_file=True)
-SOURCE_PARENTS = Step("expected-parents", _source_parents, "extract", io=True)
+STAGE_PARENT_FILE = Step("stage-parent-file", _stage_parent_file, "extract", io=True, run_name="stage-{system}-{name}")
 STAGE_FILE = Step("stage-extract-file", _stage_file, "extract", io=True, run_name="stage-{system}-{name}")
-READ_TABLE = Step("read-target-table", _read_table, "read_target", io=True)
+STAGE_PARENT_TABLE = Step("stage-parent-table", _stage_parent_table, "read_target", io=True, run_name="stage-{table}")
+PARENT_PARTS = Step("person-components", _parent_parts, "extract")
+SPLIT_PARENT_FILE = Step("split-parent-file", _split_parent_file, "extract", io=True)
+SPLIT_PARENT_TABLE = Step("split-parent-table", split_parent_table, "read_target", io=True)
 TARGET_CHECKS = Step("target-checks", run_target_checks_on, "target_checks", io=True, own_process=True)
-LOGICAL_TARGET = Step("logical-target", lambda tables, cfg: logical_target(tables, cfg.mappings), "read_target")
-PERSONS = Step("reconcile-persons", reconcile_persons, "reconcile")
-ENCOUNTERS = Step("reconcile-encounters", reconcile_encounters, "reconcile")
+PARENTS = Step("reconcile-parents", _parents, "reconcile", io=True, run_name="parents-{number}")
+MERGE_PARENTS = Step("merge-parents", merge_parents, "reconcile")
 STAGE_TABLE = Step("stage-target-table", _stage_table, "read_target", io=True, run_name="stage-{table}")
 PARTITION = Step("validate-partition", _partition, "partitions", io=True, run_name="partition-{number}")
-SPLIT_PARENTS = Step("split-parents", split_parents, "partitions")
 MERGE = Step("merge-partitions", merge_partitions, "partitions")
 CHECK_ARCHIVE = Step("check-archive", check_archive, "archive", io=True)
 FINISH = Step("write-report", finish, "report", io=True)
@@ -214,10 +223,12 @@ NOTIFY = Step("notify", notify, "report")
 def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
     """Validate one trial load with ``run``: the one step sequence of every runner.
 
-    Persons and encounters whole, everything else partitioned by person
-    (``pipelines.run.staging``): the extract's other files and the target's child tables are
-    staged one at a time to Parquet partitions in a work folder, then each partition is computed
-    and reconciled on its own, here or (``args.dask``) on a Dask cluster.
+    Everything partitioned by person (``pipelines.run.staging``): the files and tables of persons
+    and encounters are staged first, their connected components give every record and target row
+    its partition (``checks.components``), and each partition's persons and encounters are
+    computed and reconciled alone; then the other files and target tables are staged one at a time
+    and each partition's other records are reconciled with its rows. Partitions run here or
+    (``args.dask``) on a Dask cluster.
     """
     root = str(check_extract_root(Path(args.source)))
     # the options known up front, before any step starts (the target checks would run on meanwhile)
@@ -235,34 +246,49 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
     work = run.call(MAKE_WORK, out=str(args.out), base=args.work)
     try:
         m = cfg.mappings
-        pfiles = [run.submit(READ_FILE, root=root, system=s, name=f) for s, f in parent_files(m)]
-        src_parents, staged_parents = run.call(
-            SOURCE_PARENTS, parts=[f.result() for f in pfiles], cfg=cfg, work=work, partitions=n
-        )
-        del pfiles
-        # each file read and staged a block at a time: never the whole extract in memory
+        # 1. persons and encounters, legacy and target, read once and written whole, with their keys
+        pre_files = [
+            run.submit(STAGE_PARENT_FILE, root=root, system=s, name=f, cfg=cfg, work=work) for s, f in parent_files(m)
+        ]
+        pre_tables = {
+            t: run.submit(STAGE_PARENT_TABLE, target_url=args.target_url, table=t, cfg=cfg, work=work)
+            for t in PARENT_TARGET_TABLES
+        }
+        pfiles = [f.result() for f in pre_files]
+        ptables = {t: f.result() for t, f in pre_tables.items()}
+        del pre_files, pre_tables
+        # 2. the components of persons: every record and target row gets its partition
+        parts = run.call(PARENT_PARTS, files=pfiles, tables=ptables, cfg=cfg, n=n)
+        split_files = [run.submit(SPLIT_PARENT_FILE, work=work, pre=f, cfg=cfg, parts=parts, n=n) for f in pfiles]
+        split_tables = {
+            t: run.submit(SPLIT_PARENT_TABLE, work=work, pre=p, parts=parts, n=n) for t, p in ptables.items()
+        }
+        # each other file read and staged a block at a time: never the whole extract in memory
         cfiles = {
-            (s, f): run.submit(
-                STAGE_FILE, root=root, system=s, name=f, cfg=cfg, routes=src_parents.routes, work=work, partitions=n
-            )
+            (s, f): run.submit(STAGE_FILE, root=root, system=s, name=f, cfg=cfg, parts=parts, work=work, partitions=n)
             for s, f in child_files(m)
         }
-        tables = {t: run.submit(READ_TABLE, target_url=args.target_url, table=t) for t in PARENT_TARGET_TABLES}
-        tgt = run.call(LOGICAL_TARGET, tables={t: f.result() for t, f in tables.items()}, cfg=cfg)
-        del tables
-        exp = src_parents.exp
-        persons, pmap = run.call(PERSONS, exp=exp, tgt=tgt)
-        encounters, emap = run.call(ENCOUNTERS, exp=exp, tgt=tgt, pmap=pmap)
-        # one row per encounter (the routing joins on it): made so once, not per table or batch
-        enc_person = (
-            exp.tables["encounter"]
-            .select("source_ref", "person_ref")
-            .unique("source_ref", keep="first", maintain_order=True)
-        )
-        staged = {
-            **dict(zip(parent_files(m), staged_parents, strict=True)),
-            **{k: f.result() for k, f in cfiles.items()},
-        }
+        ids = (ptables["encounter"].ids, ptables["person"].ids)
+        actual_parents = sum_counts([p.counts for p in ptables.values()])
+        del ptables
+        staged = dict(zip(parent_files(m), [f.result() for f in split_files], strict=True))
+        pblocks = {t: f.result() for t, f in split_tables.items()}
+        kinds = set(parent_records(m))
+        precords = {r: staged[f].blocks for f in parent_files(m) for r in staged[f].records if r in kinds}
+        del pfiles, split_files, split_tables
+        # 3. the persons and encounters of each partition, computed and reconciled alone
+        pcalls = [dict(work=work, number=i, records=precords, tables=pblocks, cfg=cfg) for i in range(n)]
+        if args.dask:
+            presults = run.map_on_cluster(PARENTS, args.dask, pcalls)
+        else:
+            pending = [run.submit(PARENTS, **c) for c in pcalls]
+            presults = [p.result() for p in pending]
+            del pending
+        parents = run.call(MERGE_PARENTS, results=presults)
+        del presults
+        # 4. the target's other tables, each row with its reconciled parents, to the partitions
+        staged |= {k: f.result() for k, f in cfiles.items()}
+        pmap, emap = parents.pmap(), parents.emap()
         ttables = {
             t: run.submit(
                 STAGE_TABLE,
@@ -271,8 +297,8 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
                 cfg=cfg,
                 pmap=pmap,
                 emap=emap,
-                enc_person=enc_person,
-                ids=(tgt["encounter"]["_id"], tgt["person"]["_id"]),
+                parts=parts,
+                ids=ids,
                 work=work,
                 partitions=n,
                 keyed=keyed_of(list(staged.values()), t),
@@ -280,30 +306,23 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
             for t in CHILD_TABLES
         }
         staged_files = [staged[f] for f in EXTRACT_FILES]
-        records = {r: staged[f].blocks for f in EXTRACT_FILES for r in staged[f].records if r not in exp.staged}
+        records = {r: staged[f].blocks for f in EXTRACT_FILES for r in staged[f].records if r not in precords}
         actual = [f.result() for f in ttables.values()]
         blocks = {t: b for a in actual for t, b in a.blocks.items()}
-        # what the report needs of the parents, taken now: the parents' frames go before the partitions run
-        parent_counts = (table_counts(exp.tables, "expected"), table_counts(tgt, "actual"))
-        persons_of = person_links(exp.staged)
-        slices = run.call(SPLIT_PARENTS, parents=src_parents, pmap=pmap, emap=emap, enc_person=enc_person, n=n)
+        del ttables, pmap, emap, parts, ids
+        # 5. the other records of each partition, reconciled with its target rows
         calls = [
             dict(
                 work=work,
                 number=i,
                 records=records,
                 cfg=cfg,
-                lookups=slices.lookups[i],
-                pmap=slices.pmap[i],
-                emap=slices.emap[i],
+                pmap=parents.pmaps[i],
+                emap=parents.emaps[i],
                 tables=blocks,
             )
             for i in range(n)
         ]
-        # the parents' tables, lookups and maps live on only in the partitions' slices
-        del tgt, ttables, enc_person, slices, pmap, emap
-        exp = Expected({}, exp.ledger, exp.findings, {})
-        src_parents = replace(src_parents, exp=exp, routes={})
         if args.dask:
             results = run.map_on_cluster(PARTITION, args.dask, calls)
         else:
@@ -313,18 +332,18 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         del calls
         merged = run.call(MERGE, results=results)
         del results
-        recon = combine([*persons, *encounters, *merged.children])
-        del persons, encounters
-        src = source_side(cfg, src_parents, merged, staged_files)
+        recon = combine([*parents.parts, *merged.children])
+        src = source_side(cfg, parents.source, merged, staged_files)
         tside = target_side(
-            sum_counts([parent_counts[0], merged.expected]), sum_counts([parent_counts[1], *[a.counts for a in actual]])
+            sum_counts([parents.expected, merged.expected]),
+            sum_counts([actual_parents, *[a.counts for a in actual]]),
         )
         eside = ExpectedSide(
-            ledger=full_ledger(src_parents.exp.ledger, merged.ledger, staged_files),
-            persons=persons_of,
+            ledger=full_ledger(parents.source.exp.ledger, merged.ledger, staged_files),
+            persons=parents.persons,
             rows=expected_rows(tside.expected),
         )
-        del merged, src_parents, exp
+        del merged, parents
         target_part = checks.result()
         result = run.call(
             FINISH,

@@ -37,7 +37,8 @@ from typing import IO
 import polars as pl
 
 from checks.code_map_review import USAGE_SCHEMA, code_map_usage, merge_usage
-from checks.discrepancies import person_links, sum_counts, table_counts
+from checks.components import encounter_keys, parent_parts, partition_by_node, person_keys, target_keys
+from checks.discrepancies import PERSON_RECORDS, sum_counts, table_counts
 from checks.errors import MigcheckError
 from checks.expected import (
     CHILD_TABLES,
@@ -50,19 +51,20 @@ from checks.expected import (
 from checks.mapping import Mappings, SourceMap
 from checks.partition import (
     PARENT_REFS,
+    TARGET_ROUTES,
     keyed_parts,
     merge_parts,
-    parent_routes,
+    record_route,
     routed_records,
     routed_target,
-    split_by_person,
-    split_lookup,
 )
 from checks.reconcile import (
     ChildSlice,
     EntityPart,
     logical_target,
     reconcile_child_slice,
+    reconcile_encounters,
+    reconcile_persons,
     resolved_parents,
     with_blob_text,
 )
@@ -177,6 +179,24 @@ def _write_parts(df: pl.DataFrame, work: str, side: str, name: str, n: int, bloc
             parts.get((p,), empty).write_parquet(f, compression="lz4", statistics=False)
 
 
+def _write(df: pl.DataFrame, path: str) -> None:
+    if "://" not in path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with _open(path, "wb") as f:
+        df.write_parquet(f, compression="lz4", statistics=False)
+
+
+def _remove(path: str) -> None:
+    """A file of the work folder this run wrote, once read for the last time."""
+    if "://" not in path:
+        Path(path).unlink(missing_ok=True)
+        return
+    import fsspec
+
+    fs, p = fsspec.core.url_to_fs(path)
+    fs.rm(p)
+
+
 def _read(path: str) -> pl.DataFrame:
     with _open(path, "rb") as f:
         return pl.read_parquet(f)
@@ -206,12 +226,11 @@ def _with_row(df: pl.DataFrame, first: int = 0) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class SourceParents:
-    """What the persons and encounters of the extract give a run (their raw frames are gone)."""
+    """What the persons and encounters of the extract give the report (merged from the partitions)."""
 
-    exp: Expected  # tables, ledger and findings of persons and encounters; staged: the lookups
+    exp: Expected  # ledger and findings of persons and encounters (tables and lookups stay in the partitions)
     schema: pl.DataFrame  # schema (implausible) findings of person and encounter records
     unmapped: pl.DataFrame  # unmapped_code_rows of person and encounter records
-    routes: dict[str, pl.DataFrame]  # parent records → (_pkey, _route): the partition a child goes to
     #: code_map_usage of person and encounter records (``checks.code_map_review``)
     code_maps: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=USAGE_SCHEMA))
 
@@ -229,52 +248,80 @@ class StagedFile:
     blocks: int = 1  # the blocks it was read and staged in (a partition's records: one file per block)
 
 
-def source_parents(
-    parts: list[FilePart], m: Mappings, as_of, work: str, n: int
-) -> tuple[SourceParents, list[StagedFile]]:
-    """Persons and encounters computed whole; child records read from the same files staged."""
-    frames: dict[str, pl.DataFrame] = {}
-    for p in parts:
-        frames.update(p.frames)
-    parents = parent_records(m)
-    pframes = {k: v for k, v in frames.items() if k in parents}
-    exp = expected_parents(pframes, m, as_of)
-    schema = schema_findings(pframes, exp.ledger)
-    unmapped = unmapped_code_rows(exp.staged, m, pframes)
-    usage = code_map_usage(exp.staged, m, pframes)
-    routes = {k: parent_routes(v) for k, v in exp.staged.items()}
-    lookups = parent_lookups(exp.staged)
-    staged = []
-    for p in parts:
-        children = {k: v for k, v in p.frames.items() if k not in parents}
-        keyed = [_stage_records(k, v, m, routes, work, n) for k, v in children.items()]
-        staged.append(_staged(p, keyed, list(p.frames), sum(v.height for v in p.frames.values())))
-    parents_ = SourceParents(Expected(exp.tables, exp.ledger, exp.findings, lookups), schema, unmapped, routes, usage)
-    return parents_, staged
+@dataclass(frozen=True)
+class PreStaged:
+    """A file of persons and encounters read and written whole to the work folder, and its component keys."""
+
+    staged: StagedFile
+    keys: dict[str, pl.DataFrame]  # record kind → person_keys / encounter_keys (checks.components)
+
+
+def _route(records: str, m: Mappings) -> pl.Expr:
+    return record_route(records, _sources(m).get(records), set(parent_records(m)))
+
+
+def stage_parent_file(root: Path, system: str, name: str, m: Mappings, work: str) -> PreStaged:
+    """Read a file of persons and encounters a block at a time, written unpartitioned, with the keys of its records.
+
+    Which partition a person or encounter goes to is known only when every parent record and target
+    parent row has been seen (``checks.components``): the blocks wait in the work folder
+    (``split_parent_file``). Only the keys are kept in memory.
+    """
+    sources = _sources(m)
+    persons = {s.records for s in m.tables["person"].sources}
+    files: list[dict] = []
+    bad: list[pl.DataFrame] = []
+    keys: dict[str, list[pl.DataFrame]] = {}
+    kinds: list[str] = []
+    first: dict[str, int] = {}
+    for block, part in enumerate(read_file_parts(root, system, name)):
+        for k, v in part.frames.items():
+            df = _with_row(v, first.get(k, 0))
+            _write(df, _path(work, "pre", k, 0, block))
+            first[k] = first.get(k, 0) + v.height
+            src = sources.get(k)
+            if k in persons and src is not None:
+                keys.setdefault(k, []).append(person_keys(k, v, src))
+            elif k in parent_records(m) and src is not None:
+                keys.setdefault(k, []).append(encounter_keys(k, v, src))
+        kinds = kinds or list(part.frames)
+        files.append(part.file)
+        bad.append(part.unparseable)
+    whole = FilePart({}, pl.concat(bad).sort("line"), file_status(files))
+    staged = replace(_staged(whole, [], kinds, sum(first.values())), blocks=len(files))
+    return PreStaged(staged, {k: pl.concat(v) for k, v in keys.items()})
+
+
+def split_parent_file(work: str, pre: PreStaged, m: Mappings, parts: pl.DataFrame, n: int) -> StagedFile:
+    """The blocks of a file of persons and encounters written to the partitions of their components."""
+    keyed: list[tuple[str, pl.DataFrame] | None] = []
+    for k in pre.staged.records:
+        for block in range(pre.staged.blocks):
+            path = _path(work, "pre", k, 0, block)
+            df = _read(path)
+            keyed.append(_stage_records(k, df, m, parts, work, n, block))
+            _remove(path)
+    return replace(pre.staged, keyed=_staged(FilePart({}, pre.staged.unparseable, {}), keyed, [], 0).keyed)
 
 
 def _stage_records(
     records: str,
     df: pl.DataFrame,
     m: Mappings,
-    routes: dict[str, pl.DataFrame],
+    parts: pl.DataFrame,
     work: str,
     n: int,
     block: int = 0,
-    first: int = 0,
 ) -> tuple[str, pl.DataFrame] | None:
-    """Write one record kind's records to their partitions; (table, keyed parts) for an identifier key.
+    """Write one record kind's records (with ``_row``) to their partitions; (table, keyed parts) for an identifier key.
 
-    ``block``, ``first``: the block of the file the records are, and the position in the file of its first record.
+    ``block``: the block of the file the records are.
     """
-    src = _sources(m).get(records)
-    parent = src.parent if src is not None else None
-    column = parent.column if parent is not None else None
-    lookup = routes.get(parent.records) if parent is not None else None
-    routed = routed_records(_with_row(df, first), column, lookup, n)
+    routed = routed_records(df, _route(records, m), parts, n)
     _write_parts(routed, work, "src", records, n, block)
+    src = _sources(m).get(records)
     table = _tables(m).get(records)
-    if src is None or table is None:
+    if src is None or table is None or records in parent_records(m):
         return None
     key = m.tables[table].match_key
     if any(r in key for r in PARENT_REFS):
@@ -282,13 +329,12 @@ def _stage_records(
     return table, keyed_parts(routed, {c: column_exprs(src.columns[c], m).value for c in key})
 
 
-def stage_file(
-    root: Path, system: str, name: str, m: Mappings, routes: dict[str, pl.DataFrame], work: str, n: int
-) -> StagedFile:
+def stage_file(root: Path, system: str, name: str, m: Mappings, parts: pl.DataFrame, work: str, n: int) -> StagedFile:
     """Read one extract file of child records a block at a time, each written to the partitions of its persons.
 
     Only one block of the file is in memory at a time (``read_file_parts``); what is kept is what
     the report needs of it: its status, its unreadable lines, the keys of identifier-matched tables.
+    ``parts``: the partitions of the persons' and encounters' components (``parent_parts``).
     """
     files: list[dict] = []
     bad: list[pl.DataFrame] = []
@@ -297,7 +343,7 @@ def stage_file(
     first: dict[str, int] = {}
     for block, part in enumerate(read_file_parts(root, system, name)):
         for k, v in part.frames.items():
-            keyed.append(_stage_records(k, v, m, routes, work, n, block, first.get(k, 0)))
+            keyed.append(_stage_records(k, _with_row(v, first.get(k, 0)), m, parts, work, n, block))
             first[k] = first.get(k, 0) + v.height
         kinds = kinds or list(part.frames)
         files.append(part.file)
@@ -346,13 +392,81 @@ def _stage_all(engine, table: str, rows: int, stage: Callable[[pl.DataFrame, int
     return blocks
 
 
+@dataclass(frozen=True)
+class PreTable:
+    """A target parent table read in batches and written whole to the work folder, and its component keys."""
+
+    table: str
+    blocks: int
+    keys: pl.DataFrame | None  # checks.components.target_keys
+    ids: pl.Series  # the table's primary key values (the ids a child row's parent must be one of)
+    counts: pl.DataFrame  # table_counts per contributor system
+
+
+def stage_parent_table(target_url: str, table: str, m: Mappings, work: str) -> PreTable:
+    """Read a target table of persons, encounters or their aliases in batches, written unpartitioned, with its keys.
+
+    Each batch is written as the partitions read it (``logical_target``: codes as meanings); it
+    goes to its partition once the components are known (``split_parent_table``).
+    """
+    keys: list[pl.DataFrame] = []
+    ids: list[pl.Series] = []
+    counts: list[pl.DataFrame] = []
+
+    def stage_rows(batch: pl.DataFrame, block: int) -> None:
+        tt = logical_target({table: batch}, m)[table]
+        _write(tt, _path(work, "pre-tgt", table, 0, block))
+        k = target_keys(table, tt, m)
+        if k is not None:
+            keys.append(k)
+        ids.append(tt["_id"])
+        counts.append(table_counts({table: tt}, "actual"))
+
+    engine = connect(target_url)
+    try:
+        blocks = _stage_all(engine, table, BATCH_ROWS, stage_rows)
+    finally:
+        engine.dispose()
+    return PreTable(table, blocks, pl.concat(keys) if keys else None, pl.concat(ids), sum_counts(counts))
+
+
+def parts_of_parents(files: list[PreStaged], tables: dict[str, PreTable], m: Mappings, n: int) -> pl.DataFrame:
+    """``node → _part`` of the persons' and encounters' components (``checks.components.parent_parts``)."""
+    persons = {s.records for s in m.tables["person"].sources}
+    keys = [(k, v) for f in files for k, v in f.keys.items()]
+
+    def target(t: str, schema: dict) -> pl.DataFrame:
+        k = tables[t].keys
+        return k if k is not None else pl.DataFrame(schema=schema)
+
+    u64 = pl.UInt64
+    return parent_parts(
+        [v for k, v in keys if k in persons],
+        [v for k, v in keys if k not in persons],
+        target("person_alias", {"a": u64, "b": u64}),
+        target("encounter", {"te": u64, "anchor": u64}),
+        target("encntr_alias", {"key": u64, "te": u64}),
+        n,
+    )
+
+
+def split_parent_table(work: str, pre: PreTable, parts: pl.DataFrame, n: int) -> int:
+    """The batches of a target parent table written to the partitions of their components; the blocks."""
+    for block in range(pre.blocks):
+        path = _path(work, "pre-tgt", pre.table, 0, block)
+        df = _read(path)
+        _write_parts(partition_by_node(df, TARGET_ROUTES[pre.table], parts, n), work, "tgt", pre.table, n, block)
+        _remove(path)
+    return pre.blocks
+
+
 def stage_table(
     target_url: str,
     table: str,
     m: Mappings,
     pmap: pl.DataFrame,
     emap: pl.DataFrame,
-    enc_person: pl.DataFrame,
+    parts: pl.DataFrame,
     ids: tuple[pl.Series, pl.Series],
     work: str,
     n: int,
@@ -361,30 +475,32 @@ def stage_table(
     """Read one child table of the target in batches, each written to the partitions of its persons.
 
     Each row is written with its parents' refs and whether its parent ids exist
-    (``resolved_parents``, against ``ids``: the target's encounter and person ids), so that a
-    partition needs no map of the whole load. A table whose text lives in chunks (``TEXT_BLOBS``)
-    has its chunk rows written beside it, each to the partition of its row (a chunk of no row is
-    left out: the target checks' orphan); the partition joins them (``with_blob_text``). Returns
-    its row counts per contributor system and the blocks written.
+    (``resolved_parents``, against ``pmap``/``emap``: the persons and encounters reconciled, and
+    ``ids``: the target's encounter and person ids), so that a partition needs no map of the whole
+    load; it goes to the partition of the parent it is matched through (``routed_target``). A
+    table whose text lives in chunks (``TEXT_BLOBS``) has its chunk rows written beside it, each to
+    the partition of its row (a chunk of no row is left out: the target checks' orphan); the
+    partition joins them (``with_blob_text``). Returns its row counts per contributor system and the
+    blocks written.
     """
     key = tuple(m.tables[table].match_key)
     counts: list[pl.DataFrame] = []
-    parts: list[pl.DataFrame] = []  # of a table with chunks: its ids and their partition
+    rows_of: list[pl.DataFrame] = []  # of a table with chunks: its ids and their partition
 
     def stage_rows(batch: pl.DataFrame, block: int) -> None:
         tt = logical_target({table: batch}, m)[table]
-        routed = routed_target(resolved_parents(tt, pmap, emap, *ids), key, enc_person, n, keyed)
+        routed = routed_target(resolved_parents(tt, pmap, emap, *ids), key, parts, n, keyed)
         _write_parts(routed, work, "tgt", table, n, block)
         counts.append(table_counts({table: tt}, "actual"))
         if table in TEXT_BLOBS:
-            parts.append(routed.select(pl.col("_id").alias(TEXT_BLOBS[table].parent_key), "_part"))
+            rows_of.append(routed.select(pl.col("_id").alias(TEXT_BLOBS[table].parent_key), "_part"))
 
     engine = connect(target_url)
     try:
         blocks = {table: _stage_all(engine, table, BATCH_ROWS, stage_rows)}
         if table in TEXT_BLOBS:
             spec = TEXT_BLOBS[table]
-            where = pl.concat(parts).unique(spec.parent_key, keep="first", maintain_order=True)
+            where = pl.concat(rows_of).unique(spec.parent_key, keep="first", maintain_order=True)
 
             def stage_chunks(batch: pl.DataFrame, block: int) -> None:
                 routed = batch.join(where, on=spec.parent_key, how="inner", maintain_order="left")
@@ -397,7 +513,70 @@ def stage_table(
 
 
 # --------------------------------------------------------------------------------------------
-# one partition
+# one partition: its persons and encounters, then its other records
+
+
+@dataclass(frozen=True)
+class ParentsResult:
+    """What the persons and encounters of one partition give: all that is kept of them."""
+
+    ledger: pl.DataFrame  # with _records and _row
+    findings: pl.DataFrame  # source findings of its person and encounter records
+    schema: pl.DataFrame  # schema_findings
+    unmapped: pl.DataFrame  # unmapped_code_rows
+    code_maps: pl.DataFrame  # code_map_usage
+    persons: pl.DataFrame  # person_links, with _records and _row
+    parts: list[EntityPart]  # person, person_alias, encounter, encntr_alias
+    pmap: pl.DataFrame  # person_ref ↔ person_id of its persons
+    emap: pl.DataFrame  # source_ref ↔ encntr_id of its encounters
+    expected: pl.DataFrame  # table_counts of its expected parent tables
+    actual: pl.DataFrame  # table_counts of its target parent tables
+    records: list[str]  # parent record kinds in ledger order
+
+
+def run_parents(
+    work: str, number: int, records: dict[str, int], tables: dict[str, int], m: Mappings, as_of
+) -> ParentsResult:
+    """The persons and encounters of one partition, computed and reconciled as the whole load would.
+
+    ``records``: the parent record kinds staged, each with its blocks; ``tables``: the target
+    parent tables, each with its blocks. A partition holds whole components
+    (``checks.components``), so nothing that merges, folds or matches with them lies elsewhere. The
+    lookups its children need are written to the work folder (``run_partition`` reads them).
+    """
+    frames = {r: _read_blocks(work, "src", r, number, b) for r, b in records.items()}
+    exp = expected_parents(frames, m, as_of)
+    schema = schema_findings(frames, exp.ledger)
+    unmapped = unmapped_code_rows(exp.staged, m, frames)
+    usage = code_map_usage(exp.staged, m, frames)
+    del frames
+    for kind, lookup in parent_lookups(exp.staged).items():
+        _write(lookup, _path(work, "lookup", kind, number))
+    persons = pl.concat(
+        [
+            df.select("source_ref", "person_ref", pl.lit(k).alias("_records"), pl.col("_row").cast(pl.Int64))
+            for k, df in exp.staged.items()
+            if k in PERSON_RECORDS
+        ],
+        how="vertical_relaxed",
+    )
+    tgt = {t: _read_blocks(work, "tgt", t, number, b) for t, b in tables.items()}
+    people, pmap = reconcile_persons(exp, tgt)
+    encounters, emap = reconcile_encounters(exp, tgt, pmap)
+    return ParentsResult(
+        exp.ledger,
+        exp.findings,
+        schema,
+        unmapped,
+        usage,
+        persons,
+        [*people, *encounters],
+        pmap,
+        emap,
+        table_counts(exp.tables, "expected"),
+        table_counts(tgt, "actual"),
+        list(exp.staged),
+    )
 
 
 @dataclass(frozen=True)
@@ -419,7 +598,6 @@ def run_partition(
     records: dict[str, int],
     m: Mappings,
     as_of,
-    lookups: dict[str, pl.DataFrame],
     pmap: pl.DataFrame,
     emap: pl.DataFrame,
     tables: dict[str, int] | None = None,
@@ -428,14 +606,15 @@ def run_partition(
 
     ``records``: the record kinds staged, in extract order, each with the blocks it was staged in;
     ``tables``: the target tables staged, each with its blocks (``StagedTable.blocks``; default 1);
-    ``lookups``, ``pmap`` and ``emap``: this partition's slices (``split_parents``): the parent
-    records its children name, and the persons and encounters its rows belong to.
+    ``pmap`` and ``emap``: the persons and encounters of this partition (``run_parents``), whose
+    lookups it reads from the work folder.
     """
     frames = {r: _read_blocks(work, "src", r, number, b) for r, b in records.items()}
+    lookups = {k: _read(_path(work, "lookup", k, number)) for k in parent_records(m) if _exists(work, k, number)}
     exp = expected_children(frames, lookups, m, as_of)
     unmapped = unmapped_code_rows(exp.staged, m, frames)
     usage = code_map_usage(exp.staged, m, frames)
-    del frames
+    del frames, lookups
     parts = []
     none = pl.Series(dtype=pl.Int64)
     for t in CHILD_TABLES:
@@ -453,24 +632,79 @@ def run_partition(
     )
 
 
+def _exists(work: str, kind: str, number: int) -> bool:
+    path = _path(work, "lookup", kind, number)
+    if "://" not in path:
+        return Path(path).is_file()
+    import fsspec
+
+    fs, p = fsspec.core.url_to_fs(path)
+    return bool(fs.exists(p))
+
+
+def _in_extract_order(df: pl.DataFrame, records: list[str]) -> pl.DataFrame:
+    """Rows of several partitions (with ``_records`` and ``_row``) put back in extract order."""
+    rank = {r: i for i, r in enumerate(records)}
+    return (
+        df.with_columns(pl.col("_records").replace_strict(rank, return_dtype=pl.Int32).alias("_rank"))
+        .sort("_rank", "_row")
+        .drop("_rank", "_records", "_row")
+    )
+
+
+def _merged_part(parts: list[EntityPart]) -> EntityPart:
+    """One entity's part of every partition, its links and statuses in one order whatever the partitions."""
+    part = merge_parts(parts)
+    return EntityPart(
+        part.entity,
+        part.findings,
+        part.links.sort("target_ref", "source_ref"),
+        part.status.sort("source_ref", "_rank", "status", nulls_last=True),
+        part.counts,
+    )
+
+
 @dataclass(frozen=True)
-class ParentSlices:
-    """Per partition: the staged parent records, the person map and the encounter map it needs."""
+class MergedParents:
+    """The persons and encounters of every partition as one."""
 
-    lookups: list[dict[str, pl.DataFrame]]
-    pmap: list[pl.DataFrame]
-    emap: list[pl.DataFrame]
+    source: SourceParents
+    persons: pl.DataFrame  # person_links: patient record → merged person, in extract order
+    parts: list[EntityPart]  # person, person_alias, encounter, encntr_alias
+    pmaps: list[pl.DataFrame]  # per partition (its children need them)
+    emaps: list[pl.DataFrame]
+    expected: pl.DataFrame  # table_counts of the expected parent tables
+    actual: pl.DataFrame  # table_counts of the target parent tables
+
+    def pmap(self) -> pl.DataFrame:
+        """person_ref ↔ person_id of the whole load."""
+        return pl.concat(self.pmaps)
+
+    def emap(self) -> pl.DataFrame:
+        """source_ref ↔ encntr_id of the whole load."""
+        return pl.concat(self.emaps)
 
 
-def split_parents(
-    parents: SourceParents, pmap: pl.DataFrame, emap: pl.DataFrame, enc_person: pl.DataFrame, n: int
-) -> ParentSlices:
-    """Cut the parents' lookups and maps once, so that each partition gets only its own slice."""
-    lookups = {k: split_lookup(v, parents.routes[k], n) for k, v in parents.exp.staged.items()}
-    pparts = split_by_person(pmap, pl.col("person_ref"), n)
-    e = emap.join(enc_person, on="source_ref", how="left", maintain_order="left")
-    eparts = [p.drop("person_ref") for p in split_by_person(e, pl.col("person_ref"), n)]
-    return ParentSlices([{k: v[i] for k, v in lookups.items()} for i in range(n)], pparts, eparts)
+def merge_parents(results: list[ParentsResult]) -> MergedParents:
+    """One result from every partition's persons and encounters, independent of how they were partitioned."""
+    records = results[0].records
+    ledger = _in_extract_order(pl.concat([r.ledger for r in results], how="vertical_relaxed"), records)
+    findings = pl.concat([r.findings for r in results], how="vertical_relaxed")
+    source = SourceParents(
+        Expected({}, ledger, findings, {}),
+        pl.concat([r.schema for r in results], how="vertical_relaxed"),
+        pl.concat([r.unmapped for r in results], how="vertical_relaxed"),
+        merge_usage([r.code_maps for r in results]),
+    )
+    return MergedParents(
+        source,
+        _in_extract_order(pl.concat([r.persons for r in results], how="vertical_relaxed"), records),
+        [_merged_part([r.parts[i] for r in results]) for i in range(len(results[0].parts))],
+        [r.pmap for r in results],
+        [r.emap for r in results],
+        sum_counts([r.expected for r in results]),
+        sum_counts([r.actual for r in results]),
+    )
 
 
 @dataclass(frozen=True)
@@ -487,48 +721,36 @@ class Merged:
 
 def merge_partitions(results: list[PartitionResult]) -> Merged:
     """One result from every partition's, independent of how the records were partitioned."""
-    rank = {r: i for i, r in enumerate(results[0].records)}
-    ledger = (
-        pl.concat([r.ledger for r in results], how="vertical_relaxed")
-        .with_columns(pl.col("_records").replace_strict(rank, return_dtype=pl.Int32).alias("_rank"))
-        .sort("_rank", "_row")
-        .drop("_rank", "_records", "_row")
-    )
-    children = []
-    for i in range(len(CHILD_TABLES)):
-        part = merge_parts([r.parts[i] for r in results])
-        children.append(
-            EntityPart(
-                part.entity,
-                part.findings,
-                part.links.sort("target_ref", "source_ref"),
-                part.status.sort("source_ref", "_rank", "status", nulls_last=True),
-                part.counts,
-            )
-        )
     return Merged(
-        ledger=ledger,
+        ledger=_in_extract_order(pl.concat([r.ledger for r in results], how="vertical_relaxed"), results[0].records),
         findings=pl.concat([r.findings for r in results], how="vertical_relaxed"),
         unmapped=pl.concat([r.unmapped for r in results], how="vertical_relaxed"),
-        children=children,
+        children=[_merged_part([r.parts[i] for r in results]) for i in range(len(CHILD_TABLES))],
         expected=sum_counts([r.expected for r in results]),
         code_maps=merge_usage([r.code_maps for r in results]),
     )
 
 
 __all__ = [
+    "MergedParents",
+    "ParentsResult",
     "PartitionResult",
     "SourceParents",
     "StagedFile",
     "child_files",
     "choose_partitions",
     "make_work",
+    "merge_parents",
     "merge_partitions",
     "parent_files",
-    "person_links",
+    "parts_of_parents",
     "remove_work",
+    "run_parents",
     "run_partition",
-    "source_parents",
+    "split_parent_file",
+    "split_parent_table",
     "stage_file",
+    "stage_parent_file",
+    "stage_parent_table",
     "stage_table",
 ]
