@@ -205,23 +205,32 @@ def parent_parts(
         .join(roots, left_on="_a", right_on="node", how="left")
         .select("node", _part(pl.coalesce("root", "_a"), n).alias("_part"))
     )
-    return pl.concat([parts, derived.join(parts, on="node", how="anti")]).unique("node", keep="first")
+    return pl.concat([parts, derived.join(parts, on="node", how="anti")]).unique("node", keep="first").sort("node")
 
 
 def partition_by_node(df: pl.DataFrame, column: str | pl.Expr, parts: pl.DataFrame, n: int) -> pl.DataFrame:
     """``df`` with ``_part``: the partition of the component of its node (``column``).
 
-    A node not in ``parts`` is a component of its own, ``hash(node) % n`` as ``parent_parts`` gives
-    a root; a null node goes to partition 0. Row order is kept.
+    ``parts`` is sorted by node (``parent_parts``): each node is found by a binary search, so
+    routing a block of records costs no hash table of the whole map. A node not in ``parts`` is a
+    component of its own, ``hash(node) % n`` as ``parent_parts`` gives a root; a null node goes to
+    partition 0. Row order is kept.
     """
     expr = pl.col(column) if isinstance(column, str) else column
-    nodes = df.select(expr.alias("node"))
-    got = nodes.join(parts, on="node", how="left", maintain_order="left")
-    part = got.select(
-        pl.coalesce(
-            "_part",
-            pl.when(pl.col("node").is_not_null()).then(_part(pl.col("node"), n)),
-            pl.lit(0, dtype=pl.UInt32),
-        )
+    nodes = df.select(expr.alias("node")).to_series()
+    keys = parts["node"]
+    if keys.len() == 0:
+        found = pl.repeat(False, nodes.len(), eager=True)
+        got = pl.repeat(0, nodes.len(), dtype=pl.UInt32, eager=True)
+    else:
+        at = keys.search_sorted(nodes.fill_null(0), side="left").clip(0, keys.len() - 1)
+        found = (keys.gather(at) == nodes).fill_null(False)
+        got = parts["_part"].gather(at)
+    part = pl.select(
+        pl.when(found)
+        .then(got)
+        .when(nodes.is_not_null())
+        .then(_part(pl.lit(nodes), n))
+        .otherwise(pl.lit(0, dtype=pl.UInt32))
     ).to_series()
     return df.with_columns(part.alias("_part"))

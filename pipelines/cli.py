@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--partitions",
         type=_positive_int,
         default=0,
-        help="partitions by person the records other than persons and encounters are cut into "
+        help="partitions by person the load is cut into "
         "(default: about one per 48 MiB of extract; the report is the same for any N)",
     )
     v.add_argument(

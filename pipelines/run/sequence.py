@@ -41,6 +41,7 @@ from pipelines.run.staging import (
     merge_parents,
     merge_partitions,
     parent_files,
+    parent_groups,
     parts_of_parents,
     remove_work,
     run_parents,
@@ -192,8 +193,10 @@ def _stage_table(
     return stage_table(target_url, table, cfg.mappings, pmap, emap, parts, ids, work, partitions, keyed)
 
 
-def _parents(work: str, number: int, records: dict[str, int], tables: dict[str, int], cfg: RunConfig):  # noqa: ANN202
-    return run_parents(work, number, records, tables, cfg.mappings, cfg.as_of)
+def _parents(
+    work: str, group: int, numbers: list[int], records: dict[str, int], tables: dict[str, int], cfg: RunConfig
+):  # noqa: ANN202
+    return run_parents(work, numbers, records, tables, cfg.mappings, cfg.as_of)
 
 
 def _partition(work: str, number: int, records: dict[str, int], cfg: RunConfig, pmap, emap, tables):  # noqa: ANN001, ANN202
@@ -210,7 +213,7 @@ PARENT_PARTS = Step("person-components", _parent_parts, "extract")
 SPLIT_PARENT_FILE = Step("split-parent-file", _split_parent_file, "extract", io=True)
 SPLIT_PARENT_TABLE = Step("split-parent-table", split_parent_table, "read_target", io=True)
 TARGET_CHECKS = Step("target-checks", run_target_checks_on, "target_checks", io=True, own_process=True)
-PARENTS = Step("reconcile-parents", _parents, "reconcile", io=True, run_name="parents-{number}")
+PARENTS = Step("reconcile-parents", _parents, "reconcile", io=True, run_name="parents-{group}")
 MERGE_PARENTS = Step("merge-parents", merge_parents, "reconcile")
 STAGE_TABLE = Step("stage-target-table", _stage_table, "read_target", io=True, run_name="stage-{table}")
 PARTITION = Step("validate-partition", _partition, "partitions", io=True, run_name="partition-{number}")
@@ -276,8 +279,11 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         kinds = set(parent_records(m))
         precords = {r: staged[f].blocks for f in parent_files(m) for r in staged[f].records if r in kinds}
         del pfiles, split_files, split_tables
-        # 3. the persons and encounters of each partition, computed and reconciled alone
-        pcalls = [dict(work=work, number=i, records=precords, tables=pblocks, cfg=cfg) for i in range(n)]
+        # 3. the persons and encounters of each partition, computed and reconciled alone (a few partitions a call)
+        pcalls = [
+            dict(work=work, group=g, numbers=ps, records=precords, tables=pblocks, cfg=cfg)
+            for g, ps in enumerate(parent_groups(n))
+        ]
         if args.dask:
             presults = run.map_on_cluster(PARENTS, args.dask, pcalls)
         else:

@@ -518,7 +518,7 @@ def stage_table(
 
 @dataclass(frozen=True)
 class ParentsResult:
-    """What the persons and encounters of one partition give: all that is kept of them."""
+    """What the persons and encounters of a group of partitions give: all that is kept of them."""
 
     ledger: pl.DataFrame  # with _records and _row
     findings: pl.DataFrame  # source findings of its person and encounter records
@@ -527,31 +527,50 @@ class ParentsResult:
     code_maps: pl.DataFrame  # code_map_usage
     persons: pl.DataFrame  # person_links, with _records and _row
     parts: list[EntityPart]  # person, person_alias, encounter, encntr_alias
-    pmap: pl.DataFrame  # person_ref ↔ person_id of its persons
-    emap: pl.DataFrame  # source_ref ↔ encntr_id of its encounters
+    pmap: dict[int, pl.DataFrame]  # per partition: person_ref ↔ person_id of its persons
+    emap: dict[int, pl.DataFrame]  # per partition: source_ref ↔ encntr_id of its encounters
     expected: pl.DataFrame  # table_counts of its expected parent tables
     actual: pl.DataFrame  # table_counts of its target parent tables
     records: list[str]  # parent record kinds in ledger order
 
 
+#: partitions whose persons and encounters one ``run_parents`` call computes together
+PARENT_GROUP = 4
+
+
+def parent_groups(n: int) -> list[list[int]]:
+    """The partitions in groups of ``PARENT_GROUP``: each group's persons and encounters are computed in one call."""
+    return [list(range(g, min(n, g + PARENT_GROUP))) for g in range(0, n, PARENT_GROUP)]
+
+
 def run_parents(
-    work: str, number: int, records: dict[str, int], tables: dict[str, int], m: Mappings, as_of
+    work: str, numbers: list[int], records: dict[str, int], tables: dict[str, int], m: Mappings, as_of
 ) -> ParentsResult:
-    """The persons and encounters of one partition, computed and reconciled as the whole load would.
+    """The persons and encounters of some partitions, computed and reconciled as the whole load would.
 
     ``records``: the parent record kinds staged, each with its blocks; ``tables``: the target
     parent tables, each with its blocks. A partition holds whole components
-    (``checks.components``), so nothing that merges, folds or matches with them lies elsewhere. The
-    lookups its children need are written to the work folder (``run_partition`` reads them).
+    (``checks.components``), so nothing that merges, folds or matches with them lies elsewhere;
+    several partitions are computed together only to spare the fixed cost of a call. The lookups
+    each partition's children need are written to the work folder (``run_partition`` reads them),
+    and the person and encounter maps are returned per partition.
     """
-    frames = {r: _read_blocks(work, "src", r, number, b) for r, b in records.items()}
+
+    def read(side: str, name: str, blocks: int) -> pl.DataFrame:
+        return pl.concat(
+            [_read_blocks(work, side, name, p, blocks).with_columns(pl.lit(p, pl.UInt32).alias("_p")) for p in numbers]
+        )
+
+    frames = {r: read("src", r, b) for r, b in records.items()}
     exp = expected_parents(frames, m, as_of)
     schema = schema_findings(frames, exp.ledger)
     unmapped = unmapped_code_rows(exp.staged, m, frames)
     usage = code_map_usage(exp.staged, m, frames)
     del frames
     for kind, lookup in parent_lookups(exp.staged).items():
-        _write(lookup, _path(work, "lookup", kind, number))
+        of = exp.staged[kind]["_p"]
+        for p in numbers:
+            _write(lookup.filter(of == p), _path(work, "lookup", kind, p))
     persons = pl.concat(
         [
             df.select("source_ref", "person_ref", pl.lit(k).alias("_records"), pl.col("_row").cast(pl.Int64))
@@ -560,9 +579,15 @@ def run_parents(
         ],
         how="vertical_relaxed",
     )
-    tgt = {t: _read_blocks(work, "tgt", t, number, b) for t, b in tables.items()}
+    tgt = {t: read("tgt", t, b) for t, b in tables.items()}
     people, pmap = reconcile_persons(exp, tgt)
     encounters, emap = reconcile_encounters(exp, tgt, pmap)
+    # each partition's maps: a person by its (winning) record's partition, an encounter by its own
+    part_of = pl.concat([df.select("source_ref", "_p") for df in exp.staged.values()], how="vertical_relaxed").unique(
+        "source_ref", keep="first"
+    )
+    pm = pmap.join(part_of, left_on="person_ref", right_on="source_ref", how="left", maintain_order="left")
+    em = emap.join(part_of, on="source_ref", how="left", maintain_order="left")
     return ParentsResult(
         exp.ledger,
         exp.findings,
@@ -571,8 +596,8 @@ def run_parents(
         usage,
         persons,
         [*people, *encounters],
-        pmap,
-        emap,
+        {p: pm.filter(pl.col("_p") == p).drop("_p") for p in numbers},
+        {p: em.filter(pl.col("_p") == p).drop("_p") for p in numbers},
         table_counts(exp.tables, "expected"),
         table_counts(tgt, "actual"),
         list(exp.staged),
@@ -700,8 +725,8 @@ def merge_parents(results: list[ParentsResult]) -> MergedParents:
         source,
         _in_extract_order(pl.concat([r.persons for r in results], how="vertical_relaxed"), records),
         [_merged_part([r.parts[i] for r in results]) for i in range(len(results[0].parts))],
-        [r.pmap for r in results],
-        [r.emap for r in results],
+        [m for r in results for _, m in sorted(r.pmap.items())],
+        [m for r in results for _, m in sorted(r.emap.items())],
         sum_counts([r.expected for r in results]),
         sum_counts([r.actual for r in results]),
     )
