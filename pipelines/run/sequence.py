@@ -195,7 +195,7 @@ def _stage_table(
 
 def _parents(
     work: str, group: int, numbers: list[int], records: dict[str, int], tables: dict[str, int], cfg: RunConfig
-):  # noqa: ANN202
+):  # noqa: ANN202 - ``group`` names the call (run_name)
     return run_parents(work, numbers, records, tables, cfg.mappings, cfg.as_of)
 
 

@@ -295,12 +295,11 @@ def stage_parent_file(root: Path, system: str, name: str, m: Mappings, work: str
 def split_parent_file(work: str, pre: PreStaged, m: Mappings, parts: pl.DataFrame, n: int) -> StagedFile:
     """The blocks of a file of persons and encounters written to the partitions of their components."""
     keyed: list[tuple[str, pl.DataFrame] | None] = []
-    for k in pre.staged.records:
-        for block in range(pre.staged.blocks):
-            path = _path(work, "pre", k, 0, block)
-            df = _read(path)
-            keyed.append(_stage_records(k, df, m, parts, work, n, block))
-            _remove(path)
+    paths = [(k, b, _path(work, "pre", k, 0, b)) for k in pre.staged.records for b in range(pre.staged.blocks)]
+    for k, block, path in paths:
+        keyed.append(_stage_records(k, _read(path), m, parts, work, n, block))
+    for *_, path in paths:  # only once all are written: a retry of this step finds them all
+        _remove(path)
     return replace(pre.staged, keyed=_staged(FilePart({}, pre.staged.unparseable, {}), keyed, [], 0).keyed)
 
 
@@ -452,10 +451,12 @@ def parts_of_parents(files: list[PreStaged], tables: dict[str, PreTable], m: Map
 
 def split_parent_table(work: str, pre: PreTable, parts: pl.DataFrame, n: int) -> int:
     """The batches of a target parent table written to the partitions of their components; the blocks."""
-    for block in range(pre.blocks):
-        path = _path(work, "pre-tgt", pre.table, 0, block)
-        df = _read(path)
-        _write_parts(partition_by_node(df, TARGET_ROUTES[pre.table], parts, n), work, "tgt", pre.table, n, block)
+    paths = [_path(work, "pre-tgt", pre.table, 0, block) for block in range(pre.blocks)]
+    for block, path in enumerate(paths):
+        _write_parts(
+            partition_by_node(_read(path), TARGET_ROUTES[pre.table], parts, n), work, "tgt", pre.table, n, block
+        )
+    for path in paths:  # only once all are written: a retry of this step finds them all
         _remove(path)
     return pre.blocks
 
