@@ -37,7 +37,6 @@ _SEP = "\x1f"
 #: stands for a missing key: all records of a kind without a key are one node (they may fold together)
 NO_KEY = "\x00"
 EDGE_SCHEMA = {"a": pl.UInt64, "b": pl.UInt64}
-PARTS_SCHEMA = {"node": pl.UInt64, "_part": pl.UInt32}
 
 
 def node(tag: str, *values: pl.Expr) -> pl.Expr:

@@ -298,9 +298,22 @@ PERSON_RECORDS = ("pas/patient", "pcs/patients")
 
 
 def person_links(staged: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """``source_ref → person_ref`` of every patient record (the merged person it belongs to)."""
+    """``source_ref → person_ref`` of every patient record (the merged person it belongs to).
+
+    Staged records of a partition carry ``_row`` (their position in the extract file): then the
+    links carry ``_records`` and ``_row`` too, so that the links of partitions can be put back in
+    extract order.
+    """
     return pl.concat(
-        [df.select("source_ref", "person_ref") for k, df in staged.items() if k in PERSON_RECORDS],
+        [
+            df.select(
+                "source_ref",
+                "person_ref",
+                *([pl.lit(k).alias("_records"), pl.col("_row").cast(pl.Int64)] if "_row" in df.columns else []),
+            )
+            for k, df in staged.items()
+            if k in PERSON_RECORDS
+        ],
         how="vertical_relaxed",
     )
 

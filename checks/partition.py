@@ -79,11 +79,6 @@ def record_route(records: str, src: SourceMap | None, parents: set[str]) -> pl.E
     return node("src", pl.col("source_ref"))
 
 
-def routed_records(df: pl.DataFrame, route: pl.Expr, parts: pl.DataFrame, n: int) -> pl.DataFrame:
-    """Extract records with their partition (``_part``): the component of their ``route`` node."""
-    return partition_by_node(df, route, parts, n)
-
-
 #: the target node each parent table's rows are partitioned by
 TARGET_ROUTES = {
     "person": person_node(pl.col("person_id")),

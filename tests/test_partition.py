@@ -17,10 +17,11 @@ import zipfile
 import polars as pl
 import pytest
 
+from checks.components import partition_by_node
 from checks.discrepancies import discrepancies
 from checks.expected import compute_expected, expected_parents
 from checks.mapping import load_mappings
-from checks.partition import routed_records, routed_target
+from checks.partition import routed_target
 from checks.reconcile import logical_target, reconcile, reconcile_encounters, reconcile_persons, resolved_parents
 from pipelines.io.extract import read_extract
 from pipelines.io.target_db import connect
@@ -234,7 +235,7 @@ def test_each_persons_records_and_target_rows_share_a_partition(faulted):
     kinds = set(srcs) & {s.records for t in ("person", "encounter") for s in m.tables[t].sources}
 
     def routed(kind):
-        return routed_records(ex.frames[kind], record_route(kind, srcs[kind], kinds), parts, n)
+        return partition_by_node(ex.frames[kind], record_route(kind, srcs[kind], kinds), parts, n)
 
     par = expected_parents(ex.frames, m, AS_OF)
     # every legacy person record with its merged person, every encounter with its person
@@ -252,12 +253,12 @@ def test_each_persons_records_and_target_rows_share_a_partition(faulted):
     # a target person and encounter with the legacy one they are matched to
     _, pmap = reconcile_persons(par, tgt)
     _, emap = reconcile_encounters(par, tgt, pmap)
-    tp = routed_records(tgt["person"], TARGET_ROUTES["person"], parts, n).select("_id", "_part")
+    tp = partition_by_node(tgt["person"], TARGET_ROUTES["person"], parts, n).select("_id", "_part")
     j = pmap.join(tp, left_on="person_id", right_on="_id").join(
         by_ref.rename({"source_ref": "person_ref", "_part": "_want"}), on="person_ref"
     )
     assert j.height > 100 and (j["_part"] == j["_want"]).all()
-    te = routed_records(tgt["encounter"], TARGET_ROUTES["encounter"], parts, n).select("_id", "_part")
+    te = partition_by_node(tgt["encounter"], TARGET_ROUTES["encounter"], parts, n).select("_id", "_part")
     j = emap.join(te, left_on="encntr_id", right_on="_id").join(by_ref.rename({"_part": "_want"}), on="source_ref")
     assert j.height > 100 and (j["_part"] == j["_want"]).all()
     # a diagnosis goes where its encounter goes; a target diagnosis where the expected one it matches

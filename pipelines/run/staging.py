@@ -38,7 +38,7 @@ import polars as pl
 
 from checks.code_map_review import USAGE_SCHEMA, code_map_usage, merge_usage
 from checks.components import encounter_keys, parent_parts, partition_by_node, person_keys, target_keys
-from checks.discrepancies import PERSON_RECORDS, sum_counts, table_counts
+from checks.discrepancies import person_links, sum_counts, table_counts
 from checks.errors import MigcheckError
 from checks.expected import (
     CHILD_TABLES,
@@ -55,7 +55,6 @@ from checks.partition import (
     keyed_parts,
     merge_parts,
     record_route,
-    routed_records,
     routed_target,
 )
 from checks.reconcile import (
@@ -72,7 +71,7 @@ from checks.schemas import schema_findings
 from checks.suggest import unmapped_code_rows
 from checks.target_schema import TEXT_BLOBS
 from checks.transforms import column_exprs
-from pipelines.io.extract import EXTRACT_FILES, FilePart, extract_file_path, file_status, read_file_parts
+from pipelines.io.extract import EXTRACT_FILES, extract_file_path, file_status, read_file_parts
 from pipelines.io.outputs import write_marker
 from pipelines.io.target_db import connect
 from pipelines.io.target_read import read_table_batches
@@ -269,38 +268,28 @@ def stage_parent_file(root: Path, system: str, name: str, m: Mappings, work: str
     """
     sources = _sources(m)
     persons = {s.records for s in m.tables["person"].sources}
-    files: list[dict] = []
-    bad: list[pl.DataFrame] = []
+    parents = set(parent_records(m))
     keys: dict[str, list[pl.DataFrame]] = {}
-    kinds: list[str] = []
-    first: dict[str, int] = {}
-    for block, part in enumerate(read_file_parts(root, system, name)):
-        for k, v in part.frames.items():
-            df = _with_row(v, first.get(k, 0))
-            _write(df, _path(work, "pre", k, 0, block))
-            first[k] = first.get(k, 0) + v.height
-            src = sources.get(k)
-            if k in persons and src is not None:
-                keys.setdefault(k, []).append(person_keys(k, v, src))
-            elif k in parent_records(m) and src is not None:
-                keys.setdefault(k, []).append(encounter_keys(k, v, src))
-        kinds = kinds or list(part.frames)
-        files.append(part.file)
-        bad.append(part.unparseable)
-    whole = FilePart({}, pl.concat(bad).sort("line"), file_status(files))
-    staged = replace(_staged(whole, [], kinds, sum(first.values())), blocks=len(files))
+
+    def stage(k: str, df: pl.DataFrame, block: int) -> None:
+        _write(df, _path(work, "pre", k, 0, block))
+        src = sources.get(k)
+        if src is not None and k in persons:
+            keys.setdefault(k, []).append(person_keys(k, df, src))
+        elif src is not None and k in parents:
+            keys.setdefault(k, []).append(encounter_keys(k, df, src))
+
+    staged = _stage_blocks(root, system, name, stage)
     return PreStaged(staged, {k: pl.concat(v) for k, v in keys.items()})
 
 
 def split_parent_file(work: str, pre: PreStaged, m: Mappings, parts: pl.DataFrame, n: int) -> StagedFile:
     """The blocks of a file of persons and encounters written to the partitions of their components."""
-    keyed: list[tuple[str, pl.DataFrame] | None] = []
     paths = [(k, b, _path(work, "pre", k, 0, b)) for k in pre.staged.records for b in range(pre.staged.blocks)]
-    for k, block, path in paths:
-        keyed.append(_stage_records(k, _read(path), m, parts, work, n, block))
+    keyed = [_stage_records(k, _read(path), m, parts, work, n, block) for k, block, path in paths]
     for *_, path in paths:  # only once all are written: a retry of this step finds them all
         _remove(path)
-    return replace(pre.staged, keyed=_staged(FilePart({}, pre.staged.unparseable, {}), keyed, [], 0).keyed)
+    return replace(pre.staged, keyed=_by_table(keyed))
 
 
 def _stage_records(
@@ -316,7 +305,7 @@ def _stage_records(
 
     ``block``: the block of the file the records are.
     """
-    routed = routed_records(df, _route(records, m), parts, n)
+    routed = partition_by_node(df, _route(records, m), parts, n)
     _write_parts(routed, work, "src", records, n, block)
     src = _sources(m).get(records)
     table = _tables(m).get(records)
@@ -335,28 +324,40 @@ def stage_file(root: Path, system: str, name: str, m: Mappings, parts: pl.DataFr
     the report needs of it: its status, its unreadable lines, the keys of identifier-matched tables.
     ``parts``: the partitions of the persons' and encounters' components (``parent_parts``).
     """
+    keyed: list[tuple[str, pl.DataFrame] | None] = []
+    staged = _stage_blocks(
+        root, system, name, lambda k, df, block: keyed.append(_stage_records(k, df, m, parts, work, n, block))
+    )
+    return replace(staged, keyed=_by_table(keyed))
+
+
+def _stage_blocks(root: Path, system: str, name: str, stage: Callable[[str, pl.DataFrame, int], None]) -> StagedFile:
+    """Each block of a file's records given to ``stage`` (kind, records with ``_row``, block); the file's status.
+
+    Only one block is in memory at a time (``read_file_parts``); ``_row`` is a record's position in
+    the whole file.
+    """
     files: list[dict] = []
     bad: list[pl.DataFrame] = []
-    keyed: list[tuple[str, pl.DataFrame] | None] = []
     kinds: list[str] = []
     first: dict[str, int] = {}
     for block, part in enumerate(read_file_parts(root, system, name)):
         for k, v in part.frames.items():
-            keyed.append(_stage_records(k, _with_row(v, first.get(k, 0)), m, parts, work, n, block))
+            stage(k, _with_row(v, first.get(k, 0)), block)
             first[k] = first.get(k, 0) + v.height
         kinds = kinds or list(part.frames)
         files.append(part.file)
         bad.append(part.unparseable)
-    whole = FilePart({}, pl.concat(bad).sort("line"), file_status(files))
-    return replace(_staged(whole, keyed, kinds, sum(first.values())), blocks=len(files))
+    return StagedFile(file_status(files), pl.concat(bad).sort("line"), kinds, sum(first.values()), blocks=len(files))
 
 
-def _staged(part: FilePart, keyed: list[tuple[str, pl.DataFrame] | None], kinds: list[str], rows: int) -> StagedFile:
+def _by_table(keyed: list[tuple[str, pl.DataFrame] | None]) -> dict[str, pl.DataFrame]:
+    """The keyed parts of staged record kinds (``_stage_records``), one frame per table."""
     by_table: dict[str, list[pl.DataFrame]] = {}
     for k in keyed:
         if k is not None:
             by_table.setdefault(k[0], []).append(k[1])
-    return StagedFile(part.file, part.unparseable, kinds, rows, {t: pl.concat(fs) for t, fs in by_table.items()})
+    return {t: pl.concat(fs) for t, fs in by_table.items()}
 
 
 def keyed_of(files: list[StagedFile], table: str) -> pl.DataFrame | None:
@@ -572,14 +573,7 @@ def run_parents(
         of = exp.staged[kind]["_p"]
         for p in numbers:
             _write(lookup.filter(of == p), _path(work, "lookup", kind, p))
-    persons = pl.concat(
-        [
-            df.select("source_ref", "person_ref", pl.lit(k).alias("_records"), pl.col("_row").cast(pl.Int64))
-            for k, df in exp.staged.items()
-            if k in PERSON_RECORDS
-        ],
-        how="vertical_relaxed",
-    )
+    persons = person_links(exp.staged)
     tgt = {t: read("tgt", t, b) for t, b in tables.items()}
     people, pmap = reconcile_persons(exp, tgt)
     encounters, emap = reconcile_encounters(exp, tgt, pmap)
@@ -636,7 +630,7 @@ def run_partition(
     lookups it reads from the work folder.
     """
     frames = {r: _read_blocks(work, "src", r, number, b) for r, b in records.items()}
-    lookups = {k: _read(_path(work, "lookup", k, number)) for k in parent_records(m) if _exists(work, k, number)}
+    lookups = {k: _read(_path(work, "lookup", k, number)) for k in parent_records(m)}
     exp = expected_children(frames, lookups, m, as_of)
     unmapped = unmapped_code_rows(exp.staged, m, frames)
     usage = code_map_usage(exp.staged, m, frames)
@@ -656,16 +650,6 @@ def run_partition(
     return PartitionResult(
         exp.ledger, exp.findings, unmapped, parts, table_counts(exp.tables, "expected"), list(exp.staged), usage
     )
-
-
-def _exists(work: str, kind: str, number: int) -> bool:
-    path = _path(work, "lookup", kind, number)
-    if "://" not in path:
-        return Path(path).is_file()
-    import fsspec
-
-    fs, p = fsspec.core.url_to_fs(path)
-    return bool(fs.exists(p))
 
 
 def _in_extract_order(df: pl.DataFrame, records: list[str]) -> pl.DataFrame:
