@@ -226,17 +226,22 @@ def _row(check: Check, ref: str | None, system: str | None, message: str) -> dic
 IN_TARGET = ("migrated", "migrated_with_differences", "merged")
 
 
-def archive_counts(ledger: pl.DataFrame) -> dict[str, dict[str, int]]:
-    """Per entity: records migrated, archived, both and neither, from a ledger with ``archived``."""
-    flags = ledger.select(
+def archive_counts(counts: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """Per entity: records migrated, archived, both and neither.
+
+    ``counts``: the final ledger's ``checks.discrepancies.ledger_counts`` (rows by entity,
+    disposition and ``archived``), entities in the order the ledger first names them.
+    """
+    flags = counts.select(
         "entity",
         pl.col("disposition").is_in(IN_TARGET).alias("m"),
         pl.col("archived").fill_null(False).alias("a"),
+        "len",
     )
     per = flags.group_by("entity", maintain_order=True).agg(
-        pl.col("m").sum().alias("migrated"),
-        pl.col("a").sum().alias("archived"),
-        (pl.col("m") & pl.col("a")).sum().alias("both"),
-        (~pl.col("m") & ~pl.col("a")).sum().alias("neither"),
+        pl.col("len").filter(pl.col("m")).sum().alias("migrated"),
+        pl.col("len").filter(pl.col("a")).sum().alias("archived"),
+        pl.col("len").filter(pl.col("m") & pl.col("a")).sum().alias("both"),
+        pl.col("len").filter(~pl.col("m") & ~pl.col("a")).sum().alias("neither"),
     )
     return {r.pop("entity"): {k: int(v) for k, v in r.items()} for r in per.iter_rows(named=True)}

@@ -318,24 +318,43 @@ def person_links(staged: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
 
 
+def touched_refs(disc: pl.DataFrame) -> pl.Series:
+    """The legacy records a reconciliation or target-check discrepancy (not an info) names.
+
+    A record found in the target that one of them names is ``migrated_with_differences``.
+    """
+    return (
+        disc.filter(pl.col("severity") != "info")
+        .filter(catalogue.layer_of().is_in(["reconcile", "target"]) & pl.col("source_ref").is_not_null())["source_ref"]
+        .unique()
+        .sort()
+    )
+
+
 def final_ledger(
-    ledger: pl.DataFrame | pl.LazyFrame, persons: pl.DataFrame, recon: Reconciliation, disc: pl.DataFrame
+    ledger: pl.DataFrame,
+    persons: pl.DataFrame,
+    status: pl.DataFrame,
+    touched: pl.Series,
+    keep: Sequence[str] = (),
 ) -> pl.DataFrame:
     """One row per legacy record with its final disposition.
 
     ``ledger``: the expected ledger (every record with its disposition before reconciliation);
-    ``persons``: ``person_links``. One lazy query: a region-sized ledger (tens of millions of rows)
-    is joined to the statuses without holding every intermediate frame at once.
+    ``persons``: ``person_links``; ``status``: the statuses of the reconciliation
+    (``EntityPart.status``: entity, source_ref, person_ref, _rank, status); ``touched``:
+    ``touched_refs`` of the discrepancies. ``keep``: columns of ``ledger`` kept beside the
+    contract's (a partition's ``_records`` and ``_row``).
+
+    It may be given the records of one partition with their persons and statuses: a record, its
+    person and every status of both lie in one partition (``checks.components``), so the rows are
+    the ones the whole load would give.
     """
     person_of = persons.lazy().filter(pl.col("person_ref").is_not_null()).unique("source_ref", keep="first")
-    status = recon.status.lazy()
-    pstatus = status.filter(pl.col("entity") == "person").select(
-        pl.col("source_ref").alias("person_ref"), pl.col("status").alias("_pstatus")
-    )
-    touched = (
-        disc.filter(pl.col("severity") != "info")
-        .filter(catalogue.layer_of().is_in(["reconcile", "target"]) & pl.col("source_ref").is_not_null())["source_ref"]
-        .unique()
+    pstatus = (
+        status.lazy()
+        .filter(pl.col("entity") == "person")
+        .select(pl.col("source_ref").alias("person_ref"), pl.col("status").alias("_pstatus"))
     )
     # the k-th ledger row of a (source_ref, entity) takes the k-th status of it; ranked by a window
     # only where a pair repeats (two identical legacy rows): a window over millions of one-row
@@ -343,12 +362,12 @@ def final_ledger(
     # beside the ledger (every join keeps the ledger's rows and order), so no join copies its text.
     key = ["source_ref", "entity"]
     others = ranked(
-        recon.status.filter(pl.col("entity") != "person").select(*key, pl.col("status").alias("_ostatus")),
+        status.filter(pl.col("entity") != "person").select(*key, pl.col("status").alias("_ostatus")),
         key,
         "_ri",
         "_k",
     ).lazy()
-    keys = ranked(ledger.lazy().select(key).collect(), key, "_ri", "_k")
+    keys = ranked(ledger.select(key), key, "_ri", "_k")
     joined = (
         keys.lazy()
         .join(person_of, on="source_ref", how="left", maintain_order="left")
@@ -360,7 +379,7 @@ def final_ledger(
     )
     if joined.len() != keys.height:  # a status of a record given twice: the ledger must not grow
         raise ValueError("final_ledger: a record has more than one status")
-    led = ledger.lazy().select(LEDGER_COLUMNS).with_columns(joined.alias("_st"))
+    led = ledger.lazy().select(*LEDGER_COLUMNS, *keep).with_columns(joined.alias("_st"))
     st = (
         pl.when((pl.col("_st") == "migrated") & pl.col("source_ref").is_in(touched.implode()))
         .then(pl.lit("migrated_with_differences"))
@@ -380,7 +399,48 @@ def final_ledger(
         .then(pl.lit("found in the target; see its discrepancies"))
         .otherwise(pl.lit("found in the target, all compared values equal"))
     )
-    return led.with_columns(final.alias("disposition"), reason.alias("reason")).select(LEDGER_COLUMNS).collect()
+    return led.with_columns(final.alias("disposition"), reason.alias("reason")).select(*LEDGER_COLUMNS, *keep).collect()
+
+
+#: the columns ledger_counts counts the ledger's rows by
+COUNT_KEYS = ["entity", "source_system", "disposition", "_cat", "archived", "_no_ref"]
+
+
+def ledger_counts(ledger: pl.DataFrame) -> pl.DataFrame:
+    """The ledger's rows counted by what the summary reports of them (``COUNT_KEYS``, ``len``).
+
+    ``_cat``: a rejected record's category (``parent_rejected`` or its reason's first word);
+    ``archived``: with ``--archive``, the archive holds it intact (else false); ``_no_ref``: it
+    has no ``source_ref``. Groups in the order first met: the counts of a ledger written in
+    slices (``merge_ledger_counts``) are those of the whole ledger.
+    """
+    archived = pl.col("archived").fill_null(False) if "archived" in ledger.columns else pl.lit(False)
+    cat = (
+        pl.when(pl.col("disposition") != "rejected")
+        .then(pl.lit(None, dtype=pl.String))
+        .when(pl.col("reason").str.starts_with("parent rejected"))
+        .then(pl.lit("parent_rejected"))
+        .otherwise(pl.col("reason").str.split(":").list.first())
+    )
+    return (
+        ledger.lazy()
+        .select(
+            "entity",
+            "source_system",
+            "disposition",
+            cat.alias("_cat"),
+            archived.alias("archived"),
+            pl.col("source_ref").is_null().alias("_no_ref"),
+        )
+        .group_by(COUNT_KEYS, maintain_order=True)
+        .len()
+        .collect()
+    )
+
+
+def merge_ledger_counts(counts: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    """The ``ledger_counts`` of slices of a ledger (in ledger order) as those of the whole."""
+    return pl.concat(counts, how="vertical_relaxed").group_by(COUNT_KEYS, maintain_order=True).agg(pl.col("len").sum())
 
 
 @dataclass(frozen=True)
@@ -433,45 +493,43 @@ def summarise(
     expected_rows: dict[str, int],
     recon: Reconciliation,
     found: dict[str, int],
-    ledger: pl.DataFrame,
+    counts: pl.DataFrame,
     disc: pl.DataFrame,
     records_read: int,
     files: pl.DataFrame,
 ) -> RunSummary:
-    """Per entity and category counts, the default gate (no error), and the ledger balance."""
+    """Per entity and category counts, the default gate (no error), and the ledger balance.
+
+    ``counts``: the final ledger's ``ledger_counts`` (the ledger itself may be far larger than memory).
+    """
     entities = []
-    counts = {r["entity"]: r for r in recon.counts.iter_rows(named=True)}
-    names = ENTITIES
-    rej = ledger.filter(pl.col("disposition") == "rejected").with_columns(
-        pl.when(pl.col("reason").str.starts_with("parent rejected"))
-        .then(pl.lit("parent_rejected"))
-        .otherwise(pl.col("reason").str.split(":").list.first())
-        .alias("_cat")
-    )
-    for e in names:
-        le = ledger.filter(pl.col("entity") == e)
-        c = counts.get(e, {})
-        by_disp = dict(le.group_by("disposition").len().iter_rows())
+    per_entity = {r["entity"]: r for r in recon.counts.iter_rows(named=True)}
+    for e in ENTITIES:
+        le = counts.filter(pl.col("entity") == e)
+        c = per_entity.get(e, {})
+        by_disp = {d: int(n) for d, n in le.group_by("disposition").agg(pl.col("len").sum()).iter_rows()}
 
         def d(state: str, _counts: dict = by_disp) -> int:
             return _counts.get(state, 0)
 
         ent_disc = disc.filter(pl.col("entity") == e)
+        rejected = le.filter(pl.col("disposition") == "rejected").group_by("_cat").agg(pl.col("len").sum())
         entities.append(
             EntitySummary(
                 entity=e,
-                records_read=le.height,
-                records_read_by_system=dict(le.group_by("source_system").len().sort("source_system").iter_rows()),
+                records_read=int(le["len"].sum()),
+                records_read_by_system={
+                    s: int(n)
+                    for s, n in le.group_by("source_system").agg(pl.col("len").sum()).sort("source_system").iter_rows()
+                },
                 out_of_scope=d("out_of_scope"),
                 rejected=d("rejected"),
-                rejected_by_category=dict(
-                    rej.filter(pl.col("entity") == e).group_by("_cat").len().sort("_cat").iter_rows()
-                ),
+                rejected_by_category={k: int(n) for k, n in rejected.sort("_cat").iter_rows()},
                 merged=d("merged"),
                 expected_in_target=expected_rows.get(e, 0),
                 found_in_target=found.get(e, 0),
                 matched=c.get("matched", 0)
-                if e in counts
+                if e in per_entity
                 else (
                     expected_rows[e] - ent_disc.filter(pl.col("category") == "missing_in_target").height
                     if e in expected_rows
@@ -490,10 +548,11 @@ def summarise(
     for cat in CATEGORIES:
         n = disc.filter((pl.col("category") == cat) & (pl.col("severity") == "error")).height
         gates.append({"gate": cat, "errors": n, "max_errors": 0, "passed": n == 0})
+    rows = int(counts["len"].sum())
     balanced = (
-        ledger.height == records_read
-        and ledger["disposition"].is_in(DISPOSITIONS).all()
-        and ledger["source_ref"].null_count() == 0
+        rows == records_read
+        and bool(counts["disposition"].is_in(DISPOSITIONS).all())
+        and not bool(counts["_no_ref"].any())
     )
     return RunSummary(
         trial_load=trial_load,
@@ -503,7 +562,7 @@ def summarise(
         gate_passed=all(g["passed"] for g in gates),
         ledger_balanced=bool(balanced),
         records_read=records_read,
-        ledger_rows=ledger.height,
+        ledger_rows=rows,
         files=files.to_dicts(),
     )
 

@@ -861,20 +861,29 @@ def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
     return pl.concat([f.select(list(RECON_SCHEMA)) for f in frames], how="vertical_relaxed")
 
 
+def differing_refs(findings: pl.DataFrame) -> pl.Series:
+    """The source_refs a reconciliation finding names (``with_differences``)."""
+    return findings.filter(pl.col("source_ref").is_not_null())["source_ref"].unique().sort()
+
+
+def with_differences(status: pl.DataFrame, differing: pl.Series) -> pl.DataFrame:
+    """Statuses (``EntityPart.status``): ``migrated`` becomes ``migrated_with_differences`` where a finding names it."""
+    return status.with_columns(
+        pl.when((pl.col("status") == "migrated") & pl.col("source_ref").is_in(differing.implode()))
+        .then(pl.lit("migrated_with_differences"))
+        .otherwise(pl.col("status"))
+        .alias("status")
+    ).drop("_rank")
+
+
 def combine(parts: list[EntityPart]) -> Reconciliation:
-    """One reconciliation from the parts of every entity."""
+    """One reconciliation from the parts of every entity.
+
+    Parts of a partitioned run carry no links or statuses (``pipelines.run.staging`` holds them
+    on disk and applies ``with_differences`` there): then the reconciliation has none either.
+    """
     findings = _concat([p.findings for p in parts])
-    differing = findings.filter(pl.col("source_ref").is_not_null())["source_ref"].unique().implode()
-    status = (
-        pl.concat([p.status for p in parts], how="vertical_relaxed")
-        .with_columns(
-            pl.when((pl.col("status") == "migrated") & pl.col("source_ref").is_in(differing))
-            .then(pl.lit("migrated_with_differences"))
-            .otherwise(pl.col("status"))
-            .alias("status")
-        )
-        .drop("_rank")
-    )
+    status = with_differences(pl.concat([p.status for p in parts], how="vertical_relaxed"), differing_refs(findings))
     counts = pl.DataFrame([p.counts for p in parts if p.counts is not None])
     wd = (
         findings.filter(pl.col("category").is_in(["value_mismatch", "text_altered", "confidentiality"]))

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 import shutil
 import zipfile
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from checks.components import partition_by_node
@@ -46,7 +48,10 @@ def faulted(tmp_path_factory, sample_extract):
 
 
 #: the runs compared: (name, partitions, bytes of an extract file read at a time; None: the default)
-RUNS = [*((str(n), n, None) for n in COUNTS), ("4, 16 KiB blocks, target batches of 300 rows", 4, 16 * 1024)]
+RUNS = [
+    *((str(n), n, None) for n in COUNTS),
+    ("4, 16 KiB blocks, target batches of 300 rows, ledger slices of 50 rows", 4, 16 * 1024),
+]
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +62,13 @@ def reports(faulted):
         report = root / f"run{i}" / "report"
         report.parent.mkdir()
         with pytest.MonkeyPatch.context() as mp:
+            # ledger.parquet in row groups of 1,000 rows: its bytes must not depend on how it was sliced
+            mp.setattr("pipelines.run.staging.LEDGER_ROW_GROUP", 1000)
             if block is not None:  # every file of more than 16 KiB, every table of more than 300 rows in pieces
                 mp.setattr("pipelines.io.extract.CHUNK_BYTES", block)
                 mp.setattr("pipelines.run.staging.BATCH_ROWS", 300)
                 mp.setattr("pipelines.run.staging.BLOB_BATCH_ROWS", 100)
+                mp.setattr("pipelines.run.staging.LEDGER_SLICE", 50)  # the final ledger settled 50 rows a slice
             result = run_validation(
                 extract,
                 url,
@@ -166,6 +174,9 @@ def test_persons_tied_together_only_by_the_target_give_the_same_report_in_any_pa
 
 def test_every_report_file_is_the_same_for_any_number_of_partitions_and_blocks(reports):
     first = reports["1"]
+    rows = pl.read_parquet(first / "ledger.parquet").height
+    assert rows > 2000  # several row groups, each a fixed 1,000 rows
+    assert pq.ParquetFile(first / "ledger.parquet").metadata.num_row_groups == math.ceil(rows / 1000)
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert {"discrepancies.parquet", "ledger.parquet", "summary.json", "report.html"} <= {str(f) for f in files}
     for name, report in reports.items():
@@ -307,9 +318,10 @@ def test_ranked_equals_the_window_it_replaces():
     assert ranked(unique, ["k", "j"], "o", "r")["r"].to_list() == [0] * unique.height
 
 
-def test_partitions_staged_through_an_fsspec_url_give_the_same_report(faulted, reports, tmp_path):
+def test_partitions_staged_through_an_fsspec_url_give_the_same_report(faulted, reports, tmp_path, monkeypatch):
     """``--work`` as a URL (here fsspec's ``file://``; ``s3://`` works alike where s3fs is installed)."""
     root, extract, url = faulted
+    monkeypatch.setattr("pipelines.run.staging.LEDGER_ROW_GROUP", 1000)  # as the runs it is compared with
     base = tmp_path / "shared"
     base.mkdir()
     (base / "someone-elses.txt").write_text("kept")

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from checks.discrepancies import sum_counts
+from checks.discrepancies import sum_counts, touched_refs
 from checks.errors import MigcheckError
 from checks.expected import CHILD_TABLES, parent_records
-from checks.reconcile import combine
+from checks.reconcile import combine, differing_refs
 from checks.target_schema import DATA_TABLES, REFERENCE_TABLES
 from pipelines.io.extract import EXTRACT_FILES, check_extract_root
 from pipelines.io.notify import check_setting, notify
@@ -36,7 +36,9 @@ from pipelines.run.staging import (
     check_work_base,
     child_files,
     choose_partitions,
+    held_links,
     keyed_of,
+    ledger_pieces,
     make_work,
     merge_parents,
     merge_partitions,
@@ -46,6 +48,7 @@ from pipelines.run.staging import (
     remove_work,
     run_parents,
     run_partition,
+    settle,
     split_parent_file,
     split_parent_table,
     stage_file,
@@ -55,17 +58,19 @@ from pipelines.run.staging import (
 )
 from pipelines.run.validate import (
     ExpectedSide,
+    HeldLedger,
     RunConfig,
     ValidationResult,
     check_archive,
     check_archive_path,
     expected_rows,
     finish,
-    full_ledger,
     prepare,
+    report_findings,
     run_target_checks_on,
     source_side,
     target_side,
+    unparseable_lines,
 )
 
 #: the target tables of persons, encounters and their aliases (staged before the rest)
@@ -203,6 +208,11 @@ def _partition(work: str, number: int, records: dict[str, int], cfg: RunConfig, 
     return run_partition(work, number, records, cfg.mappings, cfg.as_of, pmap, emap, tables)
 
 
+def _findings(cfg: RunConfig, src, tside, recon, target_part, work: str, units: list[str], archive=None):  # noqa: ANN001, ANN202
+    links = held_links(work, units, target_part.failures["target_ref"]) if target_part.failures.height else None
+    return report_findings(cfg, src, tside, recon, target_part, links, archive)
+
+
 PREPARE = Step("prepare", _prepare, "prepare", io=True)
 CHECK_TABLES = Step("check-target-tables", _check_tables, "prepare", io=True)
 MAKE_WORK = Step("make-work-folder", lambda out, base: make_work(Path(out), base), "prepare", io=True)
@@ -219,6 +229,8 @@ STAGE_TABLE = Step("stage-target-table", _stage_table, "read_target", io=True, r
 PARTITION = Step("validate-partition", _partition, "partitions", io=True, run_name="partition-{number}")
 MERGE = Step("merge-partitions", merge_partitions, "partitions")
 CHECK_ARCHIVE = Step("check-archive", check_archive, "archive", io=True)
+FINDINGS = Step("discrepancies", _findings, "report", io=True)
+SETTLE = Step("settle-ledger", settle, "report", io=True, run_name="settle-{unit}")
 FINISH = Step("write-report", finish, "report", io=True)
 NOTIFY = Step("notify", notify, "report")
 
@@ -344,23 +356,47 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
             sum_counts([parents.expected, merged.expected]),
             sum_counts([actual_parents, *[a.counts for a in actual]]),
         )
-        eside = ExpectedSide(
-            ledger=full_ledger(parents.source.exp.ledger, merged.ledger, staged_files),
-            persons=parents.persons,
-            rows=expected_rows(tside.expected),
-        )
+        units = [*parents.units, *merged.units]
+        ledger_kinds = [*parents.records, *merged.records]
         del merged, parents
         target_part = checks.result()
+        archive = run.call(CHECK_ARCHIVE, root=root, archive=args.archive) if args.archive else None
+        # 6. the discrepancies; then each unit's final ledger rows, settled where its rows are held
+        disc = run.call(
+            FINDINGS,
+            cfg=cfg,
+            src=src,
+            tside=tside,
+            recon=recon,
+            target_part=target_part,
+            work=work,
+            units=units,
+            archive=archive,
+        )
+        intact = archive.intact if archive is not None else None
+        differing, touched = differing_refs(recon.findings), touched_refs(disc)
+        scalls = [dict(work=work, unit=u, differing=differing, touched=touched, intact=intact) for u in units]
+        if args.dask:
+            settled = run.map_on_cluster(SETTLE, args.dask, scalls)
+        else:
+            pending = [run.submit(SETTLE, **c) for c in scalls]
+            settled = [p.result() for p in pending]
+            del pending
+        held = HeldLedger(
+            work, ledger_kinds, ledger_pieces(dict(zip(units, settled, strict=True))), unparseable_lines(staged_files)
+        )
+        eside = ExpectedSide(ledger=held, rows=expected_rows(tside.expected))
         result = run.call(
             FINISH,
             cfg=cfg,
+            disc=disc,
             src=src,
             exp=eside,
             tside=tside,
             recon=recon,
             target_part=target_part,
             timings=run.timings(),
-            archive=run.call(CHECK_ARCHIVE, root=root, archive=args.archive) if args.archive else None,
+            archive=archive,
         )
     finally:
         remove_work(work)

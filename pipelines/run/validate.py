@@ -17,15 +17,13 @@ from pathlib import Path
 import polars as pl
 import sqlalchemy as sa
 
-from checks.archive import archive_counts, archive_findings, archived_column, compare_archive
+from checks.archive import archive_counts, archive_findings, compare_archive
 from checks.catalogue import EXTRACT_FILE, checks_run
 from checks.code_map_review import USAGE_SCHEMA, coverage, merge_usage, review_findings, review_rows
 from checks.decisions import decision_counts, latest_decisions, with_decisions
 from checks.discrepancies import (
-    LEDGER_COLUMNS,
     apply_baseline,
     discrepancies,
-    final_ledger,
     owner,
     row_count_findings,
     source_findings,
@@ -34,9 +32,9 @@ from checks.discrepancies import (
     target_check_findings,
 )
 from checks.errors import MigcheckError
-from checks.expected import TABLE_ORDER, unparseable_findings, unparseable_ledger
+from checks.expected import TABLE_ORDER, unparseable_findings
 from checks.findings import FINDING_SCHEMA_INFO
-from checks.frames import Discrepancy, LedgerRow
+from checks.frames import Discrepancy
 from checks.gates import GateConfig, evaluate_gates, load_gates
 from checks.mapping import Mappings, load_mappings
 from checks.reconcile import Reconciliation
@@ -47,6 +45,7 @@ from pipelines.io.history import decision_trail, open_history, previous_findings
 from pipelines.io.outputs import claim_folder, open_up, write_marker
 from pipelines.io.settings import default_mappings_root
 from pipelines.io.target_db import connect, safe_url
+from pipelines.run.staging import write_ledger
 
 
 @dataclass(frozen=True)
@@ -217,11 +216,23 @@ class TargetSide:
 
 
 @dataclass(frozen=True)
-class ExpectedSide:
-    """What the report needs of the expected target: the ledger, the person links, rows per table."""
+class HeldLedger:
+    """Where the final ledger's rows wait to be written: slices in the work folder, and the unreadable lines.
 
-    ledger: pl.DataFrame
-    persons: pl.DataFrame  # person_links: patient record → merged person
+    ``pipelines.run.staging.settle`` wrote the slices, ``write_ledger`` streams them in extract order.
+    """
+
+    work: str
+    kinds: list[str]  # the record kinds in ledger order
+    pieces: dict[str, dict[int, list[str]]]  # per kind and slice, the units that wrote it (``ledger_pieces``)
+    unparseable: pl.DataFrame  # the lines no reader could read (their ledger rows come last)
+
+
+@dataclass(frozen=True)
+class ExpectedSide:
+    """What the report needs of the expected target: the ledger's held rows, rows per table."""
+
+    ledger: HeldLedger
     rows: dict[str, int]
 
 
@@ -231,8 +242,8 @@ def source_side(cfg: RunConfig, parents, merged, staged_files: list) -> SourceSi
     From the parents (``SourceParents``), the merged partitions (``Merged``) and the staged files
     (``StagedFile``, in extract order).
     """
-    unp = _unparseable(staged_files)
-    findings = pl.concat([parents.exp.findings, merged.findings, unparseable_findings(unp)], how="vertical_relaxed")
+    unp = unparseable_lines(staged_files)
+    findings = pl.concat([parents.findings, merged.findings, unparseable_findings(unp)], how="vertical_relaxed")
     files = pl.DataFrame(
         [f.file for f in staged_files], schema={"file": pl.String, "status": pl.String, "records": pl.Int64}
     )
@@ -251,20 +262,9 @@ def source_side(cfg: RunConfig, parents, merged, staged_files: list) -> SourceSi
     )
 
 
-def _unparseable(staged_files: list) -> pl.DataFrame:
+def unparseable_lines(staged_files: list) -> pl.DataFrame:
+    """The lines no reader could read, of every staged file (``StagedFile.unparseable``), in extract order."""
     return pl.concat([f.unparseable for f in staged_files])
-
-
-def full_ledger(parents: pl.DataFrame, children: pl.DataFrame, staged_files: list) -> pl.DataFrame:
-    """Every legacy record's ledger row: persons and encounters, the rest, the unreadable lines."""
-    return pl.concat(
-        [
-            parents.select(LEDGER_COLUMNS),
-            children.select(LEDGER_COLUMNS),
-            unparseable_ledger(_unparseable(staged_files)),
-        ],
-        how="vertical_relaxed",
-    )
 
 
 def target_side(expected: pl.DataFrame, actual: pl.DataFrame) -> TargetSide:
@@ -279,8 +279,32 @@ def expected_rows(expected: pl.DataFrame) -> dict[str, int]:
     return {t: got.get(t, 0) for t in TABLE_ORDER}
 
 
+def report_findings(
+    cfg: RunConfig,
+    src: SourceSide,
+    tside: TargetSide,
+    recon: Reconciliation,
+    target_part: TargetCheckPart,
+    links: pl.DataFrame | None,
+    archive: ArchiveCheck | None = None,
+) -> pl.DataFrame:
+    """Every finding of the run as the report's discrepancies (before the baseline is applied).
+
+    ``links``: the reconciliation's links of the target rows a target check failed
+    (``pipelines.run.staging.held_links``; None where none failed), so each such finding names
+    its legacy record.
+    """
+    parts = [*src.findings, tside.findings, recon.findings]
+    if target_part.failures.height and links is not None:
+        parts.append(target_check_findings(target_part.failures, links))
+    if archive is not None:
+        parts.append(archive.findings)
+    return discrepancies(parts, cfg.trial_load, cfg.mappings)
+
+
 def finish(
     cfg: RunConfig,
+    disc: pl.DataFrame,
     src: SourceSide,
     exp: ExpectedSide,
     tside: TargetSide,
@@ -289,28 +313,17 @@ def finish(
     timings: dict[str, float] | None = None,
     archive: ArchiveCheck | None = None,
 ) -> ValidationResult:
-    """Findings → discrepancies, ledger, statuses, waivers, gates, summary; write the report.
+    """Discrepancies (``report_findings``) → baseline, waivers, gates, summary; write the report.
 
-    ``timings``: seconds per stage of the run so far, for the summary; ``archive``: the check
-    against the preservation archive (``--archive``), whose findings join the others and whose
-    pairs give the ledger's ``archived`` column.
+    The ledger is streamed from the work folder into the report (``write_ledger``) and the
+    summary counts what it wrote. ``timings``: seconds per stage of the run so far, for the
+    summary; ``archive``: the check against the preservation archive (``--archive``), whose
+    findings are among ``disc`` and whose pairs gave the ledger's ``archived`` column.
 
     The report is written to a temporary folder and moved in when complete; the run is recorded in
     the history in the same step.
     """
     m = cfg.mappings
-    parts = [*src.findings, tside.findings, recon.findings]
-    if target_part.failures.height:
-        parts.append(target_check_findings(target_part.failures, recon.links))
-    if archive is not None:
-        parts.append(archive.findings)
-    disc = discrepancies(parts, cfg.trial_load, m)
-    ledger = final_ledger(exp.ledger, exp.persons, recon, disc)
-    ledger = ledger.with_columns(
-        archived_column(ledger, archive.intact)
-        if archive is not None
-        else pl.lit(None, dtype=pl.Boolean).alias("archived")
-    )
     history = open_history(cfg.history_url)
     try:
         previous = (
@@ -320,44 +333,57 @@ def finish(
         )
         if previous is not None:
             disc = apply_baseline(disc, previous)
-        # the boundary into the writers and the history: the contract's rows, validated
-        disc, ledger = Discrepancy.validate(disc), LedgerRow.validate(ledger)
-        # the waivers of mappings/waivers.yaml first, then those of the stewards' decisions (D58)
-        trail = decision_trail(history, cfg.migration)
-        waivers = [*cfg.waivers, *decision_waivers(waiver_rows(history, cfg.migration))]
-        view, waiver_report = apply_waivers(disc.with_columns(owner().alias("owner")), waivers, cfg.as_of)
-        view = with_decisions(view, latest_decisions(trail), cfg.trial_load)
-        denominators = {e: h for e, h in ledger.group_by("entity").len().iter_rows()}
-        denominators |= {t: exp.rows[t] for t in ("person_alias", "encntr_alias")}
-        gates = evaluate_gates(view, checks_run(m, [c for c, _ in target_part.check_ids]), denominators, cfg.gates)
-        open_disc = disc.filter(pl.col("status") != "resolved")
-        summary = summarise(
-            cfg.trial_load, exp.rows, recon, tside.found, ledger, open_disc, src.records_read, src.files
-        ).to_dict()
-        totals = {
-            **status_totals(view),
-            "gate_passed": bool(gates["passed"].all()),
-            "ledger_balanced": summary["ledger_balanced"],
-        }
-        summary.update(
-            migration=cfg.migration,
-            gates=gates.to_dicts(),
-            gate_passed=totals["gate_passed"],
-            waivers=waiver_report,
-            totals=totals,
-            trend=_dedupe_trend([*trend(history, cfg.migration), _trend_point(cfg.trial_load, totals)]),
-            timings=timings or {},
-            decisions=decision_counts(view, trail.height),
-            code_maps=coverage(src.code_maps, m),
-            archive=_archive_summary(archive, ledger),
-        )
-        # one typed model (checks.summary): a field missing, unknown or of the wrong type stops here
-        model = Summary.model_validate(summary)
-        summary = model.model_dump(mode="json")
+        # the boundary into the writers and the history: the contract's rows, validated (the
+        # ledger's slice by slice as it is written)
+        disc = Discrepancy.validate(disc)
         tmp = _prepare(cfg.out)
         try:
+            held = exp.ledger
+            try:
+                counts = write_ledger(
+                    tmp / "ledger.parquet",
+                    held.work,
+                    held.kinds,
+                    held.pieces,
+                    held.unparseable,
+                    archive.intact if archive is not None else None,
+                )
+            except OSError as e:
+                raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e
+            # the waivers of mappings/waivers.yaml first, then those of the stewards' decisions (D58)
+            trail = decision_trail(history, cfg.migration)
+            waivers = [*cfg.waivers, *decision_waivers(waiver_rows(history, cfg.migration))]
+            view, waiver_report = apply_waivers(disc.with_columns(owner().alias("owner")), waivers, cfg.as_of)
+            view = with_decisions(view, latest_decisions(trail), cfg.trial_load)
+            denominators = {e: int(n) for e, n in counts.group_by("entity").agg(pl.col("len").sum()).iter_rows()}
+            denominators |= {t: exp.rows[t] for t in ("person_alias", "encntr_alias")}
+            gates = evaluate_gates(view, checks_run(m, [c for c, _ in target_part.check_ids]), denominators, cfg.gates)
+            open_disc = disc.filter(pl.col("status") != "resolved")
+            summary = summarise(
+                cfg.trial_load, exp.rows, recon, tside.found, counts, open_disc, src.records_read, src.files
+            ).to_dict()
+            totals = {
+                **status_totals(view),
+                "gate_passed": bool(gates["passed"].all()),
+                "ledger_balanced": summary["ledger_balanced"],
+            }
+            summary.update(
+                migration=cfg.migration,
+                gates=gates.to_dicts(),
+                gate_passed=totals["gate_passed"],
+                waivers=waiver_report,
+                totals=totals,
+                trend=_dedupe_trend([*trend(history, cfg.migration), _trend_point(cfg.trial_load, totals)]),
+                timings=timings or {},
+                decisions=decision_counts(view, trail.height),
+                code_maps=coverage(src.code_maps, m),
+                archive=_archive_summary(archive, counts),
+            )
+            # one typed model (checks.summary): a field missing, unknown or of the wrong type stops here
+            model = Summary.model_validate(summary)
+            summary = model.model_dump(mode="json")
             review = review_rows(src.unmapped, src.code_maps, m)
-            _write_outputs(tmp, disc, view, ledger, model, gates, src.unmapped, review)
+            _write_outputs(tmp, disc, view, model, gates, src.unmapped, review)
             record_run(history, cfg.migration, cfg.trial_load, disc, totals)
             _move_in(tmp, cfg.out, cfg.trial_load)
         finally:
@@ -469,10 +495,10 @@ def check_archive(root: str, archive: str) -> ArchiveCheck:
     return ArchiveCheck(archive, archive_findings(cmp, fixity), cmp.intact, not fixity)
 
 
-def _archive_summary(archive: ArchiveCheck | None, ledger: pl.DataFrame) -> dict | None:
+def _archive_summary(archive: ArchiveCheck | None, counts: pl.DataFrame) -> dict | None:
     if archive is None:
         return None
-    per = archive_counts(ledger)
+    per = archive_counts(counts)
     return {
         "archive": archive.archive,
         "intact": archive.fixity_ok,
@@ -517,7 +543,7 @@ def _prepare(out: Path) -> Path:
         raise MigcheckError(f"--out {out}: cannot create the report folder ({e.strerror})") from e
 
 
-def _write_outputs(tmp: Path, disc, view, ledger, summary: Summary, gates, unmapped, review) -> None:
+def _write_outputs(tmp: Path, disc, view, summary: Summary, gates, unmapped, review) -> None:
     from pipelines.report.csv import write_csv
     from pipelines.report.excel import write_code_map_review, write_worklists
     from pipelines.report.html import write_report_html
@@ -526,7 +552,6 @@ def _write_outputs(tmp: Path, disc, view, ledger, summary: Summary, gates, unmap
     try:
         disc.write_parquet(tmp / "discrepancies.parquet")
         write_csv(disc, tmp / "discrepancies.csv")  # for spreadsheets: formulas neutralised
-        ledger.write_parquet(tmp / "ledger.parquet")
         (tmp / "summary.json").write_text(
             json.dumps(summary.model_dump(mode="json"), indent=2, ensure_ascii=False), encoding="utf-8"
         )
