@@ -222,3 +222,40 @@ def test_faults_are_deterministic_by_seed(tmp_path, extract_copy):
     assert (extract_copy / "load_faults.csv").read_bytes() == a
     simulate_trial_load(extract_copy, f"sqlite:///{tmp_path / 'c.db'}", faults="default", seed=12)
     assert (extract_copy / "load_faults.csv").read_bytes() != a
+
+
+def test_a_load_made_a_partition_at_a_time_is_found_whole(extract_copy, tmp_path):
+    """Three partitions of whole persons: every fault found, no false alarm; a clean one is clean."""
+    from pipelines.run.validate import run_validation
+    from pipelines.synth.scoring import read_truth, score
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    r = simulate_trial_load(extract_copy, url, faults="default", seed=5, partitions=3)
+    load = pl.read_csv(r.load_faults, infer_schema_length=0)
+    assert load["defect_id"].to_list() == [f"L{i:04d}" for i in range(1, load.height + 1)]
+    counted = load.filter(pl.col("category") == "row_count")
+    # one row_count fault per table and system, counted over the whole load (not one per partition)
+    per = counted.select("entity", pl.col("description").str.split(" ").list.first().alias("system"))
+    assert per.height and not per.is_duplicated().any()
+    engine = sa.create_engine(url)
+    with engine.connect() as c:  # ids unique across the partitions
+        for t in DATA_TABLES:
+            pk = PRIMARY_KEY[t]
+            n, distinct = c.execute(sa.text(f"SELECT count(*), count(DISTINCT {pk}) FROM {t}")).one()
+            assert n == distinct == r.rows[t], t
+    engine.dispose()
+    out = tmp_path / "report"
+    run_validation(extract_copy, url, "TL1", out, history_url=f"sqlite:///{tmp_path / 'h.db'}")
+    disc = pl.read_parquet(out / "discrepancies.parquet").with_columns(pl.all().cast(pl.String).fill_null(""))
+    s = score(read_truth(extract_copy), disc)
+    assert s.missed.height == 0, s.missed.select("category", "entity", "description").rows()[:5]
+    assert s.false_alarms.height == 0, s.false_alarms.select("category", "entity", "message").rows()[:5]
+    # the same extract loaded clean in three partitions: no finding of the load at all
+    clean = f"sqlite:///{tmp_path / 'c.db'}"
+    simulate_trial_load(extract_copy, clean, faults="none", partitions=3)
+    out2 = tmp_path / "clean"
+    run_validation(extract_copy, clean, "TL2", out2, history_url=f"sqlite:///{tmp_path / 'h2.db'}")
+    disc2 = pl.read_parquet(out2 / "discrepancies.parquet")
+    s2 = score(read_truth(extract_copy), disc2.with_columns(pl.all().cast(pl.String).fill_null("")))
+    assert s2.false_alarms.height == 0 and s2.missed.height == 0
+    assert not list(extract_copy.parent.glob(f".{extract_copy.name}.work.*"))  # the staging folder is gone

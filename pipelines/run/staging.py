@@ -95,10 +95,10 @@ BYTES_PER_PARTITION = 48 * 2**20
 MAX_PARTITIONS = 256
 
 
-def choose_partitions(root: Path) -> int:
-    """N from the extract's size: about 48 MiB of extract files per partition, at least 1."""
+def choose_partitions(root: Path, per: int = BYTES_PER_PARTITION) -> int:
+    """N from the extract's size: about ``per`` bytes (48 MiB) of extract files per partition, at least 1."""
     size = sum(p.stat().st_size for s, n in EXTRACT_FILES if (p := extract_file_path(root, s, n)).is_file())
-    return max(1, min(MAX_PARTITIONS, math.ceil(size / BYTES_PER_PARTITION)))
+    return max(1, min(MAX_PARTITIONS, math.ceil(size / per)))
 
 
 def check_work_base(base: str, source: Path, out: Path) -> None:
@@ -217,6 +217,11 @@ def _read(path: str) -> pl.DataFrame:
 
 def _read_blocks(work: str, side: str, name: str, part: int, blocks: int) -> pl.DataFrame:
     return pl.concat([_read(_path(work, side, name, part, b)) for b in range(blocks)])
+
+
+def partition_records(work: str, records: dict[str, int], part: int) -> dict[str, pl.DataFrame]:
+    """The staged records of one partition, per record kind (``records``: kind → blocks staged)."""
+    return {r: _read_blocks(work, "src", r, part, b) for r, b in records.items()}
 
 
 def _open(path: str, mode: str) -> IO[bytes]:
@@ -449,8 +454,8 @@ def parts_of_parents(files: list[PreStaged], tables: dict[str, PreTable], m: Map
     persons = {s.records for s in m.tables["person"].sources}
     keys = [(k, v) for f in files for k, v in f.keys.items()]
 
-    def target(t: str, schema: dict) -> pl.DataFrame:
-        k = tables[t].keys
+    def target(t: str, schema: dict) -> pl.DataFrame:  # none where no target is given (the load simulator)
+        k = tables[t].keys if t in tables else None
         return k if k is not None else pl.DataFrame(schema=schema)
 
     u64 = pl.UInt64
@@ -682,7 +687,7 @@ def run_partition(
     ``pmap`` and ``emap``: the persons and encounters of this partition (``run_parents``), whose
     lookups it reads from the work folder.
     """
-    frames = {r: _read_blocks(work, "src", r, number, b) for r, b in records.items()}
+    frames = partition_records(work, records, number)
     lookups = {k: _read(_path(work, "lookup", k, number)) for k in parent_records(m)}
     exp = expected_children(frames, lookups, m, as_of)
     unmapped = unmapped_code_rows(exp.staged, m, frames)
@@ -920,6 +925,7 @@ __all__ = [
     "held_links",
     "ledger_pieces",
     "parent_files",
+    "partition_records",
     "parts_of_parents",
     "remove_work",
     "run_parents",

@@ -20,6 +20,7 @@ import re
 
 import polars as pl
 
+from checks.components import identity_node
 from checks.expected import Expected
 from checks.identity import luhn_digit
 from checks.mapping import Mappings
@@ -35,14 +36,21 @@ _HOUR = dt.timedelta(hours=1)
 MAX_PER_KIND = 60
 
 
+def _codes(m: Mappings) -> dict[tuple[int, str], int]:
+    return {(r["code_set"], r["cdf_meaning"]): r["code_value"] for r in m.code_value.iter_rows(named=True)}
+
+
 class _Faults:
-    def __init__(self, rows: dict[str, pl.DataFrame], exp: Expected, m: Mappings, seed: int) -> None:
+    def __init__(
+        self, rows: dict[str, pl.DataFrame], exp: Expected, m: Mappings, seed: int, known: pl.Series | None = None
+    ) -> None:
         self.rows = {k: v.clone() for k, v in rows.items()}
         self.exp = exp
         self.rng = random.Random(seed)
         self.truth: list[dict] = []
         self.used: set[str] = set()  # person_refs already faulted
-        self.codes = {(r["code_set"], r["cdf_meaning"]): r["code_value"] for r in m.code_value.iter_rows(named=True)}
+        self.known = known  # sorted identity nodes of the whole extract (a partition's faults), or None
+        self.codes = _codes(m)
         n_persons = rows["person"].height
         # faults of each kind: one per 700 persons, at most MAX_PER_KIND (a sample; region-sized
         # loads stay cheap to fault, since each fault is applied to the whole table)
@@ -179,8 +187,16 @@ class _Faults:
             serial = f"{self.rng.randint(0, 999):03d}"
             body = f"{y:04d}{mth:02d}{d:02d}{serial}"
             value = body + str(luhn_digit(body[2:]))
-            if value not in taken:
+            if value not in taken and not self._known(value):
                 return value
+
+    def _known(self, value: str) -> bool:
+        """An identity number of a person of the whole extract (beyond this partition's)."""
+        if self.known is None or self.known.len() == 0:
+            return False
+        h = pl.select(identity_node(pl.lit(value))).item()
+        i = int(self.known.search_sorted(h))
+        return i < self.known.len() and self.known[i] == h
 
     def extra_rows(self) -> None:
         pcodes = {"PNR": self.codes[(4, "PNR")]}
@@ -502,11 +518,12 @@ class _Faults:
                 "identity alias loaded twice on one person",
             )
 
-    def row_counts(self, before: dict[str, pl.DataFrame]) -> None:
+    def row_counts(self, before: pl.DataFrame, after: pl.DataFrame) -> None:
+        """A row_count fault per table and system whose rows ``after`` differ from ``before`` (``system_counts``)."""
         sys = {self.codes[(89, "PAS")]: "pas", self.codes[(89, "PCS")]: "pcs"}
-        for t in ("person", "person_alias", "encounter", "encntr_alias", *_CHILD_TABLES, "clinical_event"):
-            a = before[t].group_by("contributor_system_cd").len()
-            b = self.rows[t].group_by("contributor_system_cd").len()
+        for t in COUNTED_TABLES:
+            a = before.filter(pl.col("table") == t).drop("table")
+            b = after.filter(pl.col("table") == t).drop("table")
             j = a.join(b, on="contributor_system_cd", how="full", coalesce=True).fill_null(0)
             for r in j.filter(pl.col("len") != pl.col("len_right")).sort("contributor_system_cd").iter_rows(named=True):
                 s = sys.get(r["contributor_system_cd"], "?")
@@ -515,11 +532,43 @@ class _Faults:
                 )
 
 
+#: the tables whose rows per contributor system a row_count fault is about
+COUNTED_TABLES = ("person", "person_alias", "encounter", "encntr_alias", *_CHILD_TABLES, "clinical_event")
+
+
+def system_counts(rows: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Rows per table and contributor system (``table``, ``contributor_system_cd``, ``len``) of ``COUNTED_TABLES``."""
+    return pl.concat(
+        [
+            rows[t].group_by("contributor_system_cd").len().with_columns(pl.lit(t).alias("table"))
+            for t in COUNTED_TABLES
+        ],
+        how="vertical_relaxed",
+    ).select("table", "contributor_system_cd", pl.col("len").cast(pl.Int64))
+
+
+def sum_system_counts(counts: list[pl.DataFrame]) -> pl.DataFrame:
+    """``system_counts`` of several partitions as those of the whole load."""
+    return pl.concat(counts).group_by("table", "contributor_system_cd", maintain_order=True).agg(pl.col("len").sum())
+
+
 def inject_faults(
-    rows: dict[str, pl.DataFrame], exp: Expected, m: Mappings, seed: int
+    rows: dict[str, pl.DataFrame],
+    exp: Expected,
+    m: Mappings,
+    seed: int,
+    *,
+    row_counts: bool = True,
+    known: pl.Series | None = None,
 ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
-    """Faulted copies of the target rows and the ground truth of every fault."""
-    f = _Faults(rows, exp, m, seed)
+    """Faulted copies of the target rows and the ground truth of every fault.
+
+    ``row_counts``: add the row_count faults the others cause (a load faulted a partition at a
+    time adds them once, for the whole load: ``row_count_truth``); ``known``: the sorted identity
+    nodes (``checks.components.identity_node``) of the whole extract, which a made-up identity
+    number must not clash with (where ``rows`` are one partition's).
+    """
+    f = _Faults(rows, exp, m, seed, known)
     f.missing_rows()
     f.extra_rows()
     f.value_faults()
@@ -527,13 +576,35 @@ def inject_faults(
     f.reference_faults()
     f.identity_faults()
     NoteFaults(f, m).inject()
-    f.row_counts(rows)
-    truth = pl.DataFrame(f.truth, schema={c: pl.String for c in TRUTH_COLUMNS[2:]})
-    truth = truth.with_columns(
-        pl.format("L{}", pl.int_range(1, pl.len() + 1).cast(pl.String).str.zfill(4)).alias("defect_id"),
-        pl.lit("load").alias("layer"),
-    ).select(TRUTH_COLUMNS)
-    return f.rows, truth
+    if row_counts:
+        f.row_counts(system_counts(rows), system_counts(f.rows))
+    return f.rows, numbered(f.truth)
+
+
+def row_count_truth(before: pl.DataFrame, after: pl.DataFrame, m: Mappings) -> pl.DataFrame:
+    """The row_count faults of a whole load faulted a partition at a time (``system_counts`` summed)."""
+    f = _Faults.__new__(_Faults)
+    f.codes = _codes(m)
+    f.truth = []
+    f.row_counts(before, after)
+    return numbered(f.truth)
+
+
+def numbered(truth: list[dict] | pl.DataFrame) -> pl.DataFrame:
+    """Ground-truth rows with their ``defect_id`` (L0001, …, in order) and layer, in ``TRUTH_COLUMNS``."""
+    df = (
+        truth
+        if isinstance(truth, pl.DataFrame)
+        else pl.DataFrame(truth, schema={c: pl.String for c in TRUTH_COLUMNS[2:]})
+    )
+    return (
+        df.select(TRUTH_COLUMNS[2:])
+        .with_columns(
+            pl.format("L{}", pl.int_range(1, pl.len() + 1).cast(pl.String).str.zfill(4)).alias("defect_id"),
+            pl.lit("load").alias("layer"),
+        )
+        .select(TRUTH_COLUMNS)
+    )
 
 
 # ------------------------------------------------------------------------------------------------

@@ -14,15 +14,33 @@ from pathlib import Path
 import polars as pl
 
 from checks.errors import MigcheckError
-from checks.expected import TABLE_ORDER, Expected, expected_children, expected_parents, parent_lookups
+from checks.expected import (
+    TABLE_ORDER,
+    Expected,
+    expected_children,
+    expected_parents,
+    parent_lookups,
+    parent_records,
+)
 from checks.mapping import Mappings, load_mappings
 from checks.note_text import chunked
-from checks.records import PAS_TEXT_COLUMNS, PCS_TEXT_FIELDS
 from checks.target_schema import CODE_SETS, DATA_TABLES, NOMENCLATURE, PRIMARY_KEY, TEXT_BLOBS, columns_of
-from pipelines.io.extract import EXTRACT_FILES, check_extract_root, read_extract_file, read_file_parts
+from pipelines.io.extract import check_extract_root
 from pipelines.io.settings import default_mappings_root
 from pipelines.io.target_db import connect, create_target, load_reference, safe_url, write_frame
-from pipelines.synth.faults import inject_faults
+from pipelines.run.staging import (
+    child_files,
+    choose_partitions,
+    make_work,
+    parent_files,
+    partition_records,
+    parts_of_parents,
+    remove_work,
+    split_parent_file,
+    stage_file,
+    stage_parent_file,
+)
+from pipelines.synth.faults import inject_faults, numbered, row_count_truth, sum_system_counts, system_counts
 from pipelines.synth.scoring import TRUTH_COLUMNS
 
 _TS = pl.Datetime("us")
@@ -55,8 +73,15 @@ def _nomenclature_ids(m: Mappings) -> dict[str, int]:
     }
 
 
-def assign_ids(exp: Expected, m: Mappings, load_time: dt.datetime) -> dict[str, pl.DataFrame]:
-    """Target rows with surrogate ids and code ids; ``_ref``/``_person_ref`` keep the source link."""
+def assign_ids(
+    exp: Expected, m: Mappings, load_time: dt.datetime, after: dict[str, int] | None = None
+) -> dict[str, pl.DataFrame]:
+    """Target rows with surrogate ids and code ids; ``_ref``/``_person_ref`` keep the source link.
+
+    ``after``: per table, the last id already given (a load written a partition at a time); ids
+    start after it (default: at 1).
+    """
+    after = after or {}
     codes = _code_ids(m)
     noms = _nomenclature_ids(m)
 
@@ -73,7 +98,7 @@ def assign_ids(exp: Expected, m: Mappings, load_time: dt.datetime) -> dict[str, 
     def with_id(table: str, df: pl.DataFrame, sort: list[str]) -> pl.DataFrame:
         return (
             df.sort(sort, nulls_last=True)
-            .with_row_index(PRIMARY_KEY[table], offset=1)
+            .with_row_index(PRIMARY_KEY[table], offset=1 + after.get(table, 0))
             .with_columns(pl.col(PRIMARY_KEY[table]).cast(pl.Int64))
         )
 
@@ -117,46 +142,57 @@ def assign_ids(exp: Expected, m: Mappings, load_time: dt.datetime) -> dict[str, 
         .with_columns(pl.col("source_ref").alias("_ref")),
     }
     out = {k: coded(k, v).with_columns(pl.lit(1, dtype=pl.Int16).alias("active_ind")) for k, v in out.items()}
-    out["ce_blob"] = blob_rows(out["clinical_event"])
+    out["ce_blob"] = blob_rows(out["clinical_event"], 1 + after.get("ce_blob", 0))
     return out
 
 
-#: bytes of a notes file computed at a time: larger than validation's blocks (each block looks
-#: its parents up in the whole extract's, not in a partition's)
-TEXT_BLOCK = 256 * 2**20
-#: the files of free text (the notes): most of a load's bytes, read a block at a time
-TEXT_FILES = [(s, n) for s, n in EXTRACT_FILES if n in (PAS_TEXT_COLUMNS if s == "pas" else PCS_TEXT_FIELDS)]
+#: extract bytes per partition of a simulated load: beyond that, the load is computed, faulted
+#: and written a partition of whole persons at a time (about 4 GB of memory per GiB of extract)
+LOAD_BYTES_PER_PARTITION = 2**30
 
 
-def expected_load(source: Path, m: Mappings, as_of: dt.date) -> Expected:
-    """The expected target tables of an extract, and the staged persons and encounters (what a load needs).
+@dataclass(frozen=True)
+class StagedExtract:
+    """An extract staged to the partitions of its persons (``stage_extract``)."""
 
-    The same rows as ``compute_expected`` of the whole extract, computed as validation's partitions
-    compute them: persons and encounters first, then the other records given their parents. The
-    notes' files are read and computed a block at a time, so only their expected rows are kept —
-    never their raw records, staged frames, ledger or findings, which a load does not need.
+    work: str
+    parents: dict[str, int]  # record kinds of persons and encounters → blocks staged
+    children: dict[str, int]  # the other record kinds → blocks staged
+    known: pl.Series  # sorted identity nodes of every patient record (``checks.components``)
+
+
+def stage_extract(root: Path, m: Mappings, work: str, n: int) -> StagedExtract:
+    """The extract staged to ``n`` partitions by person, as validation stages it (no target)."""
+    pre = [stage_parent_file(root, s, f, m, work) for s, f in parent_files(m)]
+    persons = {s.records for s in m.tables["person"].sources}
+    known = pl.concat([v["identity"] for f in pre for k, v in f.keys.items() if k in persons])
+    parts = parts_of_parents(pre, {}, m, n)
+    staged = [split_parent_file(work, f, m, parts, n) for f in pre]
+    del pre
+    staged += [stage_file(root, s, f, m, parts, work, n) for s, f in child_files(m)]
+    kinds = set(parent_records(m))
+    return StagedExtract(
+        work,
+        {r: f.blocks for f in staged for r in f.records if r in kinds},
+        {r: f.blocks for f in staged for r in f.records if r not in kinds},
+        known.drop_nulls().unique().sort(),
+    )
+
+
+def expected_load(staged: StagedExtract, part: int, m: Mappings, as_of: dt.date) -> Expected:
+    """The expected target tables of one partition of a staged extract, and its staged persons and encounters.
+
+    The same rows as ``compute_expected`` gives those persons in the whole extract: a partition
+    holds whole components of persons (``checks.components``). Only what a load needs is kept —
+    never the records' ledger or findings.
     """
-    root = check_extract_root(source)
-    frames: dict[str, pl.DataFrame] = {}
-    for s, n in EXTRACT_FILES:
-        if (s, n) not in TEXT_FILES:
-            frames.update(read_extract_file(root, s, n).frames)
+    frames = partition_records(staged.work, staged.parents, part)
     par = expected_parents(frames, m, as_of)
-    lookups = parent_lookups(par.staged)
-    blocks = [read_file_parts(root, s, n, TEXT_BLOCK) for s, n in TEXT_FILES]
-    firsts = [next(b) for b in blocks]  # every file gives at least one part, if only an empty one
-    children = {k: v for k, v in frames.items() if k not in par.staged}
     del frames
-    # every child kind, without a record: what a block of notes is given beside its own records
-    empty = {k: v.head(0) for k, v in children.items()} | {k: v.head(0) for p in firsts for k, v in p.frames.items()}
-    ch = expected_children(children | {k: v for k, v in empty.items() if k not in children}, lookups, m, as_of)
+    children = partition_records(staged.work, staged.children, part)
+    ch = expected_children(children, parent_lookups(par.staged), m, as_of)
     del children
-    texts = [ch.tables["clinical_event"]]
-    for first, rest in zip(firsts, blocks, strict=True):
-        for part in (first, *rest):
-            block = expected_children({**empty, **part.frames}, lookups, m, as_of)
-            texts.append(block.tables["clinical_event"])
-    tables = {**par.tables, **ch.tables, "clinical_event": pl.concat(texts)}
+    tables = {**par.tables, **ch.tables}
     return Expected(
         tables={t: tables[t] for t in TABLE_ORDER},
         ledger=par.ledger.head(0),
@@ -203,35 +239,70 @@ def simulate_trial_load(
     seed: int = 1,
     mappings_root: Path | None = None,
     as_of: dt.date | None = None,
+    partitions: int = 0,
 ) -> TrialLoadResult:
-    """Create the target, load the extract by the rules, inject faults, write ``load_faults.csv``."""
+    """Create the target, load the extract by the rules, inject faults, write ``load_faults.csv``.
+
+    A partition of whole persons at a time (``partitions``; 0: one per GiB of extract), so a
+    region's load fits in memory: the extract is staged by person as validation stages it, and
+    each partition's rows are computed, given ids after the previous partition's, faulted (a
+    sample of each fault kind per partition) and written. The row_count faults are those of the
+    whole load. One partition gives exactly the rows of a load computed whole.
+    """
     if faults not in ("none", "default"):
         raise MigcheckError("--faults must be none or default")
     source = Path(source)
     truth_path = source / "load_faults.csv"
     check_truth_file(truth_path)
+    root = check_extract_root(source)
     mappings_root = mappings_root or default_mappings_root()
     m = load_mappings(mappings_root)
     as_of = as_of or dt.date.today()
+    n = partitions or choose_partitions(root, LOAD_BYTES_PER_PARTITION)
     engine = connect(target_url)
-    exp = expected_load(source, m, as_of)  # the parsed extract is not kept
     load_time = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    rows = assign_ids(exp, m, load_time)
-    # what the faults need of the expected side: the persons and the staged parents (not the notes' text)
-    exp = Expected({"person": exp.tables["person"]}, exp.ledger, exp.findings, exp.staged)
-    truth = pl.DataFrame(schema={c: pl.String for c in TRUTH_COLUMNS})
-    if faults == "default":
-        rows, truth = inject_faults(rows, exp, m, seed)
-    out = target_rows(rows)
-    del rows, exp
+    work = make_work(root)
+    try:
+        staged = stage_extract(root, m, work, n)
+        create_target(engine)
+        load_reference(engine, mappings_root)
+        last: dict[str, int] = {}  # per table, the last id written
+        truths, before, after = [], [], []
+        counts = dict.fromkeys(DATA_TABLES, 0)
+        for p in range(n):
+            exp = expected_load(staged, p, m, as_of)
+            rows = assign_ids(exp, m, load_time, last)
+            if faults == "default":
+                # what the faults need of the expected side: the persons and the staged parents
+                exp = Expected({"person": exp.tables["person"]}, exp.ledger, exp.findings, exp.staged)
+                before.append(system_counts(rows))
+                rows, truth = inject_faults(
+                    rows, exp, m, _seed(seed, p), row_counts=n == 1, known=staged.known if n > 1 else None
+                )
+                after.append(system_counts(rows))
+                truths.append(truth)
+            del exp
+            out = target_rows(rows)
+            del rows
+            for t in DATA_TABLES:
+                ids = out[t][PRIMARY_KEY[t]]
+                last[t] = max(last.get(t, 0), int(ids.max() or 0))  # type: ignore[arg-type]
+                counts[t] += out[t].height
+                write_frame(engine, t, out.pop(t))
+    finally:
+        remove_work(work)
+        engine.dispose()
+    truth = pl.concat(truths) if truths else pl.DataFrame(schema={c: pl.String for c in TRUTH_COLUMNS})
+    if n > 1 and faults == "default":
+        truth = pl.concat([truth, row_count_truth(sum_system_counts(before), sum_system_counts(after), m)])
+    truth = numbered(truth)
     try:
         truth.write_csv(truth_path)
     except OSError as e:
         raise MigcheckError(f"--source {source}: cannot write load_faults.csv ({e.strerror})") from e
-    create_target(engine)
-    load_reference(engine, mappings_root)
-    counts = {t: out[t].height for t in DATA_TABLES}
-    for t in DATA_TABLES:
-        write_frame(engine, t, out.pop(t))
-    engine.dispose()
     return TrialLoadResult(safe_url(target_url), counts, truth.height, truth_path)
+
+
+def _seed(seed: int, part: int) -> int:
+    """The faults' seed of a partition (the load's own for the first)."""
+    return seed if part == 0 else seed * 1_000_003 + part
