@@ -235,6 +235,17 @@ FINISH = Step("write-report", finish, "report", io=True)
 NOTIFY = Step("notify", notify, "report")
 
 
+def _each(run: Runner, step: Step, calls: list[dict], dask: str | None) -> list[Any]:
+    """The results of every call of ``step``, in order: each a task on the Dask cluster at ``dask``, or submitted here.
+
+    Once returned, no future holds a result any more (only the list does).
+    """
+    if dask:
+        return run.map_on_cluster(step, dask, calls)
+    pending = [run.submit(step, **c) for c in calls]
+    return [p.result() for p in pending]
+
+
 def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
     """Validate one trial load with ``run``: the one step sequence of every runner.
 
@@ -296,12 +307,7 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
             dict(work=work, group=g, numbers=ps, records=precords, tables=pblocks, cfg=cfg)
             for g, ps in enumerate(parent_groups(n))
         ]
-        if args.dask:
-            presults = run.map_on_cluster(PARENTS, args.dask, pcalls)
-        else:
-            pending = [run.submit(PARENTS, **c) for c in pcalls]
-            presults = [p.result() for p in pending]
-            del pending
+        presults = _each(run, PARENTS, pcalls, args.dask)
         parents = run.call(MERGE_PARENTS, results=presults)
         del presults
         # 4. the target's other tables, each row with its reconciled parents, to the partitions
@@ -341,12 +347,7 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
             )
             for i in range(n)
         ]
-        if args.dask:
-            results = run.map_on_cluster(PARTITION, args.dask, calls)
-        else:
-            pending = [run.submit(PARTITION, **c) for c in calls]
-            results = [p.result() for p in pending]
-            del pending  # the futures would keep every partition's result alive
+        results = _each(run, PARTITION, calls, args.dask)
         del calls
         merged = run.call(MERGE, results=results)
         del results
@@ -376,12 +377,7 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         intact = archive.intact if archive is not None else None
         differing, touched = differing_refs(recon.findings), touched_refs(disc)
         scalls = [dict(work=work, unit=u, differing=differing, touched=touched, intact=intact) for u in units]
-        if args.dask:
-            settled = run.map_on_cluster(SETTLE, args.dask, scalls)
-        else:
-            pending = [run.submit(SETTLE, **c) for c in scalls]
-            settled = [p.result() for p in pending]
-            del pending
+        settled = _each(run, SETTLE, scalls, args.dask)
         held = HeldLedger(
             work, ledger_kinds, ledger_pieces(dict(zip(units, settled, strict=True))), unparseable_lines(staged_files)
         )
