@@ -534,14 +534,8 @@ def stage_table(
 
 
 # --------------------------------------------------------------------------------------------
-# one partition: its persons and encounters, then its other records
-
-
-# --------------------------------------------------------------------------------------------
 # what a unit keeps on disk until the discrepancies are known
 
-#: a unit's row-level results, each one Parquet file in ``held/`` (``_hold``)
-HELD = ("ledger", "persons", "status", "links")
 #: extract rows of one record kind per slice of the final ledger (``settle``, ``write_ledger``)
 LEDGER_SLICE = 1_000_000
 #: rows per row group of ``ledger.parquet``: its bytes depend on its rows alone, not on the slices
@@ -549,6 +543,7 @@ LEDGER_ROW_GROUP = 2**18
 
 
 def _held_path(work: str, what: str, unit: str) -> str:
+    """A unit's held ``ledger``, ``persons``, ``status`` or ``links`` (``_hold``)."""
     return f"{work}/held/{what}/{unit}.parquet"
 
 
@@ -571,6 +566,10 @@ def _hold(
     _write(pl.concat(status, how="vertical_relaxed"), _held_path(work, "status", unit))
     _write(pl.concat([p.links for p in parts], how="vertical_relaxed"), _held_path(work, "links", unit))
     return [replace(p, links=p.links.clear(), status=p.status.clear()) for p in parts]
+
+
+# --------------------------------------------------------------------------------------------
+# one partition: its persons and encounters, then its other records
 
 
 @dataclass(frozen=True)
@@ -909,7 +908,6 @@ def write_ledger(
 
 
 __all__ = [
-    "HELD",
     "LEDGER_SLICE",
     "Merged",
     "MergedParents",
