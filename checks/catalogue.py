@@ -356,7 +356,7 @@ _RECONCILED: dict[str, dict[str, str]] = {
     "encounter": {
         "missing": "An expected encounter is not in the target.",
         "unexpected": "An encounter in the target that no legacy record accounts for, or whose legacy record "
-        "is out of scope or rejected.",
+        "is out of scope or rejected, or a second encounter for a legacy record already loaded.",
         "value": "An encounter found in the target differs from its legacy record in a column.",
     },
     "encntr_alias": {

@@ -478,15 +478,28 @@ def reconcile_encounters(
     known = exp.ledger.select(
         pl.col("source_ref").alias("_legacy"), pl.col("reason").alias("_why"), pl.col("disposition").alias("_disp")
     ).unique("_legacy")
-    e_unexp = e_unexp.join(alias_of, left_on="_id", right_on="encntr_id", how="left").join(
-        known, on="_legacy", how="left"
+    first = emap.select(pl.col("source_ref").alias("_legacy"), pl.col("encntr_id").alias("_first"))
+    e_unexp = (
+        e_unexp.join(alias_of, left_on="_id", right_on="encntr_id", how="left")
+        .join(known, on="_legacy", how="left")
+        .join(first, on="_legacy", how="left")
     )
-    why = (
-        pl.lit("encounter loaded although its legacy record is ")
-        + pl.col("_disp").str.replace("_", " ")
-        + pl.lit(" (")
-        + pl.col("_why")
-        + pl.lit(")")
+    # a migrated legacy record that another encounter already accounts for: this one is a second load
+    twice = pl.concat_str(
+        [
+            pl.lit("encounter loaded twice: its VISITID alias names a legacy record that "),
+            pl.coalesce(pl.lit("encounter:") + pl.col("_first").cast(pl.String), pl.lit("another encounter")),
+            pl.lit(" already accounts for"),
+        ]
+    )
+    # a record kept out of the load (out of scope, rejected, merged) that was loaded all the same
+    why = pl.concat_str(
+        [
+            pl.lit("encounter loaded although its legacy record is "),
+            pl.col("_disp").str.replace_all("_", " "),
+            pl.lit(" (") + pl.col("_why") + pl.lit(")"),
+        ],
+        ignore_nulls=True,
     )
     ecols = [c for c in TABLE_COLUMNS["encounter"] if c != "source_ref"]
     finds = [
@@ -499,7 +512,9 @@ def reconcile_encounters(
         _finding(
             e_unexp,
             RECONCILE[("encounter", "unexpected")],
-            pl.when(pl.col("_disp").is_not_null())
+            pl.when(pl.col("_disp") == "expected")
+            .then(twice)
+            .when(pl.col("_disp").is_not_null())
             .then(why)
             .otherwise(pl.lit("encounter in the target that no legacy record accounts for")),
             pl.when(pl.col("_disp").is_not_null()).then(pl.col("_legacy")).otherwise(None),

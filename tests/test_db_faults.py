@@ -124,3 +124,48 @@ def test_wrong_column_types_in_child_tables_read_in_batches(loaded, tmp_path, mo
     assert ("value_mismatch", f"clinical_event:{n1}", "event_end_dt_tm") in got
     assert len(got) == 2, got
     assert r.ledger_balanced and r.summary["records_read"] > 0
+
+
+def test_an_encounter_loaded_twice_names_its_record_and_the_first_load(loaded, tmp_path):
+    # the vendor loads one legacy encounter twice, both rows with its VISITID alias; the second is
+    # unexpected, named by the legacy record and by the encounter that already accounts for it
+    extract, db = loaded
+    eng = sa.create_engine(f"sqlite:///{db}")
+    with eng.begin() as c:
+        enc = [r[1] for r in c.execute(sa.text("pragma table_info(encounter)"))]
+        als = [r[1] for r in c.execute(sa.text("pragma table_info(encntr_alias)"))]
+        first, alias, system = c.execute(
+            sa.text(
+                "select e.encntr_id, a.alias, a.contributor_system_cd from encounter e join encntr_alias a "
+                "using (encntr_id) where a.contributor_system_cd = (select code_value from code_value "
+                "where code_set = 89 and cdf_meaning = 'PAS') order by e.encntr_id limit 1"
+            )
+        ).one()
+        second = c.execute(sa.text("select max(encntr_id) + 1 from encounter")).scalar()
+        rest = [x for x in enc if x != "encntr_id"]
+        c.execute(
+            sa.text(f"insert into encounter (encntr_id, {', '.join(rest)}) select :n, {', '.join(rest)} "
+                    "from encounter where encntr_id = :i"),
+            {"n": second, "i": first},
+        )
+        keep = [x for x in als if x not in ("encntr_alias_id", "encntr_id")]
+        c.execute(
+            sa.text(f"insert into encntr_alias (encntr_alias_id, encntr_id, {', '.join(keep)}) "
+                    f"select (select max(encntr_alias_id) + 1 from encntr_alias), :n, {', '.join(keep)} "
+                    "from encntr_alias where encntr_id = :i"),
+            {"n": second, "i": first},
+        )
+    eng.dispose()
+    r, d = _run(extract, f"sqlite:///{db}", tmp_path)
+    bad = d.filter(pl.col("severity") != "info")
+    assert bad.select("category", "entity", "source_ref", "target_ref").rows() == [
+        ("unexpected_in_target", "encounter", f"pas:kontakt:{alias}", f"encounter:{second}")
+    ]
+    assert bad["message"].item() == (
+        f"encounter loaded twice: its VISITID alias names a legacy record that encounter:{first} already accounts for"
+    )
+    ledger = pl.read_parquet(tmp_path / "r" / "ledger.parquet")
+    assert ledger.filter(pl.col("source_ref") == f"pas:kontakt:{alias}")["disposition"].item() == (
+        "migrated_with_differences"
+    )
+    assert r.ledger_balanced

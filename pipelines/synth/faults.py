@@ -219,7 +219,9 @@ class _Faults:
             alias_row.update(
                 encntr_id=eid,
                 encntr_alias_type_cd=self.codes[(319, "VISITID")],
-                alias=f"{9_000_000 + eid}",
+                # a form no legacy visit id takes (KONTAKTID is digits, a PCS visit "V-…"): a
+                # number could be a real record's id in a large extract and name that record
+                alias=f"X-{eid}",
                 contributor_system_cd=e["contributor_system_cd"],
                 active_ind=1,
             )
