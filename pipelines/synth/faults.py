@@ -560,15 +560,14 @@ def inject_faults(
     m: Mappings,
     seed: int,
     *,
-    row_counts: bool = True,
     known: pl.Series | None = None,
 ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
-    """Faulted copies of the target rows and the ground truth of every fault.
+    """Faulted copies of the target rows and the ground truth of every fault but the row counts.
 
-    ``row_counts``: add the row_count faults the others cause (a load faulted a partition at a
-    time adds them once, for the whole load: ``row_count_truth``); ``known``: the sorted identity
-    nodes (``checks.components.identity_node``) of the whole extract, which a made-up identity
-    number must not clash with (where ``rows`` are one partition's).
+    The row_count faults the others cause are the whole load's (``row_count_truth``, once over
+    every partition); ``known``: the sorted identity nodes (``checks.components.identity_node``) of
+    the whole extract, which a made-up identity number must not clash with (where ``rows`` are one
+    partition's).
     """
     f = _Faults(rows, exp, m, seed, known)
     f.missing_rows()
@@ -578,13 +577,12 @@ def inject_faults(
     f.reference_faults()
     f.identity_faults()
     NoteFaults(f, m).inject()
-    if row_counts:
-        f.row_counts(system_counts(rows), system_counts(f.rows))
     return f.rows, numbered(f.truth)
 
 
 def row_count_truth(before: pl.DataFrame, after: pl.DataFrame, m: Mappings) -> pl.DataFrame:
-    """The row_count faults of a whole load faulted a partition at a time (``system_counts`` summed)."""
+    """The row_count faults of a whole load: its rows per table and system ``before`` and ``after``
+    the faults (``system_counts``, summed over the partitions)."""
     f = _Faults.__new__(_Faults)
     f.codes = _codes(m)
     f.truth = []

@@ -276,9 +276,7 @@ def simulate_trial_load(
                 # what the faults need of the expected side: the persons and the staged parents
                 exp = Expected({"person": exp.tables["person"]}, exp.ledger, exp.findings, exp.staged)
                 before.append(system_counts(rows))
-                rows, truth = inject_faults(
-                    rows, exp, m, _seed(seed, p), row_counts=n == 1, known=staged.known if n > 1 else None
-                )
+                rows, truth = inject_faults(rows, exp, m, _seed(seed, p), known=staged.known if n > 1 else None)
                 after.append(system_counts(rows))
                 truths.append(truth)
             del exp
@@ -293,7 +291,7 @@ def simulate_trial_load(
         remove_work(work)
         engine.dispose()
     truth = pl.concat(truths) if truths else pl.DataFrame(schema={c: pl.String for c in TRUTH_COLUMNS})
-    if n > 1 and faults == "default":
+    if faults == "default":
         truth = pl.concat([truth, row_count_truth(sum_system_counts(before), sum_system_counts(after), m)])
     truth = numbered(truth)
     try:
