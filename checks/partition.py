@@ -21,7 +21,7 @@ import polars as pl
 
 from checks.components import encounter_node, node, partition_by_node, person_node, record_node
 from checks.mapping import SourceMap
-from checks.reconcile import EntityPart
+from checks.reconcile import EntityFindings
 
 PARENT_REFS = ("encounter_ref", "person_ref")
 
@@ -34,8 +34,8 @@ def parent_ref(key: tuple[str, ...]) -> str:
     raise ValueError(f"match key {list(key)} holds no parent ref ({', '.join(PARENT_REFS)})")
 
 
-def merge_parts(parts: list[EntityPart]) -> EntityPart:
-    """One entity's part from the parts of its partitions (counts add up; rows are concatenated)."""
+def merge_parts(parts: list[EntityFindings]) -> EntityFindings:
+    """One entity's findings and counts from those of its partitions (counts add up; findings are concatenated)."""
     if not parts:
         raise ValueError("no parts to merge")
     if len(parts) == 1:
@@ -52,13 +52,7 @@ def merge_parts(parts: list[EntityPart]) -> EntityPart:
         for k in each[0]:
             if k != "entity":
                 counts[k] = sum(c[k] for c in each)
-    return EntityPart(
-        entity,
-        pl.concat([p.findings for p in parts], how="vertical_relaxed"),
-        pl.concat([p.links for p in parts], how="vertical_relaxed"),
-        pl.concat([p.status for p in parts], how="vertical_relaxed"),
-        counts,
-    )
+    return EntityFindings(entity, pl.concat([p.findings for p in parts], how="vertical_relaxed"), counts)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ to the target checks (``invalid_code``) and not compared again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -32,13 +33,9 @@ RECON_SCHEMA = FINDING_SCHEMA
 
 @dataclass(frozen=True)
 class Reconciliation:
-    """Findings, the status of every expected row, and the target_ref → source_ref links."""
+    """The findings of every entity and its counts (the rows' statuses and links are each unit's, held on disk)."""
 
     findings: pl.DataFrame  # RECON_SCHEMA
-    status: (
-        pl.DataFrame
-    )  # entity, source_ref, person_ref, status (migrated/migrated_with_differences/missing_in_target)
-    links: pl.DataFrame  # target_ref, source_ref, entity
     counts: pl.DataFrame  # entity, expected, found, matched, missing, unexpected, with_differences
 
 
@@ -321,14 +318,27 @@ def _match_encounters(
 
 
 @dataclass(frozen=True)
+class EntityFindings:
+    """What is kept in memory of an entity's reconciliation: its findings and counts."""
+
+    entity: str
+    findings: pl.DataFrame
+    counts: dict | None
+
+
+@dataclass(frozen=True)
 class EntityPart:
     """The reconciliation of one entity: its findings, target→source links, row statuses, counts."""
 
     entity: str
     findings: pl.DataFrame
-    links: pl.DataFrame
+    links: pl.DataFrame  # target_ref, source_ref, entity
     status: pl.DataFrame  # entity, source_ref, person_ref, _rank, status
     counts: dict | None
+
+    def kept(self) -> EntityFindings:
+        """Its findings and counts alone (once its links and statuses are held on disk)."""
+        return EntityFindings(self.entity, self.findings, self.counts)
 
 
 def _links(df: pl.DataFrame, entity: str) -> pl.DataFrame:
@@ -891,14 +901,9 @@ def with_differences(status: pl.DataFrame, differing: pl.Series) -> pl.DataFrame
     ).drop("_rank")
 
 
-def combine(parts: list[EntityPart]) -> Reconciliation:
-    """One reconciliation from the parts of every entity.
-
-    Parts of a partitioned run carry no links or statuses (``pipelines.run.staging`` holds them
-    on disk and applies ``with_differences`` there): then the reconciliation has none either.
-    """
+def combine(parts: Sequence[EntityFindings]) -> Reconciliation:
+    """One reconciliation from the findings and counts of every entity."""
     findings = _concat([p.findings for p in parts])
-    status = with_differences(pl.concat([p.status for p in parts], how="vertical_relaxed"), differing_refs(findings))
     counts = pl.DataFrame([p.counts for p in parts if p.counts is not None])
     wd = (
         findings.filter(pl.col("category").is_in(["value_mismatch", "text_altered", "confidentiality"]))
@@ -906,8 +911,7 @@ def combine(parts: list[EntityPart]) -> Reconciliation:
         .agg(pl.col("source_ref").n_unique().alias("with_differences"))
     )
     counts = counts.join(wd, on="entity", how="left").with_columns(pl.col("with_differences").fill_null(0))
-    links = pl.concat([p.links for p in parts], how="vertical_relaxed")
-    return Reconciliation(findings=findings, status=status, links=links, counts=counts)
+    return Reconciliation(findings=findings, counts=counts)
 
 
 def reconcile(exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings) -> Reconciliation:
@@ -919,7 +923,7 @@ def reconcile(exp: Expected, tgt: dict[str, pl.DataFrame], m: Mappings) -> Recon
     persons, pmap = reconcile_persons(exp, tgt)
     encounters, emap = reconcile_encounters(exp, tgt, pmap)
     children = [reconcile_child(t, exp, tgt, m, pmap, emap) for t in CHILD_TABLES]
-    return combine([*persons, *encounters, *children])
+    return combine([p.kept() for p in (*persons, *encounters, *children)])
 
 
 def _parent_present(missing: pl.DataFrame, table: str, emap: pl.DataFrame, pmap: pl.DataFrame) -> pl.Expr:

@@ -144,15 +144,19 @@ def test_an_encounter_loaded_twice_names_its_record_and_the_first_load(loaded, t
         second = c.execute(sa.text("select max(encntr_id) + 1 from encounter")).scalar()
         rest = [x for x in enc if x != "encntr_id"]
         c.execute(
-            sa.text(f"insert into encounter (encntr_id, {', '.join(rest)}) select :n, {', '.join(rest)} "
-                    "from encounter where encntr_id = :i"),
+            sa.text(
+                f"insert into encounter (encntr_id, {', '.join(rest)}) select :n, {', '.join(rest)} "
+                "from encounter where encntr_id = :i"
+            ),
             {"n": second, "i": first},
         )
         keep = [x for x in als if x not in ("encntr_alias_id", "encntr_id")]
         c.execute(
-            sa.text(f"insert into encntr_alias (encntr_alias_id, encntr_id, {', '.join(keep)}) "
-                    f"select (select max(encntr_alias_id) + 1 from encntr_alias), :n, {', '.join(keep)} "
-                    "from encntr_alias where encntr_id = :i"),
+            sa.text(
+                f"insert into encntr_alias (encntr_alias_id, encntr_id, {', '.join(keep)}) "
+                f"select (select max(encntr_alias_id) + 1 from encntr_alias), :n, {', '.join(keep)} "
+                "from encntr_alias where encntr_id = :i"
+            ),
             {"n": second, "i": first},
         )
     eng.dispose()

@@ -72,6 +72,7 @@ from checks.partition import (
 )
 from checks.reconcile import (
     ChildSlice,
+    EntityFindings,
     EntityPart,
     logical_target,
     reconcile_child_slice,
@@ -553,19 +554,19 @@ def _final_path(work: str, kind: str, piece: int, unit: str) -> str:
 
 def _hold(
     work: str, unit: str, ledger: pl.DataFrame, persons: pl.DataFrame, parts: list[EntityPart]
-) -> list[EntityPart]:
+) -> list[EntityFindings]:
     """A unit's ledger rows, person links, statuses and links written to the work folder.
 
-    Returns its parts without the links and statuses: what stays in memory of a unit is its
-    findings and counts. The statuses of each entity are sorted as the whole load's would be
-    (``final_ledger`` takes a record's statuses in their order).
+    Returns the parts' findings and counts: what stays in memory of a unit. The statuses of each
+    entity are sorted as the whole load's would be (``final_ledger`` takes a record's statuses in
+    their order).
     """
     _write(ledger.select(*LEDGER_COLUMNS, "_records", "_row"), _held_path(work, "ledger", unit))
     _write(persons.select("source_ref", "person_ref"), _held_path(work, "persons", unit))
     status = [p.status.sort("source_ref", "_rank", "status", nulls_last=True) for p in parts]
     _write(pl.concat(status, how="vertical_relaxed"), _held_path(work, "status", unit))
     _write(pl.concat([p.links for p in parts], how="vertical_relaxed"), _held_path(work, "links", unit))
-    return [replace(p, links=p.links.clear(), status=p.status.clear()) for p in parts]
+    return [p.kept() for p in parts]
 
 
 # --------------------------------------------------------------------------------------------
@@ -581,7 +582,7 @@ class ParentsResult:
     schema: pl.DataFrame  # schema_findings
     unmapped: pl.DataFrame  # unmapped_code_rows
     code_maps: pl.DataFrame  # code_map_usage
-    parts: list[EntityPart]  # person, person_alias, encounter, encntr_alias: findings and counts
+    parts: list[EntityFindings]  # person, person_alias, encounter, encntr_alias
     pmap: dict[int, pl.DataFrame]  # per partition: person_ref ↔ person_id of its persons
     emap: dict[int, pl.DataFrame]  # per partition: source_ref ↔ encntr_id of its encounters
     expected: pl.DataFrame  # table_counts of its expected parent tables
@@ -659,7 +660,7 @@ class PartitionResult:
     unit: str  # the name its held files go by
     findings: pl.DataFrame  # source findings of its records
     unmapped: pl.DataFrame  # unmapped_code_rows
-    parts: list[EntityPart]  # the reconciliation of each child table, in CHILD_TABLES order: findings and counts
+    parts: list[EntityFindings]  # the reconciliation of each child table, in CHILD_TABLES order
     expected: pl.DataFrame  # table_counts of its expected tables
     records: list[str]  # record kinds in extract order
     code_maps: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=USAGE_SCHEMA))  # code_map_usage
@@ -705,9 +706,9 @@ def run_partition(
         s = ChildSlice(t, key, exp.tables[t], tt, none, none, pmap, emap, resolved=True, negations=m.negation_words)
         parts.append(reconcile_child_slice(s))
     unit = f"partition-{number:04d}"
-    parts = _hold(work, unit, exp.ledger, _NO_PERSONS, parts)
+    kept = _hold(work, unit, exp.ledger, _NO_PERSONS, parts)
     return PartitionResult(
-        unit, exp.findings, unmapped, parts, table_counts(exp.tables, "expected"), list(exp.staged), usage
+        unit, exp.findings, unmapped, kept, table_counts(exp.tables, "expected"), list(exp.staged), usage
     )
 
 
@@ -716,7 +717,7 @@ class MergedParents:
     """The persons and encounters of every partition as one."""
 
     source: SourceParents
-    parts: list[EntityPart]  # person, person_alias, encounter, encntr_alias
+    parts: list[EntityFindings]  # person, person_alias, encounter, encntr_alias
     pmaps: list[pl.DataFrame]  # per partition (its children need them)
     emaps: list[pl.DataFrame]
     expected: pl.DataFrame  # table_counts of the expected parent tables
@@ -759,7 +760,7 @@ class Merged:
 
     findings: pl.DataFrame
     unmapped: pl.DataFrame
-    children: list[EntityPart]
+    children: list[EntityFindings]
     expected: pl.DataFrame
     units: list[str]
     records: list[str]  # record kinds in extract order

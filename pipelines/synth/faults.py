@@ -581,8 +581,11 @@ def inject_faults(
 
 
 def row_count_truth(before: pl.DataFrame, after: pl.DataFrame, m: Mappings) -> pl.DataFrame:
-    """The row_count faults of a whole load: its rows per table and system ``before`` and ``after``
-    the faults (``system_counts``, summed over the partitions)."""
+    """The row_count faults of a whole load.
+
+    ``before`` and ``after``: its rows per table and system before and after the other faults
+    (``system_counts``, summed over the partitions).
+    """
     f = _Faults.__new__(_Faults)
     f.codes = _codes(m)
     f.truth = []
