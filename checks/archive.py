@@ -189,21 +189,40 @@ def archive_findings(cmp: ArchiveComparison, fixity: list[str]) -> pl.DataFrame:
     ``fixity``: the bag's problems as ``pipelines.io.archive.verify_archive`` words them (each
     names a file of the bag, never its content).
     """
-    rows = []
-    for kind, df, message in (
-        ("missing", cmp.missing, "not in the preservation archive (or not as often as in the extract)"),
-        ("altered", cmp.altered, "the preservation archive holds this record with other bytes (record_hash differs)"),
-    ):
-        part = df.with_columns(
-            pl.col("file").replace_strict(FILE_ENTITY, default="labresult").alias("entity"),
-            pl.col("source_ref").str.split(":").list.first().alias("source_system"),
+    frames = [
+        _record_findings(kind, df, message)
+        for kind, df, message in (
+            ("missing", cmp.missing, "not in the preservation archive (or not as often as in the extract)"),
+            (
+                "altered",
+                cmp.altered,
+                "the preservation archive holds this record with other bytes (record_hash differs)",
+            ),
         )
-        for entity, ref, system in part.select("entity", "source_ref", "source_system").iter_rows():
-            check = ARCHIVE[(entity, kind)]
-            rows.append(_row(check, ref, system, f"{entity} record {message}"))
+    ]
     check = ARCHIVE[("archive", "fixity")]
-    rows += [_row(check, None, None, f"the archive's bag fails its fixity check: {p}") for p in fixity]
-    return pl.DataFrame(rows, schema=FINDING_SCHEMA)
+    rows = [_row(check, None, None, f"the archive's bag fails its fixity check: {p}") for p in fixity]
+    return pl.concat([*frames, pl.DataFrame(rows, schema=FINDING_SCHEMA)])
+
+
+def _record_findings(kind: str, df: pl.DataFrame, message: str) -> pl.DataFrame:
+    """One finding of the ``kind`` check of its record's entity per record of ``df`` (``file``, ``source_ref``)."""
+    checks = {e: c for (e, k), c in ARCHIVE.items() if k == kind}
+    entity = pl.col("file").replace_strict(FILE_ENTITY, default="labresult")
+
+    def of_check(attr: str) -> pl.Expr:
+        return entity.replace_strict({e: getattr(c, attr) for e, c in checks.items()}, return_dtype=pl.String)
+
+    none = pl.lit(None, dtype=pl.String)
+    return df.select(
+        of_check("id").alias("check"),
+        of_check("category").alias("category"),
+        of_check("entity").alias("entity"),
+        pl.col("source_ref").str.split(":").list.first().alias("source_system"),
+        pl.col("source_ref").cast(pl.String),
+        *(none.alias(c) for c in ("target_ref", "column", "expected", "actual", "nature")),
+        (entity + pl.lit(f" record {message}")).alias("message"),
+    ).cast(FINDING_SCHEMA)  # type: ignore[arg-type]
 
 
 def _row(check: Check, ref: str | None, system: str | None, message: str) -> dict[str, str | None]:

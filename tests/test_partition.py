@@ -212,25 +212,17 @@ def test_partitioned_run_finds_what_the_whole_extract_gives(faulted, reports):
     assert ledger["source_ref"].to_list()[: exp.ledger.height] == exp.ledger["source_ref"].to_list()
 
 
-def _parts(ex, tgt, m, n):
-    """The partitions of the components of persons, computed as a run computes them (in memory)."""
-    from checks.components import encounter_keys, parent_parts, person_keys, target_keys
+def _parts(extract, url, m, n, work):
+    """The partitions of the components of persons, computed by the run's own staging steps."""
+    from pipelines.run.sequence import PARENT_TARGET_TABLES
+    from pipelines.run.staging import parent_files, parts_of_parents, stage_parent_file, stage_parent_table
 
-    srcs = {s.records: s for t in ("person", "encounter") for s in m.tables[t].sources}
-    persons = {s.records for s in m.tables["person"].sources}
-    pk = [person_keys(k, ex.frames[k], srcs[k]) for k in persons]
-    ek = [encounter_keys(k, ex.frames[k], srcs[k]) for k in srcs if k not in persons]
-    return parent_parts(
-        pk,
-        ek,
-        target_keys("person_alias", tgt["person_alias"], m),
-        target_keys("encounter", tgt["encounter"], m),
-        target_keys("encntr_alias", tgt["encntr_alias"], m),
-        n,
-    )
+    files = [stage_parent_file(extract, system, name, m, str(work)) for system, name in parent_files(m)]
+    tables = {t: stage_parent_table(url, t, m, str(work)) for t in PARENT_TARGET_TABLES}
+    return parts_of_parents(files, tables, m, n)
 
 
-def test_each_persons_records_and_target_rows_share_a_partition(faulted):
+def test_each_persons_records_and_target_rows_share_a_partition(faulted, tmp_path):
     """What merges, folds or is matched together lands in one partition (``checks.components``)."""
     from checks.partition import TARGET_ROUTES, record_route
 
@@ -241,7 +233,7 @@ def test_each_persons_records_and_target_rows_share_a_partition(faulted):
     tgt = logical_target(read_target(engine), m)
     engine.dispose()
     n = 7
-    parts = _parts(ex, tgt, m, n)
+    parts = _parts(extract, url, m, n, tmp_path)
     srcs = {s.records: s for tm in m.tables.values() for s in tm.sources}
     kinds = set(srcs) & {s.records for t in ("person", "encounter") for s in m.tables[t].sources}
 

@@ -295,7 +295,7 @@ def report_findings(
     its legacy record.
     """
     parts = [*src.findings, tside.findings, recon.findings]
-    if target_part.failures.height and links is not None:
+    if links is not None:
         parts.append(target_check_findings(target_part.failures, links))
     if archive is not None:
         parts.append(archive.findings)
