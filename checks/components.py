@@ -122,12 +122,19 @@ def target_keys(table: str, df: pl.DataFrame, m: Mappings) -> pl.DataFrame | Non
     return None
 
 
-def _edges(frames: list[pl.DataFrame]) -> pl.DataFrame:
-    """Edges (``a``, ``b``) of several frames as one, without nulls, loops or repeats."""
-    frames = [f.select("a", "b").cast(EDGE_SCHEMA) for f in frames]  # type: ignore[arg-type]
+def _edges(frames: list[pl.LazyFrame]) -> pl.DataFrame:
+    """Edges (``a``, ``b``) of several frames as one, without nulls, loops or repeats.
+
+    Lazy: each frame's loops and repeats go before the frames are put together, so the edges of
+    every encounter (most of them loops or repeats of their person's) are never all in memory.
+    """
     if not frames:
         return pl.DataFrame(schema=EDGE_SCHEMA)
-    return pl.concat(frames).drop_nulls().filter(pl.col("a") != pl.col("b")).unique()
+    each = [
+        f.select("a", "b").cast(EDGE_SCHEMA).drop_nulls().filter(pl.col("a") != pl.col("b")).unique()  # type: ignore[arg-type]
+        for f in frames
+    ]
+    return pl.concat(each).unique().collect()
 
 
 def components(edges: pl.DataFrame) -> pl.DataFrame:
@@ -181,30 +188,39 @@ def parent_parts(
     enc = pl.concat(encounters) if encounters else pl.DataFrame(schema={"key": pl.UInt64, "anchor": pl.UInt64})
     # a legacy encounter key stands for its records' anchor; several anchors of one key are joined
     key_anchor = enc.group_by("key").agg(pl.col("anchor").min().alias("_to"))
-    folded = enc.join(key_anchor, on="key").select(pl.col("anchor").alias("a"), pl.col("_to").alias("b"))
-    te_anchor = target_encounters.select(pl.col("te").alias("_te"), pl.col("anchor").alias("_t"))
+    folded = enc.lazy().join(key_anchor.lazy(), on="key").select(pl.col("anchor").alias("a"), pl.col("_to").alias("b"))
+    del enc
+    te_anchor = target_encounters.lazy().select(pl.col("te").alias("_te"), pl.col("anchor").alias("_t"))
     visit = (
-        visits.join(key_anchor, on="key", how="left")
+        visits.lazy()
+        .join(key_anchor.lazy(), on="key", how="left")
         .join(te_anchor, left_on="te", right_on="_te", how="left")
         .select(
             pl.coalesce("_to", "key").alias("a"),
             pl.coalesce("_t", "te").alias("b"),
         )
     )
-    person = [p.select(pl.col("anchor").alias("a"), pl.col("identity").alias("b")) for p in persons]
-    roots = components(_edges([*person, target_aliases, folded, visit]))
+    person = [p.lazy().select(pl.col("anchor").alias("a"), pl.col("identity").alias("b")) for p in persons]
+    roots = components(_edges([*person, target_aliases.lazy(), folded, visit]))
     parts = roots.select("node", _part(pl.col("root"), n).alias("_part"))
-    # the legacy encounter keys and the target encounters, by their anchors
-    by_anchor = [
-        key_anchor.select(pl.col("key").alias("node"), pl.col("_to").alias("_a")),
-        te_anchor.select(pl.col("_te").alias("node"), pl.col("_t").alias("_a")),
-    ]
-    derived = (
-        pl.concat(by_anchor)
-        .join(roots, left_on="_a", right_on="node", how="left")
-        .select("node", _part(pl.coalesce("root", "_a"), n).alias("_part"))
+    # the legacy encounter keys and the target encounters, by their anchors: a node of the graph
+    # keeps its own partition (the first of equal nodes in a stable sort: the graph's come first)
+    by_anchor = pl.concat(
+        [
+            key_anchor.lazy().select(pl.col("key").alias("node"), pl.col("_to").alias("_a")),
+            te_anchor.select(pl.col("_te").alias("node"), pl.col("_t").alias("_a")),
+        ]
     )
-    return pl.concat([parts, derived.join(parts, on="node", how="anti")]).unique("node", keep="first").sort("node")
+    derived = by_anchor.join(roots.lazy(), left_on="_a", right_on="node", how="left").select(
+        "node", _part(pl.coalesce("root", "_a"), n).alias("_part")
+    )
+    node = pl.col("node")
+    return (
+        pl.concat([parts.lazy(), derived])
+        .sort("node", maintain_order=True)
+        .filter(node.shift(1).is_null() | (node != node.shift(1)))
+        .collect()
+    )
 
 
 def partition_by_node(df: pl.DataFrame, column: str | pl.Expr, parts: pl.DataFrame, n: int) -> pl.DataFrame:
