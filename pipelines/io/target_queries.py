@@ -86,24 +86,30 @@ def _identity_missing_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
     return _gx_query(stmt, dialect, aliased=True)
 
 
+def _later_repeats(table: str, key: list[str], value: str, where: list[Any]) -> sa.Select:
+    """Rows of ``table`` whose ``key`` values (none null) sit on a row with a lower id, with ``value``.
+
+    One pass over the table (a window ranking each key's rows by id), not a grouping joined back
+    to the table: the table is read once, whatever its size. The batch's columns are unqualified
+    (GX names it ``subselect``: see the module docstring).
+    """
+    pk = PRIMARY_KEY[table]
+    col: Callable[[str], sa.ColumnClause[Any]] = sa.column
+    rank = sa.func.row_number().over(partition_by=[col(k) for k in key], order_by=col(pk))
+    ranked = (
+        sa.select(col(pk).label("row_id"), col(value).label("value"), rank.label("n"))
+        .select_from(_batch(table, aliased=False))
+        .where(*(col(k).is_not(None) for k in key), *where)
+        .subquery("r")
+    )
+    return sa.select(ranked.c.row_id, ranked.c.value).where(ranked.c.n > 1)
+
+
 def _identity_duplicate_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
     """Every identity alias row whose value sits on an identity alias with a lower id, with that value."""
-    identity_types = q.codes
-    b = _batch("person_alias", aliased=True)
-    pa = metadata.tables["person_alias"].alias("pa")
-    first = (
-        sa.select(pa.c.alias, sa.func.min(pa.c.person_alias_id).label("first_id"))
-        .where(pa.c.person_alias_type_cd.in_(identity_types))
-        .group_by(pa.c.alias)
-        .having(sa.func.count() > 1)
-        .subquery("d")
-    )
-    stmt = (
-        sa.select(b.c.person_alias_id.label("row_id"), b.c.alias.label("value"))
-        .select_from(b.join(first, first.c.alias == b.c.alias))
-        .where(b.c.person_alias_type_cd.in_(identity_types), b.c.person_alias_id > first.c.first_id)
-    )
-    return _gx_query(stmt, dialect, aliased=True)
+    typ: sa.ColumnClause[Any] = sa.column("person_alias_type_cd")
+    stmt = _later_repeats("person_alias", ["alias"], "alias", [typ.in_(q.codes)])
+    return _gx_query(stmt, dialect, aliased=False)
 
 
 def _allergy_substance_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
@@ -140,22 +146,8 @@ def _without_children_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
 
 def _repeated_in_parent_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
     """Rows whose ``column`` value sits on a row of the same ``parent_key`` with a lower id, with that value."""
-    table, column, key = q.table, q.column or "", q.parent_key or ""
-    pk = PRIMARY_KEY[table]
-    b = _batch(table, aliased=True)
-    t = metadata.tables[table].alias("t")
-    first = (
-        sa.select(t.c[key], t.c[column], sa.func.min(t.c[pk]).label("first_id"))
-        .group_by(t.c[key], t.c[column])
-        .having(sa.func.count() > 1)
-        .subquery("d")
-    )
-    stmt = (
-        sa.select(b.c[pk].label("row_id"), b.c[column].label("value"))
-        .select_from(b.join(first, sa.and_(first.c[key] == b.c[key], first.c[column] == b.c[column])))
-        .where(b.c[pk] > first.c.first_id)
-    )
-    return _gx_query(stmt, dialect, aliased=True)
+    column, key = q.column or "", q.parent_key or ""
+    return _gx_query(_later_repeats(q.table, [key, column], column, []), dialect, aliased=False)
 
 
 def _longer_than_query(q: RowsQuery, dialect: sa.engine.Dialect) -> str:
