@@ -13,8 +13,11 @@ import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Prefect: a private home for the whole test session (subprocesses inherit it), no telemetry.
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="migcheck-prefect-"))
+# Prefect: a private home for the whole test session (subprocesses inherit it), no telemetry;
+# removed when the session ends (only if this session made it)
+_OWN_PREFECT_HOME = None if "PREFECT_HOME" in os.environ else tempfile.mkdtemp(prefix="migcheck-prefect-")
+if _OWN_PREFECT_HOME:
+    os.environ["PREFECT_HOME"] = _OWN_PREFECT_HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 SAMPLE = REPO / "sample_data"
@@ -100,6 +103,11 @@ UPDATING = ("MIGCHECK_UPDATE_GOLDEN", "MIGCHECK_UPDATE_SCREENSHOTS")
 def pytest_sessionstart(session):
     updating = any(os.environ.get(v) == "1" for v in UPDATING)
     session.config._migcheck_git_status = None if updating else _git_status()
+
+
+def pytest_unconfigure(config):
+    if _OWN_PREFECT_HOME and not hasattr(config, "workerinput"):
+        shutil.rmtree(_OWN_PREFECT_HOME, ignore_errors=True)
 
 
 def pytest_sessionfinish(session, exitstatus):
