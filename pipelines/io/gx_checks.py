@@ -16,10 +16,12 @@ No Data Docs (``docs/decisions.md`` D40): the report's own gate and target-check
 documentation, and GX's pages load their styles from the internet.
 
 Every failing row, not GX's sample of it: GX 1.24 returns ``unexpected_index_list`` only up to
-``partial_unexpected_count`` rows (20 by default), so that is raised to "all"; and it fetches an
-``UnexpectedRowsExpectation``'s rows with ``fetchmany(200)``, with no setting to lift that, so where
-the count it reports exceeds the rows it returned, the same query runs once more here, over the
-same table, and returns them all.
+``partial_unexpected_count`` rows (20 by default), so that is raised to "all", and where a column
+check fails on more rows than GX lists, its index query (``SELECT id, column … WHERE``) runs here.
+GX fetches an ``UnexpectedRowsExpectation``'s rows with ``fetchmany(200)`` unless its query-table
+metric is given ``fetch_all``, which the expectation does not pass: migcheck's own subclass
+(``_every_row_expectation``) passes it, so GX returns every row of those queries (joins, windows)
+and none of them runs a third time.
 
 ``great_expectations`` is imported inside ``run_target_checks`` only: the import costs seconds.
 """
@@ -153,8 +155,36 @@ def _expectation(gxe, check: TargetCheck, dialect: str):
     if check.kind == "in_set":
         return gxe.ExpectColumnValuesToBeInSet(column=check.column, value_set=list(check.value_set or ()), **common)
     if check.kind == "unexpected_rows":
-        return gxe.UnexpectedRowsExpectation(unexpected_rows_query=sql_of(check.query, dialect), **common)
+        every = _every_row_expectation(gxe)
+        return every(unexpected_rows_query=sql_of(check.query, dialect), **common)
     raise ValueError(f"{check.check_id}: unknown kind {check.kind!r}")
+
+
+_EVERY_ROW: list[type] = []  # the class below, made once (GX registers an expectation class by its name)
+
+
+def _every_row_expectation(gxe) -> type:  # noqa: ANN001 - the great_expectations.expectations module
+    """``UnexpectedRowsExpectation`` that has GX fetch every row its query returns, not the first 200.
+
+    GX fetches an unexpected-rows query's rows with ``fetchmany(200)`` unless the query-table
+    metric is given ``fetch_all``, which the expectation never passes; without it, a check failing
+    on more rows ran its query a third time (``_all_rows``) to name them all.
+    """
+    if not _EVERY_ROW:
+        from great_expectations.validator.metric_configuration import MetricConfiguration
+
+        class MigcheckUnexpectedRows(gxe.UnexpectedRowsExpectation):
+            def get_validation_dependencies(self, execution_engine=None, runtime_configuration=None):  # noqa: ANN001, ANN202
+                deps = super().get_validation_dependencies(execution_engine, runtime_configuration)
+                name = "unexpected_rows_query.table"
+                table = deps.get_metric_configuration(name)
+                if table is not None:
+                    kwargs = {**table.metric_value_kwargs, "fetch_all": True}
+                    deps.set_metric_configuration(name, MetricConfiguration(name, table.metric_domain_kwargs, kwargs))
+                return deps
+
+        _EVERY_ROW.append(MigcheckUnexpectedRows)
+    return _EVERY_ROW[0]
 
 
 def _raised(exception_info) -> str | None:
@@ -180,7 +210,7 @@ def _failing(check: TargetCheck, result: dict, engine: Engine) -> tuple[int, lis
         count = int(result.get("observed_value") or 0)
         got = result.get("details", {}).get("unexpected_rows") or []
         rows = [(r["row_id"], r.get("value")) for r in got]
-        if len(rows) < count:  # GX fetched only its first 200 rows: run the same query over the same table
+        if len(rows) < count:  # GX fetched fewer rows than it counted: run the same query over the same table
             table = engine.dialect.identifier_preparer.quote(check.table)
             rows = _all_rows(engine, sql_of(check.query, engine.dialect.name).format(batch=table))
     else:
