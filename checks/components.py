@@ -189,7 +189,6 @@ def parent_parts(
     # a legacy encounter key stands for its records' anchor; several anchors of one key are joined
     key_anchor = enc.group_by("key").agg(pl.col("anchor").min().alias("_to"))
     folded = enc.lazy().join(key_anchor.lazy(), on="key").select(pl.col("anchor").alias("a"), pl.col("_to").alias("b"))
-    del enc
     te_anchor = target_encounters.lazy().select(pl.col("te").alias("_te"), pl.col("anchor").alias("_t"))
     visit = (
         visits.lazy()

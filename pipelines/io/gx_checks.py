@@ -33,6 +33,7 @@ import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 
 import polars as pl
 import sqlalchemy as sa
@@ -160,9 +161,7 @@ def _expectation(gxe, check: TargetCheck, dialect: str):
     raise ValueError(f"{check.check_id}: unknown kind {check.kind!r}")
 
 
-_EVERY_ROW: list[type] = []  # the class below, made once (GX registers an expectation class by its name)
-
-
+@cache  # one class: GX registers an expectation class by its name
 def _every_row_expectation(gxe) -> type:  # noqa: ANN001 - the great_expectations.expectations module
     """``UnexpectedRowsExpectation`` that has GX fetch every row its query returns, not the first 200.
 
@@ -170,21 +169,19 @@ def _every_row_expectation(gxe) -> type:  # noqa: ANN001 - the great_expectation
     metric is given ``fetch_all``, which the expectation never passes; without it, a check failing
     on more rows ran its query a third time (``_all_rows``) to name them all.
     """
-    if not _EVERY_ROW:
-        from great_expectations.validator.metric_configuration import MetricConfiguration
+    from great_expectations.validator.metric_configuration import MetricConfiguration
 
-        class MigcheckUnexpectedRows(gxe.UnexpectedRowsExpectation):
-            def get_validation_dependencies(self, execution_engine=None, runtime_configuration=None):  # noqa: ANN001, ANN202
-                deps = super().get_validation_dependencies(execution_engine, runtime_configuration)
-                name = "unexpected_rows_query.table"
-                table = deps.get_metric_configuration(name)
-                if table is not None:
-                    kwargs = {**table.metric_value_kwargs, "fetch_all": True}
-                    deps.set_metric_configuration(name, MetricConfiguration(name, table.metric_domain_kwargs, kwargs))
-                return deps
+    class MigcheckUnexpectedRows(gxe.UnexpectedRowsExpectation):
+        def get_validation_dependencies(self, execution_engine=None, runtime_configuration=None):  # noqa: ANN001, ANN202
+            deps = super().get_validation_dependencies(execution_engine, runtime_configuration)
+            name = "unexpected_rows_query.table"
+            table = deps.get_metric_configuration(name)
+            if table is not None:
+                kwargs = {**table.metric_value_kwargs, "fetch_all": True}
+                deps.set_metric_configuration(name, MetricConfiguration(name, table.metric_domain_kwargs, kwargs))
+            return deps
 
-        _EVERY_ROW.append(MigcheckUnexpectedRows)
-    return _EVERY_ROW[0]
+    return MigcheckUnexpectedRows
 
 
 def _raised(exception_info) -> str | None:

@@ -852,7 +852,7 @@ def _repeated(hashes: list[pl.Series]) -> bool:
 
     A repeat lies within one bucket (``hash % HASH_BUCKETS``), so the hash table of a bucket's
     values is all that is built at once: a sixteenth of the one for 52 million refs (3,000,000
-    patients), which took 1.6 GB.
+    patients), which took 2.4 GB.
     """
     for b in range(HASH_BUCKETS):
         bucket = pl.concat([h.filter(h % HASH_BUCKETS == b) for h in hashes])
