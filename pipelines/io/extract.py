@@ -528,11 +528,7 @@ def _parse_json_lines(
         pass
     good_l: list[bytes] = []
     good_n: list[int] = []
-    for b, n in zip(lines, numbers, strict=True):
-        try:
-            ok = isinstance(json.loads(b), dict)
-        except (ValueError, RecursionError):
-            ok = False
+    for b, n, ok in zip(lines, numbers, _json_objects(lines), strict=True):
         if ok:
             good_l.append(b)
             good_n.append(n)
@@ -557,6 +553,40 @@ def _parse_json_lines(
             bad_r.append(_json_reason(good_l[lo]))
     frames.sort(key=lambda f: f["_line"][0] if f.height else 0)
     return frames, bad_n, bad_r
+
+
+def _is_json_object(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def _utf8(line: bytes) -> str | None:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _json_objects(lines: list[bytes]) -> list[bool]:
+    """Which lines are JSON objects, as ``json.loads`` says.
+
+    polars screens the block at once (``json_path_match``: null for a line that is not JSON); only
+    the lines it does not take for an object are parsed one by one, since ``json.loads`` takes a
+    few that polars does not (``NaN``, a byte-order mark). Every line polars takes, ``json.loads``
+    takes too.
+    """
+    try:
+        text = pl.Series(lines, dtype=pl.Binary).cast(pl.String)
+    except pl.exceptions.ComputeError:  # a line of bad bytes: decoded one by one, bad ones left to json.loads
+        text = pl.Series([_utf8(b) for b in lines], dtype=pl.String)
+    screened = (
+        (text.str.strip_chars_start().str.starts_with("{") & text.str.json_path_match("$").is_not_null())
+        .fill_null(False)
+        .to_list()
+    )
+    return [ok or _is_json_object(b) for b, ok in zip(lines, screened, strict=True)]
 
 
 def _json_reason(line: bytes) -> str:
