@@ -253,7 +253,8 @@ def test_failing_ids_agree_with_plain_sql(target):
 def test_every_failing_row_comes_back_beyond_gx_limits(sqlite_target, tmp_path, monkeypatch):
     """GX returns 20 index rows and 200 query rows unless told otherwise: 250 failures of each kind.
 
-    An unexpected-rows query's rows all come from GX itself: its query is not run a third time.
+    An unexpected-rows query's rows all come from GX itself, in one run of its query: it is run
+    neither a second time to count them nor a third time to name them.
     """
     from pipelines.io import gx_checks
 
@@ -281,7 +282,18 @@ def test_every_failing_row_comes_back_beyond_gx_limits(sqlite_target, tmp_path, 
     eng.dispose()
     url = f"sqlite:///{db}"
     checks = [c for c in sqlite_target.checks if c.table in ("encounter", "diagnosis")]
-    run = run_target_checks(url, checks)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:  # noqa: ANN001 - every statement any engine runs
+        statements.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+    try:
+        run = run_target_checks(url, checks)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+    orphan = [q for q in statements if "JOIN" in q.upper() and "diagnosis" in q and "encounter" in q]
+    assert len(orphan) == 1, orphan  # the orphan query ran once, in GX: not again to count its rows
     cases = {
         "encounter.target.not_null.reg_dt_tm": "select encntr_id from encounter where reg_dt_tm is null",
         "diagnosis.target.code.diag_type_cd": "select diagnosis_id from diagnosis where diag_type_cd = 999",

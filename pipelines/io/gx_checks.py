@@ -21,7 +21,8 @@ check fails on more rows than GX lists, its index query (``SELECT id, column …
 GX fetches an ``UnexpectedRowsExpectation``'s rows with ``fetchmany(200)`` unless its query-table
 metric is given ``fetch_all``, which the expectation does not pass: migcheck's own subclass
 (``_every_row_expectation``) passes it, so GX returns every row of those queries (joins, windows)
-and none of them runs a third time.
+and none of them runs a third time. GX's expectation also counts the rows in a query of its own;
+the subclass takes their count from the rows it has, so each of those queries runs once.
 
 ``great_expectations`` is imported inside ``run_target_checks`` only: the import costs seconds.
 """
@@ -34,6 +35,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import ClassVar
 
 import polars as pl
 import sqlalchemy as sa
@@ -163,15 +165,23 @@ def _expectation(gxe, check: TargetCheck, dialect: str):
 
 @cache  # one class: GX registers an expectation class by its name
 def _every_row_expectation(gxe) -> type:  # noqa: ANN001 - the great_expectations.expectations module
-    """``UnexpectedRowsExpectation`` that has GX fetch every row its query returns, not the first 200.
+    """``UnexpectedRowsExpectation`` that has GX fetch every row its query returns, not the first 200, once.
 
     GX fetches an unexpected-rows query's rows with ``fetchmany(200)`` unless the query-table
     metric is given ``fetch_all``, which the expectation never passes; without it, a check failing
-    on more rows ran its query a third time (``_all_rows``) to name them all.
+    on more rows ran its query a third time (``_all_rows``) to name them all. Its count is the
+    number of rows fetched: GX would run the query once more (``unexpected_rows_query.row_count``).
     """
     from great_expectations.validator.metric_configuration import MetricConfiguration
 
     class MigcheckUnexpectedRows(gxe.UnexpectedRowsExpectation):
+        #: the rows alone: their count is their number, so the query is not run again to count them
+        metric_dependencies: ClassVar[tuple[str, ...]] = ("unexpected_rows_query.table",)
+
+        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):  # noqa: ANN001, ANN202
+            counted = {**metrics, "unexpected_rows_query.row_count": len(metrics["unexpected_rows_query.table"])}
+            return super()._validate(counted, runtime_configuration, execution_engine)
+
         def get_validation_dependencies(self, execution_engine=None, runtime_configuration=None):  # noqa: ANN001, ANN202
             deps = super().get_validation_dependencies(execution_engine, runtime_configuration)
             name = "unexpected_rows_query.table"
