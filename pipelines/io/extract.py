@@ -129,7 +129,7 @@ def _check_pas_encoding(path: Path, raw: bytes) -> None:
 
 
 #: bytes of a large extract file read at a time (at a line end): never the whole file in memory
-CHUNK_BYTES = 32 * 2**20
+CHUNK_BYTES = 16 * 2**20
 
 #: at most this many physical lines make one record (a quoted field with line breaks)
 MAX_LINES_PER_RECORD = 20

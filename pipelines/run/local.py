@@ -1,17 +1,19 @@
 """The local runner: a validation's steps in this process, a few threads, no Prefect server.
 
 The command line's default. Steps that ``submit`` runs (the extract files, the target tables, the
-child entities) share a small thread pool: polars and the database drivers release the GIL, so two
-cores are kept busy while one thread waits on the database. The target checks (Great
-Expectations: Python-heavy, holding the GIL) run in one worker process of their own when the
-caller asks for it (the command line does; a library caller's script would need a ``__main__``
-guard for Python's ``spawn``). With
-``--dask`` the partitions of the child entities go to that Dask cluster through a plain
+partitions) share a thread pool of one thread per core (``default_workers``): polars and the
+database drivers release the GIL, so the cores are kept busy. Each thread holds one file block,
+table batch or partition at a time, so the pool's size also bounds the run's memory. The target
+checks (Great Expectations: Python-heavy, holding the GIL) run in one worker process of their own
+when the caller asks for it (the command line does; a library caller's script would need a
+``__main__`` guard for Python's ``spawn``); that step is waited for outside the pool, so it takes
+no thread from the others. With ``--dask`` the partitions go to that Dask cluster through a plain
 ``distributed`` client.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import defaultdict
@@ -23,11 +25,25 @@ from pipelines.run.progress import Progress, Silent
 from pipelines.run.sequence import Step, dask_unreachable
 
 
+def default_workers() -> int:
+    """Threads for a run's steps: one per core, at least two (``MIGCHECK_WORKERS`` overrides).
+
+    Each thread holds one file, table or partition at a time, so the threads also set the peak.
+    """
+    given = os.environ.get("MIGCHECK_WORKERS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else max(2, os.cpu_count() or 2)
+
+
 class LocalRunner:
     """Runs steps in this process; keeps the wall time of each stage."""
 
-    def __init__(self, workers: int = 3, progress: Progress | None = None, worker_process: bool = False) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migcheck")
+    def __init__(
+        self, workers: int | None = None, progress: Progress | None = None, worker_process: bool = False
+    ) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="migcheck")
+        #: a step in a process of its own is waited for here, not in a thread of the pool: the
+        #: pool's threads are the run's share of the cores
+        self._waiting = ThreadPoolExecutor(max_workers=2, thread_name_prefix="migcheck-wait")
         #: steps that want their own process (``Step.own_process``) get one when ``worker_process``
         #: is asked for (the command line); otherwise they run in a thread
         self._worker_process = worker_process
@@ -55,7 +71,8 @@ class LocalRunner:
     def submit(self, step: Step, **kwargs: Any) -> Future:
         """Run the step in the pool; its result later."""
         self.progress.submitted(step)
-        return self._pool.submit(self._run, step, kwargs)
+        pool = self._waiting if step.own_process and self._worker_process else self._pool
+        return pool.submit(self._run, step, kwargs)
 
     def call(self, step: Step, **kwargs: Any) -> Any:
         """Run the step now, in this thread."""
@@ -91,3 +108,4 @@ class LocalRunner:
     def close(self) -> None:
         """Wait for running steps; drop the ones not started (after a failure)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._waiting.shutdown(wait=True, cancel_futures=True)

@@ -91,13 +91,14 @@ from pipelines.io.outputs import write_marker
 from pipelines.io.target_db import connect
 from pipelines.io.target_read import read_table_batches
 
-#: extract bytes per partition when ``--partitions`` is not given
-BYTES_PER_PARTITION = 48 * 2**20
+#: extract bytes per partition when ``--partitions`` is not given (each partition is reconciled
+#: whole in memory: with one partition per core at a time, the partitions set the run's peak)
+BYTES_PER_PARTITION = 24 * 2**20
 MAX_PARTITIONS = 256
 
 
 def choose_partitions(root: Path, per: int = BYTES_PER_PARTITION) -> int:
-    """N from the extract's size: about ``per`` bytes (48 MiB) of extract files per partition, at least 1."""
+    """N from the extract's size: about ``per`` bytes (24 MiB) of extract files per partition, at least 1."""
     size = sum(p.stat().st_size for s, n in EXTRACT_FILES if (p := extract_file_path(root, s, n)).is_file())
     return max(1, min(MAX_PARTITIONS, math.ceil(size / per)))
 
