@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -338,23 +339,28 @@ def finish(
         disc = Discrepancy.validate(disc)
         tmp = _prepare(cfg.out)
         try:
-            held = exp.ledger
-            try:
-                counts = write_ledger(
-                    tmp / "ledger.parquet",
-                    held.work,
-                    held.kinds,
-                    held.pieces,
-                    held.unparseable,
-                    archive.intact if archive is not None else None,
-                )
-            except OSError as e:
-                raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e
             # the waivers of mappings/waivers.yaml first, then those of the stewards' decisions (D58)
             trail = decision_trail(history, cfg.migration)
             waivers = [*cfg.waivers, *decision_waivers(waiver_rows(history, cfg.migration))]
             view, waiver_report = apply_waivers(disc.with_columns(owner().alias("owner")), waivers, cfg.as_of)
             view = with_decisions(view, latest_decisions(trail), cfg.trial_load)
+            review = review_rows(src.unmapped, src.code_maps, m)
+            held = exp.ledger
+            # the worklists (Python, cell by cell) are written while the ledger (polars) is streamed
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="migcheck-worklists") as beside:
+                sheets = beside.submit(_write_worklists, tmp, view, review, cfg.trial_load)
+                try:
+                    counts = write_ledger(
+                        tmp / "ledger.parquet",
+                        held.work,
+                        held.kinds,
+                        held.pieces,
+                        held.unparseable,
+                        archive.intact if archive is not None else None,
+                    )
+                except OSError as e:
+                    raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e
+                sheets.result()
             denominators = {e: int(n) for e, n in counts.group_by("entity").agg(pl.col("len").sum()).iter_rows()}
             denominators |= {t: exp.rows[t] for t in ("person_alias", "encntr_alias")}
             gates = evaluate_gates(view, checks_run(m, [c for c, _ in target_part.check_ids]), denominators, cfg.gates)
@@ -382,8 +388,7 @@ def finish(
             # one typed model (checks.summary): a field missing, unknown or of the wrong type stops here
             model = Summary.model_validate(summary)
             summary = model.model_dump(mode="json")
-            review = review_rows(src.unmapped, src.code_maps, m)
-            _write_outputs(tmp, disc, view, model, gates, src.unmapped, review)
+            _write_outputs(tmp, disc, view, model, gates, src.unmapped)
             record_run(history, cfg.migration, cfg.trial_load, disc, totals)
             _move_in(tmp, cfg.out, cfg.trial_load)
         finally:
@@ -543,9 +548,19 @@ def _prepare(out: Path) -> Path:
         raise MigcheckError(f"--out {out}: cannot create the report folder ({e.strerror})") from e
 
 
-def _write_outputs(tmp: Path, disc, view, summary: Summary, gates, unmapped, review) -> None:
-    from pipelines.report.csv import write_csv
+def _write_worklists(tmp: Path, view: pl.DataFrame, review: pl.DataFrame, trial_load: str) -> None:
+    """The owners' worklists and the code-map review (``worklists/``)."""
     from pipelines.report.excel import write_code_map_review, write_worklists
+
+    try:
+        write_worklists(tmp, view)
+        write_code_map_review(tmp, review, trial_load)
+    except OSError as e:
+        raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e
+
+
+def _write_outputs(tmp: Path, disc, view, summary: Summary, gates, unmapped) -> None:
+    from pipelines.report.csv import write_csv
     from pipelines.report.html import write_report_html
     from pipelines.report.junit import write_junit
 
@@ -557,8 +572,6 @@ def _write_outputs(tmp: Path, disc, view, summary: Summary, gates, unmapped, rev
         )
         write_csv(unmapped.with_columns(pl.col(pl.List(pl.String)).list.join(" | ")), tmp / "unmapped_codes.csv")
         write_junit(tmp / "junit.xml", gates, summary.trial_load)
-        write_worklists(tmp, view)
-        write_code_map_review(tmp, review, summary.trial_load)
         write_report_html(tmp, view, summary, unmapped)
     except OSError as e:
         raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e
