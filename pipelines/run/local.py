@@ -1,4 +1,4 @@
-"""The local runner: a validation's steps in this process, a few threads, no Prefect server.
+"""The local runner: a validation's steps in this process, one thread per core, no Prefect server.
 
 The command line's default. Steps that ``submit`` runs (the extract files, the target tables, the
 partitions) share a thread pool of one thread per core (``default_workers``): polars and the
