@@ -19,12 +19,14 @@ from pathlib import Path
 from prefect import State, flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from checks.errors import MigcheckError
 from pipelines.io.extract import check_extract_root
 from pipelines.io.notify import notify_setting
 from pipelines.io.settings import resolve_url
 from pipelines.io.target_db import safe_url
+from pipelines.run.local import default_workers
 from pipelines.run.prefect_runner import PrefectRunner
 from pipelines.run.sequence import ValidateArgs, validate
 from pipelines.run.validate import ValidationResult
@@ -49,7 +51,9 @@ def _artifact(result: ValidationResult, trial_load: str) -> None:
     create_markdown_artifact(markdown=md, key=key[:100], description=f"migcheck verdict for {trial_load}")
 
 
-@flow(name="validate-trial-load", log_prints=False)
+#: as many task threads as the local runner has, and one that waits for the target checks' process
+#: (D91): each thread holds one file block, table batch or partition, so they set the peak
+@flow(name="validate-trial-load", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=default_workers() + 1))
 def validate_trial_load(
     source: str,
     trial_load: str,
