@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, cast
 
 from prefect import State, flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.futures import PrefectFuture
 from prefect.states import Failed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from checks.errors import MigcheckError
 from pipelines.io.extract import check_extract_root
@@ -52,8 +54,12 @@ def _artifact(result: ValidationResult, trial_load: str) -> None:
 
 
 #: as many task threads as the local runner has, and one that waits for the target checks' process
-#: (D91): each thread holds one file block, table batch or partition, so they set the peak
-@flow(name="validate-trial-load", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=default_workers() + 1))
+#: (D91): each thread holds one file block, table batch or partition, so they set the peak. (The
+#: cast: ``TaskRunner`` is invariant in its future type, which ``flow`` declares as the base one.)
+_TASK_THREADS = cast("TaskRunner[PrefectFuture[Any]]", ThreadPoolTaskRunner(max_workers=default_workers() + 1))
+
+
+@flow(name="validate-trial-load", log_prints=False, task_runner=_TASK_THREADS)
 def validate_trial_load(
     source: str,
     trial_load: str,
