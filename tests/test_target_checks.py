@@ -254,7 +254,8 @@ def test_every_failing_row_comes_back_beyond_gx_limits(sqlite_target, tmp_path, 
     """GX returns 20 index rows and 200 query rows unless told otherwise: 250 failures of each kind.
 
     An unexpected-rows query's rows all come from GX itself, in one run of its query: it is run
-    neither a second time to count them nor a third time to name them.
+    neither a second time to count them nor a third time to name them. The not-null and code
+    checks of a table are one query: each table is read once for all of them.
     """
     from pipelines.io import gx_checks
 
@@ -294,6 +295,9 @@ def test_every_failing_row_comes_back_beyond_gx_limits(sqlite_target, tmp_path, 
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
     orphan = [q for q in statements if "JOIN" in q.upper() and "diagnosis" in q and "encounter" in q]
     assert len(orphan) == 1, orphan  # the orphan query ran once, in GX: not again to count its rows
+    columns = [q for q in statements if "CASE WHEN" in q.upper()]
+    assert len(columns) == 2, columns  # encounter and diagnosis: one read each for every column check
+    assert sum("reg_dt_tm IS NULL" in q for q in statements) == 1
     cases = {
         "encounter.target.not_null.reg_dt_tm": "select encntr_id from encounter where reg_dt_tm is null",
         "diagnosis.target.code.diag_type_cd": "select diagnosis_id from diagnosis where diag_type_cd = 999",

@@ -1,4 +1,4 @@
-"""The SQL of the target checks' ``unexpected_rows`` rules (``checks.target_checks.RowsQuery``).
+"""The SQL of the target checks: the ``unexpected_rows`` rules (``RowsQuery``), and each table's column checks.
 
 Queries are SQLAlchemy Core statements over the target's tables (``pipelines.io.target_schema``)
 compiled for the target's dialect with literal binds; the batch (the table the check runs on) is
@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from checks.errors import MigcheckError
-from checks.target_checks import RowsQuery
+from checks.target_checks import RowsQuery, TargetCheck
 from checks.target_schema import PRIMARY_KEY
 from pipelines.io.target_schema import metadata
 
@@ -180,3 +180,42 @@ def sql_of(query: RowsQuery, dialect_name: str) -> str:
     if query.rule not in _RULES:
         raise ValueError(f"no SQL for target-check rule {query.rule!r}")
     return _RULES[query.rule](query, _dialect(dialect_name))
+
+
+#: the kinds of check ``column_checks_sql`` combines: one value of one row decides each
+COLUMN_KINDS = ("not_null", "in_set")
+
+
+def _fails(check: TargetCheck) -> sa.ColumnElement[bool]:
+    """Where one column check fails: a null (``not_null``); a value not in its set, nulls passing (``in_set``)."""
+    col: sa.ColumnClause[Any] = sa.column(check.column or "")
+    if check.kind == "not_null":
+        return col.is_(None)
+    values = list(check.value_set or ())
+    return sa.and_(col.is_not(None), col.not_in(values)) if values else col.is_not(None)
+
+
+@cache
+def column_checks_sql(checks: tuple[TargetCheck, ...], dialect_name: str) -> str:
+    """One query for the column checks (``COLUMN_KINDS``) of one table, over ``{batch}``: the table read once.
+
+    It returns every row that fails any of them: its id as ``row_id``, ``f{k}`` (1 where the
+    ``k``-th check fails, else 0) and, for an ``in_set`` check, the value found as ``v{k}``. A
+    check fails on a row exactly as GX's ``ExpectColumnValuesToNotBeNull`` and
+    ``ExpectColumnValuesToBeInSet`` judge it.
+    """
+    tables = {c.table for c in checks}
+    if len(tables) != 1 or any(c.kind not in COLUMN_KINDS for c in checks):
+        raise ValueError("column_checks_sql: the not_null and in_set checks of one table")
+    table = tables.pop()
+    fails = [_fails(c) for c in checks]
+    stmt = (
+        sa.select(
+            sa.column(PRIMARY_KEY[table]).label("row_id"),
+            *(sa.case((f, 1), else_=0).label(f"f{k}") for k, f in enumerate(fails)),
+            *(sa.column(c.column or "").label(f"v{k}") for k, c in enumerate(checks) if c.kind == "in_set"),
+        )
+        .select_from(_batch(table, aliased=False))
+        .where(sa.or_(*fails))
+    )
+    return _gx_query(stmt, _dialect(dialect_name), aliased=False)
