@@ -74,3 +74,20 @@ def test_a_source_ref_given_twice_in_different_slices_fails_the_contract(tmp_pat
     settled["u-b"]["visit"].append(3)
     with pytest.raises(SchemaError, match="source_ref"):
         write_ledger(tmp_path / "ledger.parquet", work, ["visit"], ledger_pieces(settled), NO_LINES)
+
+
+def test_a_unit_settled_with_a_row_outside_the_contract_fails_before_it_is_written(tmp_path, monkeypatch):
+    """``settle`` holds each unit's rows to the ledger contract: ``write_ledger`` no longer checks them again."""
+    work = str(tmp_path / "work")
+    bad = _rows("visit", [0, 1]).with_columns(
+        pl.Series("disposition", ["migrated", "lost somewhere"]), pl.lit("visit").alias("_records")
+    )
+    monkeypatch.setattr(staging, "_read", lambda path: pl.DataFrame())
+    monkeypatch.setattr(staging, "with_differences", lambda status, differing: status)
+    monkeypatch.setattr(staging, "final_ledger", lambda *args, **kwargs: bad.drop("archived"))
+    with pytest.raises(SchemaError, match="disposition"):
+        staging.settle(work, "u-a", pl.Series(dtype=pl.String), pl.Series(dtype=pl.String))
+    assert not (tmp_path / "work").exists()  # nothing written
+    ok = bad.with_columns(pl.lit("migrated").alias("disposition")).drop("archived")
+    monkeypatch.setattr(staging, "final_ledger", lambda *args, **kwargs: ok)
+    assert staging.settle(work, "u-a", pl.Series(dtype=pl.String), pl.Series(dtype=pl.String)) == {"visit": [0]}

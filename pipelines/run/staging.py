@@ -827,6 +827,9 @@ def settle(
     )
     del ledger
     final = final.with_columns(_archived(final, intact), (pl.col("_row") // LEDGER_SLICE).alias("_piece"))
+    # held to the contract here, where the units are settled side by side, not as the one ledger is
+    # written; that a ref is given once in the whole ledger is write_ledger's to check
+    _LEDGER_ROWS.validate(final.select(*LEDGER_COLUMNS, "archived"))
     written: dict[str, list[int]] = {}
     for (kind, piece), df in final.partition_by("_records", "_piece", as_dict=True).items():
         _write(df.drop("_records", "_piece"), _final_path(work, kind, piece, unit))
@@ -846,6 +849,8 @@ def ledger_pieces(settled: dict[str, dict[str, list[int]]]) -> dict[str, dict[in
 
 #: buckets the ledger's ref hashes are checked for repeats in (``_repeated``): one at a time in memory
 HASH_BUCKETS = 16
+#: the ledger's row contract but for a ref's being given once, which only the whole ledger can show
+_LEDGER_ROWS = LedgerRow.to_schema().update_column("source_ref", unique=False)
 
 
 def _repeated(hashes: list[pl.Series]) -> bool:
@@ -874,10 +879,11 @@ def write_ledger(
 
     ``kinds``: the record kinds in ledger order (persons and encounters, then the others);
     ``pieces``: ``ledger_pieces``; ``unparseable``: the lines no reader could read (last, each
-    rejected). Each slice is held to the contract (``LedgerRow``) before it is written; the
-    file's row groups are of ``LEDGER_ROW_GROUP`` rows whatever the slices, so the same rows
-    give the same bytes. A ``source_ref`` given twice anywhere in the ledger fails as it would in
-    one frame. Only one slice (and less than a row group) is in memory at a time.
+    rejected). Every row is held to the contract (``LedgerRow``): a unit's rows where ``settle``
+    wrote them, the unreadable lines' here, and a ``source_ref`` given twice anywhere in the
+    ledger fails here as it would in one frame. The file's row groups are of
+    ``LEDGER_ROW_GROUP`` rows whatever the slices, so the same rows give the same bytes. Only
+    one slice (and less than a row group) is in memory at a time.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -899,7 +905,7 @@ def write_ledger(
 
     def put(df: pl.DataFrame) -> None:
         nonlocal writer
-        df = LedgerRow.validate(df.select(*LEDGER_COLUMNS, "archived"))
+        df = df.select(*LEDGER_COLUMNS, "archived")
         table = df.to_arrow(compat_level=pl.CompatLevel.oldest())
         if writer is None:
             writer = pq.ParquetWriter(path, table.schema, compression="zstd")
@@ -915,7 +921,7 @@ def write_ledger(
                 units = sorted(pieces[kind][piece])
                 put(pl.concat([_read(_final_path(work, kind, piece, u)) for u in units]).sort("_row"))
         rest = unparseable_ledger(unparseable)
-        put(rest.with_columns(_archived(rest, intact)))
+        put(_LEDGER_ROWS.validate(rest.with_columns(_archived(rest, intact))))
         flush(final=True)
     finally:
         if writer is not None:

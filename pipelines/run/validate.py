@@ -347,6 +347,7 @@ def finish(
             review = review_rows(src.unmapped, src.code_maps, m)
             held = exp.ledger
             # the worklists (Python, cell by cell) are written while the ledger (polars) is streamed
+            # and the other files are written
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="migcheck-worklists") as beside:
                 sheets = beside.submit(_write_worklists, tmp, view, review, cfg.trial_load)
                 try:
@@ -360,35 +361,37 @@ def finish(
                     )
                 except OSError as e:
                     raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e
-                sheets.result()
-            denominators = {e: int(n) for e, n in counts.group_by("entity").agg(pl.col("len").sum()).iter_rows()}
-            denominators |= {t: exp.rows[t] for t in ("person_alias", "encntr_alias")}
-            gates = evaluate_gates(view, checks_run(m, [c for c, _ in target_part.check_ids]), denominators, cfg.gates)
-            open_disc = disc.filter(pl.col("status") != "resolved")
-            summary = summarise(
-                cfg.trial_load, exp.rows, recon, tside.found, counts, open_disc, src.records_read, src.files
-            ).to_dict()
-            totals = {
-                **status_totals(view),
-                "gate_passed": bool(gates["passed"].all()),
-                "ledger_balanced": summary["ledger_balanced"],
-            }
-            summary.update(
-                migration=cfg.migration,
-                gates=gates.to_dicts(),
-                gate_passed=totals["gate_passed"],
-                waivers=waiver_report,
-                totals=totals,
-                trend=_dedupe_trend([*trend(history, cfg.migration), _trend_point(cfg.trial_load, totals)]),
-                timings=timings or {},
-                decisions=decision_counts(view, trail.height),
-                code_maps=coverage(src.code_maps, m),
-                archive=_archive_summary(archive, counts),
-            )
-            # one typed model (checks.summary): a field missing, unknown or of the wrong type stops here
-            model = Summary.model_validate(summary)
-            summary = model.model_dump(mode="json")
-            _write_outputs(tmp, disc, view, model, gates, src.unmapped)
+                denominators = {e: int(n) for e, n in counts.group_by("entity").agg(pl.col("len").sum()).iter_rows()}
+                denominators |= {t: exp.rows[t] for t in ("person_alias", "encntr_alias")}
+                gates = evaluate_gates(
+                    view, checks_run(m, [c for c, _ in target_part.check_ids]), denominators, cfg.gates
+                )
+                open_disc = disc.filter(pl.col("status") != "resolved")
+                summary = summarise(
+                    cfg.trial_load, exp.rows, recon, tside.found, counts, open_disc, src.records_read, src.files
+                ).to_dict()
+                totals = {
+                    **status_totals(view),
+                    "gate_passed": bool(gates["passed"].all()),
+                    "ledger_balanced": summary["ledger_balanced"],
+                }
+                summary.update(
+                    migration=cfg.migration,
+                    gates=gates.to_dicts(),
+                    gate_passed=totals["gate_passed"],
+                    waivers=waiver_report,
+                    totals=totals,
+                    trend=_dedupe_trend([*trend(history, cfg.migration), _trend_point(cfg.trial_load, totals)]),
+                    timings=timings or {},
+                    decisions=decision_counts(view, trail.height),
+                    code_maps=coverage(src.code_maps, m),
+                    archive=_archive_summary(archive, counts),
+                )
+                # one typed model (checks.summary): a field missing, unknown or of the wrong type stops here
+                model = Summary.model_validate(summary)
+                summary = model.model_dump(mode="json")
+                _write_outputs(tmp, disc, view, model, gates, src.unmapped)
+                sheets.result()  # the run is recorded once every file of the report is written
             record_run(history, cfg.migration, cfg.trial_load, disc, totals)
             _move_in(tmp, cfg.out, cfg.trial_load)
         finally:
