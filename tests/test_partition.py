@@ -28,6 +28,7 @@ from checks.reconcile import logical_target, reconcile, reconcile_encounters, re
 from pipelines.io.extract import read_extract
 from pipelines.io.target_db import connect
 from pipelines.io.target_read import read_target
+from pipelines.run.staging import largest_first
 from pipelines.run.validate import run_validation
 from pipelines.synth.trial_load import simulate_trial_load
 
@@ -358,3 +359,19 @@ def test_a_wrong_work_folder_is_refused_in_one_line(faulted, tmp_path, work, mes
         )
     assert "\n" not in str(e.value) and not (tmp_path / "r").exists()
     assert not [p for p in extract.iterdir() if ".work." in p.name]  # no work folder was made in the extract
+
+
+def test_files_are_staged_largest_first_missing_last_ties_in_order(tmp_path):
+    files = [("pas", "atgard"), ("pas", "anteckning"), ("pcs", "notes"), ("pcs", "allergies"), ("pas", "diagnos")]
+    sizes = {"atgard.csv": 10, "anteckning.csv": 300, "notes.jsonl": 300, "diagnos.csv": 20}
+    for name, size in sizes.items():
+        folder = tmp_path / ("pas" if name.endswith(".csv") else "pcs")
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_bytes(b"x" * size)
+    assert largest_first(tmp_path, files) == [
+        ("pas", "anteckning"),
+        ("pcs", "notes"),
+        ("pas", "diagnos"),
+        ("pas", "atgard"),
+        ("pcs", "allergies"),  # missing: last
+    ]

@@ -26,7 +26,7 @@ from checks.discrepancies import sum_counts, touched_refs
 from checks.errors import MigcheckError
 from checks.expected import CHILD_TABLES, parent_records
 from checks.reconcile import combine, differing_refs
-from checks.target_schema import DATA_TABLES, REFERENCE_TABLES
+from checks.target_schema import DATA_TABLES, REFERENCE_TABLES, TEXT_BLOBS
 from pipelines.io.extract import EXTRACT_FILES, check_extract_root
 from pipelines.io.notify import check_setting, notify
 from pipelines.io.target_db import connect
@@ -38,6 +38,7 @@ from pipelines.run.staging import (
     choose_partitions,
     held_links,
     keyed_of,
+    largest_first,
     ledger_pieces,
     make_work,
     merge_parents,
@@ -289,10 +290,11 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         split_tables = {
             t: run.submit(SPLIT_PARENT_TABLE, work=work, pre=p, parts=parts, n=n) for t, p in ptables.items()
         }
-        # each other file read and staged a block at a time: never the whole extract in memory
+        # each other file read and staged a block at a time: never the whole extract in memory; the
+        # largest first, so that the threads end together
         cfiles = {
             (s, f): run.submit(STAGE_FILE, root=root, system=s, name=f, cfg=cfg, parts=parts, work=work, partitions=n)
-            for s, f in child_files(m)
+            for s, f in largest_first(Path(root), child_files(m))
         }
         ids = (ptables["encounter"].ids, ptables["person"].ids)
         actual_parents = sum_counts([p.counts for p in ptables.values()])
@@ -313,7 +315,10 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         # 4. the target's other tables, each row with its reconciled parents, to the partitions
         staged |= {k: f.result() for k, f in cfiles.items()}
         pmap, emap = parents.pmap(), parents.emap()
-        ttables = {
+        # a table whose text lies in chunks (notes) reads two tables: started first, it does not
+        # leave the other threads waiting for it at the end
+        first = sorted(CHILD_TABLES, key=lambda t: t not in TEXT_BLOBS)
+        submitted = {
             t: run.submit(
                 STAGE_TABLE,
                 target_url=args.target_url,
@@ -327,13 +332,14 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
                 partitions=n,
                 keyed=keyed_of(list(staged.values()), t),
             )
-            for t in CHILD_TABLES
+            for t in first
         }
+        ttables = {t: submitted[t] for t in CHILD_TABLES}
         staged_files = [staged[f] for f in EXTRACT_FILES]
         records = {r: staged[f].blocks for f in EXTRACT_FILES for r in staged[f].records if r not in precords}
         actual = [f.result() for f in ttables.values()]
         blocks = {t: b for a in actual for t, b in a.blocks.items()}
-        del ttables, pmap, emap, parts, ids
+        del ttables, submitted, pmap, emap, parts, ids
         # 5. the other records of each partition, reconciled with its target rows
         calls = [
             dict(

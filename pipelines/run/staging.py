@@ -167,6 +167,20 @@ def child_files(m: Mappings) -> list[tuple[str, str]]:
     return [f for f in EXTRACT_FILES if f not in parents]
 
 
+def largest_first(root: Path, files: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``files`` (system, name) the largest first (a missing file last), ties in their given order.
+
+    Work submitted in this order lets the threads end about together: the longest is not left to
+    run alone at the end.
+    """
+
+    def size(f: tuple[str, str]) -> int:
+        p = extract_file_path(root, *f)
+        return p.stat().st_size if p.is_file() else 0
+
+    return sorted(files, key=size, reverse=True)
+
+
 def _sources(m: Mappings) -> dict[str, SourceMap]:
     return {s.records: s for tm in m.tables.values() for s in tm.sources}
 
@@ -948,6 +962,7 @@ __all__ = [
     "merge_partitions",
     "held_links",
     "ledger_pieces",
+    "largest_first",
     "parent_files",
     "partition_records",
     "parts_of_parents",
