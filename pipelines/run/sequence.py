@@ -57,6 +57,7 @@ from pipelines.run.staging import (
     stage_parent_table,
     stage_table,
 )
+from pipelines.run.target_step import run_target_checks_on
 from pipelines.run.validate import (
     ExpectedSide,
     HeldLedger,
@@ -68,7 +69,6 @@ from pipelines.run.validate import (
     finish,
     prepare,
     report_findings,
-    run_target_checks_on,
     source_side,
     target_side,
     unparseable_lines,
@@ -269,7 +269,14 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
     cfg = run.call(PREPARE, args=args, root=root)
     run.call(CHECK_TABLES, target_url=args.target_url)
     n = args.partitions or choose_partitions(Path(root))
-    checks = run.submit(TARGET_CHECKS, target_url=args.target_url, cfg=cfg)  # waits on the database meanwhile
+    # in a process of its own (on the command line), given only what it needs: the reference data
+    checks = run.submit(
+        TARGET_CHECKS,
+        target_url=args.target_url,
+        code_value=cfg.mappings.code_value,
+        nomenclature=cfg.mappings.nomenclature,
+        enabled=cfg.target_checks,
+    )
     work = run.call(MAKE_WORK, out=str(args.out), base=args.work)
     try:
         m = cfg.mappings

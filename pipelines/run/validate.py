@@ -47,6 +47,7 @@ from pipelines.io.outputs import claim_folder, open_up, write_marker
 from pipelines.io.settings import default_mappings_root
 from pipelines.io.target_db import connect, safe_url
 from pipelines.run.staging import write_ledger
+from pipelines.run.target_step import TargetCheckPart
 
 
 @dataclass(frozen=True)
@@ -118,14 +119,6 @@ class RunConfig:
     target_checks: bool
 
 
-@dataclass(frozen=True)
-class TargetCheckPart:
-    """What the target checks gave: failures and the checks that ran."""
-
-    failures: pl.DataFrame
-    check_ids: list[tuple[str, str]]
-
-
 def prepare(
     trial_load: str,
     out: Path,
@@ -177,22 +170,6 @@ def _check_history(url: str, out: Path) -> None:
         if report == db or report in db.parents:
             raise MigcheckError(f"--history {safe_url(u)}: lies inside --out {out}, which each run replaces")
     connect(url, setting="--history").dispose()
-
-
-def run_target_checks_on(target_url: str, cfg: RunConfig) -> TargetCheckPart:
-    """The target checks pushed down to the database (Great Expectations)."""
-    if not cfg.target_checks:
-        return TargetCheckPart(pl.DataFrame(), [])
-    from checks.target_checks import build_target_checks
-    from pipelines.io.gx_checks import run_target_checks
-
-    engine = connect(target_url)
-    try:
-        checks = build_target_checks(cfg.mappings.code_value, cfg.mappings.nomenclature)
-        run = run_target_checks(engine, checks)
-    finally:
-        engine.dispose()
-    return TargetCheckPart(run.failures, [(c.check_id, c.category) for c in checks])
 
 
 @dataclass(frozen=True)
