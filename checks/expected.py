@@ -20,7 +20,7 @@ import polars as pl
 
 from checks import implausible
 from checks.catalogue import CATEGORY_SEVERITY, entity_of_records
-from checks.identity import identity_columns
+from checks.identity import with_identity
 from checks.mapping import PARENT_TABLES, ColumnMap, Mappings, SourceMap
 from checks.masking import PERSONAL
 from checks.transforms import column_exprs
@@ -230,9 +230,8 @@ def _stage(frame: pl.DataFrame, src: SourceMap, table: str, m: Mappings, as_of: 
     df = frame
     if src.identity is not None:
         declared = pl.col(src.identity.declared_type) if src.identity.declared_type else None
-        df = df.with_columns(
-            pl.col(src.identity.value).alias("identity"),
-            *identity_columns(pl.col(src.identity.value), as_of, declared),
+        df = with_identity(
+            df.with_columns(pl.col(src.identity.value).alias("identity")), pl.col("identity"), as_of, declared
         )
     exprs = {name: column_exprs(cm, m) for name, cm in src.columns.items()}
     # cond, category, column, message, expected, actual (D41: a code is shown, a person's value never)

@@ -4,7 +4,7 @@ Two faces of one rule set (``legacy-exports.md``, "Identity numbers"):
 
 * scalar helpers (``luhn_digit``, ``classify``) for single values, property tests and the
   synthetic generator;
-* ``identity_columns``, polars expressions that validate a whole column at once.
+* ``with_identity``, polars passes that validate a whole column at once.
 
 Both are tested against each other, so they cannot drift apart.
 """
@@ -85,23 +85,30 @@ def classify(value: str | None, as_of: dt.date, declared: str | None = None) -> 
     return IdentityCheck(kind, True, birth, sex, None)
 
 
-def _digit(expr: pl.Expr, i: int) -> pl.Expr:
-    return expr.str.slice(i, 1).cast(pl.Int32, strict=False)
+#: the columns ``with_identity`` adds, in order
+IDENTITY_COLUMNS = ("id_kind", "id_valid", "id_birth", "id_sex", "id_reason")
 
 
-def _luhn_expr(digits: list[pl.Expr]) -> pl.Expr:
-    total = pl.lit(0, dtype=pl.Int32)
-    for i, d in enumerate(digits):
-        p = d * (2 if i % 2 == 0 else 1)
+def _luhn_of(digits: pl.Expr, n: int) -> pl.Expr:
+    """The Swedish Luhn check digit of ``n`` digits given as one integer (``digits``).
+
+    Weights 2,1,2,1,… from the first digit, as ``luhn_digit``; each digit by integer arithmetic, so
+    no string is sliced per digit.
+    """
+    total = pl.lit(0, dtype=pl.Int64)
+    for i in range(n):
+        p = (digits // 10 ** (n - 1 - i)) % 10 * (2 if i % 2 == 0 else 1)
         total = total + p // 10 + p % 10
     return (10 - total % 10) % 10
 
 
-def identity_columns(value: pl.Expr, as_of: dt.date, declared: pl.Expr | None = None) -> list[pl.Expr]:
-    """Expressions adding ``id_kind``, ``id_valid``, ``id_birth`` (Date), ``id_sex``, ``id_reason``.
+def with_identity(df: pl.DataFrame, value: pl.Expr, as_of: dt.date, declared: pl.Expr | None = None) -> pl.DataFrame:
+    """``df`` with ``id_kind``, ``id_valid``, ``id_birth`` (Date), ``id_sex``, ``id_reason`` of ``value``.
 
     ``declared`` is the PCS ``identity.type`` (``pnr``/``samnr``/``resnr``); None for PAS, which
-    does not say which kind a number is.
+    does not say which kind a number is. Computed in three passes (the parts of the number, the
+    reason, what follows from it) so that each part is computed once, not once per column that
+    needs it.
     """
     v = value
     is12 = v.str.len_chars() == 12
@@ -117,25 +124,36 @@ def identity_columns(value: pl.Expr, as_of: dt.date, declared: pl.Expr | None = 
         .then(pl.lit(RESNR))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
-    day = pl.when(kind == SAMNR).then(day_raw - 60).otherwise(day_raw)
-    date_txt = v.str.slice(0, 6) + day.cast(pl.String).str.zfill(2)
-    birth = date_txt.str.to_date("%Y%m%d", strict=False)
+    declared_kind = (
+        pl.lit(None, dtype=pl.String)
+        if declared is None
+        else declared.replace_strict(DECLARED_TYPES, default=None, return_dtype=pl.String)
+    )
+    parts = df.with_columns(
+        v.alias("_id_v"), kind.alias("_id_kind"), day_raw.alias("_id_day"), declared_kind.alias("_id_declared")
+    )
+    v, kind = pl.col("_id_v"), pl.col("_id_kind")
+    day = pl.when(kind == SAMNR).then(pl.col("_id_day") - 60).otherwise(pl.col("_id_day"))
     letter = v.str.slice(8, 1)
     gg = v.str.slice(9, 2).cast(pl.Int32, strict=False)
-    letter_digit = letter.replace_strict(RESNR_LETTER_DIGIT, default=None, return_dtype=pl.Int32)
-    pnr_luhn = _luhn_expr([_digit(v, i) for i in range(2, 11)])
-    res_luhn = _luhn_expr([_digit(v, i) for i in range(2, 8)] + [letter_digit] + [_digit(v, 9), _digit(v, 10)])
-    check = _digit(v, 11)
-    gg_ok = (
+    letter_digit = letter.replace_strict(RESNR_LETTER_DIGIT, default=None, return_dtype=pl.String)
+    # the Luhn input: digits 3-11 of a personnummer or samordningsnummer; of a reservnummer, digits
+    # 3-8, the digit of its sex letter and digits 10-11
+    luhn_in = (
+        pl.when(kind == RESNR).then(v.str.slice(2, 6) + letter_digit + v.str.slice(9, 2)).otherwise(v.str.slice(2, 9))
+    )
+    parts = parts.with_columns(
+        (v.str.slice(0, 6) + day.cast(pl.String).str.zfill(2)).str.to_date("%Y%m%d", strict=False).alias("_id_birth"),
         pl.when(letter == "X")
         .then(gg.is_between(80, 89))
         .otherwise(gg.is_between(6, 79) & ((gg % 2 == 1) == (letter == "M")))
+        .alias("_id_gg_ok"),
+        (_luhn_of(luhn_in.cast(pl.Int64, strict=False), 9) == v.str.slice(11, 1).cast(pl.Int64, strict=False)).alias(
+            "_id_luhn_ok"
+        ),
     )
-    declared_ok = (
-        pl.lit(True)
-        if declared is None
-        else declared.replace_strict(DECLARED_TYPES, default=None, return_dtype=pl.String).eq_missing(kind)
-    )
+    birth = pl.col("_id_birth")
+    declared_ok = pl.lit(True) if declared is None else pl.col("_id_declared").eq_missing(kind)
     reason = (
         pl.when(v.is_null() | (v == ""))
         .then(pl.lit("no identity value"))
@@ -147,22 +165,30 @@ def identity_columns(value: pl.Expr, as_of: dt.date, declared: pl.Expr | None = 
         .then(pl.lit("no such calendar date"))
         .when(birth > pl.lit(as_of))
         .then(pl.lit("date in the future"))
-        .when((kind == RESNR) & ~gg_ok)
+        .when((kind == RESNR) & ~pl.col("_id_gg_ok"))
         .then(pl.lit("reserve number serial does not fit its sex letter"))
-        .when(pl.when(kind == RESNR).then(res_luhn).otherwise(pnr_luhn) != check)
+        .when(~pl.col("_id_luhn_ok"))
         .then(pl.lit("check digit does not match"))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
-    valid = reason.is_null()
+    parts = parts.with_columns(reason.alias("id_reason"))
+    valid = pl.col("id_reason").is_null()
     sex = (
         pl.when(valid & (kind != RESNR))
-        .then(pl.when(_digit(v, 10) % 2 == 1).then(pl.lit("MALE")).otherwise(pl.lit("FEMALE")))
+        .then(
+            pl.when(v.str.slice(10, 1).cast(pl.Int32, strict=False) % 2 == 1)
+            .then(pl.lit("MALE"))
+            .otherwise(pl.lit("FEMALE"))
+        )
         .otherwise(pl.lit(None, dtype=pl.String))
     )
-    return [
+    out = parts.with_columns(
         kind.alias("id_kind"),
         valid.alias("id_valid"),
         pl.when(valid).then(birth).otherwise(None).alias("id_birth"),
         sex.alias("id_sex"),
-        reason.alias("id_reason"),
-    ]
+        pl.col("id_reason"),
+    )
+    return out.drop("_id_v", "_id_kind", "_id_day", "_id_declared", "_id_birth", "_id_gg_ok", "_id_luhn_ok").select(
+        pl.exclude(IDENTITY_COLUMNS), *IDENTITY_COLUMNS
+    )

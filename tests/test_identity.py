@@ -4,7 +4,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checks.identity import classify, identity_columns, luhn_digit
+from checks.identity import classify, luhn_digit, with_identity
 
 AS_OF = dt.date(2026, 1, 15)
 
@@ -55,10 +55,19 @@ identity_text = st.one_of(
 @given(st.lists(identity_text, min_size=1, max_size=30), st.sampled_from([None, "pnr", "samnr", "resnr"]))
 def test_vectorised_agrees_with_scalar(values, declared):
     df = pl.DataFrame({"v": values, "t": [declared] * len(values)}, schema={"v": pl.String, "t": pl.String})
-    out = df.with_columns(identity_columns(pl.col("v"), AS_OF, pl.col("t") if declared else None))
+    out = with_identity(df, pl.col("v"), AS_OF, pl.col("t") if declared else None)
+    assert out.columns == ["v", "t", "id_kind", "id_valid", "id_birth", "id_sex", "id_reason"]
     for row in out.iter_rows(named=True):
         c = classify(row["v"], AS_OF, declared)
         assert row["id_valid"] == c.valid, row
         assert row["id_reason"] == c.reason, row
         assert row["id_birth"] == c.birth_date, row
         assert row["id_sex"] == c.sex, row
+
+
+def test_vectorised_reads_the_spec_examples_as_the_scalar_does():
+    values = ["19810829M071", "19450829K088", "19930829X802", "198112189876", "198112189877", "19810829M072"]
+    out = with_identity(pl.DataFrame({"v": values}), pl.col("v"), AS_OF)
+    assert out["id_valid"].to_list() == [True, True, True, True, False, False]
+    assert out["id_kind"].to_list() == ["RESNR", "RESNR", "RESNR", "PNR", "PNR", "RESNR"]
+    assert out["id_reason"].to_list()[4:] == ["check digit does not match"] * 2

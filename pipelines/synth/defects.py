@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from checks.errors import MigcheckError
-from checks.identity import RESNR_LETTER_DIGIT, identity_columns, luhn_digit
+from checks.identity import RESNR_LETTER_DIGIT, luhn_digit, with_identity
 from pipelines.synth import calendar as cal
 from pipelines.synth import clinical as K
 from pipelines.synth import note_text as T
@@ -853,7 +853,7 @@ def check_identities(c: Ctx, pas: pl.DataFrame, pcs: pl.DataFrame) -> None:
         # every host's record and a sample of the others (all of them in a small extract)
         rows = np.union1d(of[hosts][of[hosts] >= 0], np.arange(0, df.height, max(1, df.height // 20_000)))
         value = pl.col("PNR" if table == "pas_patient" else "id_value").str.strip_chars()
-        checked = df[rows].select(identity_columns(value, cal.SELF_CHECK_DAY, declared)[1])["id_valid"]
+        checked = with_identity(df[rows], value, cal.SELF_CHECK_DAY, declared)["id_valid"]
         failing = set(rows[~checked.fill_null(False).to_numpy()].tolist())
         if failing != meant[table] & set(rows.tolist()) or not meant[table] <= set(rows.tolist()):
             raise MigcheckError(f"internal: {table} identities are not as injected")  # pragma: no cover
