@@ -59,6 +59,25 @@ def test_a_crash_while_writing_leaves_the_previous_report(load, tmp_path, monkey
     eng.dispose()
 
 
+def test_a_crash_while_the_worklists_are_written_leaves_no_folder_behind(load, tmp_path, monkeypatch):
+    """The report's folder is begun before the units settle (its worklists are written meanwhile)."""
+    extract, url = load
+    out, hist = tmp_path / "report", f"sqlite:///{tmp_path / 'h.db'}"
+    run_validation(extract, url, "TL1", out, history_url=hist)
+    before = _digest(out)
+
+    from pipelines.run import staging
+
+    def crash(*a, **k):
+        raise RuntimeError("disk pulled out")
+
+    monkeypatch.setattr(staging, "final_ledger", crash)  # every unit's settling fails
+    with pytest.raises(RuntimeError):
+        run_validation(extract, url, "TL2", out, history_url=hist)
+    assert _digest(out) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report")] == []  # no half-written folder
+
+
 def test_the_same_validation_gives_identical_findings(load, tmp_path):
     extract, url = load
     run_validation(extract, url, "TL", tmp_path / "a", history_url=f"sqlite:///{tmp_path / 'h.db'}")

@@ -65,6 +65,8 @@ from pipelines.run.validate import (
     ValidationResult,
     check_archive,
     check_archive_path,
+    discard_draft,
+    draft_report,
     expected_rows,
     finish,
     prepare,
@@ -72,6 +74,7 @@ from pipelines.run.validate import (
     source_side,
     target_side,
     unparseable_lines,
+    write_report_worklists,
 )
 
 #: the target tables of persons, encounters and their aliases (staged before the rest)
@@ -232,6 +235,8 @@ MERGE = Step("merge-partitions", merge_partitions, "partitions")
 CHECK_ARCHIVE = Step("check-archive", check_archive, "archive", io=True)
 FINDINGS = Step("discrepancies", _findings, "report", io=True)
 SETTLE = Step("settle-ledger", settle, "report", io=True, run_name="settle-{unit}")
+DRAFT = Step("draft-report", draft_report, "report", io=True)
+WORKLISTS = Step("write-worklists", write_report_worklists, "report", io=True)
 FINISH = Step("write-report", finish, "report", io=True)
 NOTIFY = Step("notify", notify, "report")
 
@@ -245,6 +250,19 @@ def _each(run: Runner, step: Step, calls: list[dict], dask: str | None) -> list[
         return run.map_on_cluster(step, dask, calls)
     pending = [run.submit(step, **c) for c in calls]
     return [p.result() for p in pending]
+
+
+def _waited(pending: Pending | None) -> None:
+    """Wait for a step that may still run; its error, if any, is not this one's to raise.
+
+    Called where a run stops (it raises its own error) or ends (the step's result was taken).
+    """
+    if pending is None:
+        return
+    try:
+        pending.result()
+    except Exception:  # noqa: BLE001, S110 - the run's own error is the one that propagates
+        pass
 
 
 def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
@@ -267,6 +285,7 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
     if args.work is not None:
         check_work_base(args.work, Path(root), Path(args.out))
     cfg = run.call(PREPARE, args=args, root=root)
+    draft, sheets = None, None
     run.call(CHECK_TABLES, target_url=args.target_url)
     n = args.partitions or choose_partitions(Path(root))
     # in a process of its own (on the command line), given only what it needs: the reference data
@@ -389,16 +408,20 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         )
         intact = archive.intact if archive is not None else None
         differing, touched = differing_refs(recon.findings), touched_refs(disc)
+        # the report begun: its worklists (Python) written while the units settle (polars)
+        draft = run.call(DRAFT, cfg=cfg, disc=disc, src=src)
+        sheets = run.submit(WORKLISTS, draft=draft, trial_load=cfg.trial_load)
         scalls = [dict(work=work, unit=u, differing=differing, touched=touched, intact=intact) for u in units]
         settled = _each(run, SETTLE, scalls, args.dask)
         held = HeldLedger(
             work, ledger_kinds, ledger_pieces(dict(zip(units, settled, strict=True))), unparseable_lines(staged_files)
         )
         eside = ExpectedSide(ledger=held, rows=expected_rows(tside.expected))
+        sheets.result()
         result = run.call(
             FINISH,
             cfg=cfg,
-            disc=disc,
+            draft=draft,
             src=src,
             exp=eside,
             tside=tside,
@@ -408,7 +431,9 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
             archive=archive,
         )
     finally:
+        _waited(sheets)  # no thread writes into the draft while it is removed
         remove_work(work)
+        discard_draft(draft)  # a run stopped before its report was moved in
     if args.notify:  # after the report is written; never fails the validation
         run.call(NOTIFY, setting=args.notify, result=result)
     return result

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -280,28 +279,29 @@ def report_findings(
     return discrepancies(parts, cfg.trial_load, cfg.mappings)
 
 
-def finish(
-    cfg: RunConfig,
-    disc: pl.DataFrame,
-    src: SourceSide,
-    exp: ExpectedSide,
-    tside: TargetSide,
-    recon: Reconciliation,
-    target_part: TargetCheckPart,
-    timings: dict[str, float] | None = None,
-    archive: ArchiveCheck | None = None,
-) -> ValidationResult:
-    """Discrepancies (``report_findings``) → baseline, waivers, gates, summary; write the report.
+@dataclass(frozen=True)
+class ReportDraft:
+    """The report begun: its temporary folder, the findings as the report shows them, the code-map review.
 
-    The ledger is streamed from the work folder into the report (``write_ledger``) and the
-    summary counts what it wrote. ``timings``: seconds per stage of the run so far, for the
-    summary; ``archive``: the check against the preservation archive (``--archive``), whose
-    findings are among ``disc`` and whose pairs gave the ledger's ``archived`` column.
-
-    The report is written to a temporary folder and moved in when complete; the run is recorded in
-    the history in the same step.
+    ``draft_report`` makes it as soon as the discrepancies are known, so that the worklists
+    (``write_report_worklists``) are written while the units settle; ``finish`` completes the
+    folder and moves it in. ``discard_draft`` removes the folder of a run that stopped before.
     """
-    m = cfg.mappings
+
+    tmp: Path  # beside --out, moved in when complete
+    disc: pl.DataFrame  # with the baseline's status, validated (``Discrepancy``)
+    view: pl.DataFrame  # with owner, waivers and stewards' decisions
+    waivers: dict
+    decisions: int  # rows of the decision trail
+    review: pl.DataFrame  # the code-map review rows
+
+
+def draft_report(cfg: RunConfig, disc: pl.DataFrame, src: SourceSide) -> ReportDraft:
+    """Discrepancies (``report_findings``) → baseline, waivers and decisions; the report's folder made.
+
+    The previous findings come from ``--baseline`` or the history; the waivers from
+    ``mappings/waivers.yaml`` and then the stewards' decisions (D58).
+    """
     history = open_history(cfg.history_url)
     try:
         previous = (
@@ -312,63 +312,104 @@ def finish(
         if previous is not None:
             disc = apply_baseline(disc, previous)
         # the boundary into the writers and the history: the contract's rows, validated (the
-        # ledger's slice by slice as it is written)
+        # ledger's where each unit is settled)
         disc = Discrepancy.validate(disc)
-        tmp = _prepare(cfg.out)
+        trail = decision_trail(history, cfg.migration)
+        waivers = [*cfg.waivers, *decision_waivers(waiver_rows(history, cfg.migration))]
+    finally:
+        history.dispose()
+    view, waiver_report = apply_waivers(disc.with_columns(owner().alias("owner")), waivers, cfg.as_of)
+    view = with_decisions(view, latest_decisions(trail), cfg.trial_load)
+    review = review_rows(src.unmapped, src.code_maps, cfg.mappings)
+    return ReportDraft(_prepare(cfg.out), disc, view, waiver_report, trail.height, review)
+
+
+def write_report_worklists(draft: ReportDraft, trial_load: str) -> None:
+    """The owners' worklists and the code-map review (``worklists/``), into the draft's folder.
+
+    Python, cell by cell: a step of its own, written while the units settle (polars).
+    """
+    from pipelines.report.excel import write_code_map_review, write_worklists
+
+    try:
+        write_worklists(draft.tmp, draft.view)
+        write_code_map_review(draft.tmp, draft.review, trial_load)
+    except OSError as e:
+        raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e
+
+
+def discard_draft(draft: ReportDraft | None) -> None:
+    """The draft's folder removed, if it is still there (it is not once ``finish`` moved it in)."""
+    if draft is not None:
+        shutil.rmtree(draft.tmp, ignore_errors=True)
+
+
+def finish(
+    cfg: RunConfig,
+    draft: ReportDraft,
+    src: SourceSide,
+    exp: ExpectedSide,
+    tside: TargetSide,
+    recon: Reconciliation,
+    target_part: TargetCheckPart,
+    timings: dict[str, float] | None = None,
+    archive: ArchiveCheck | None = None,
+) -> ValidationResult:
+    """The report completed: the ledger, gates, summary and the other files; moved in, the run recorded.
+
+    ``draft``: ``draft_report``'s, its worklists written (``write_report_worklists``). The ledger
+    is streamed from the work folder into the report (``write_ledger``) and the summary counts
+    what it wrote. ``timings``: seconds per stage of the run so far, for the summary;
+    ``archive``: the check against the preservation archive (``--archive``), whose findings are
+    among the discrepancies and whose pairs gave the ledger's ``archived`` column.
+
+    The folder is moved in only when complete; the run is recorded in the history in the same step.
+    """
+    m = cfg.mappings
+    tmp, disc, view = draft.tmp, draft.disc, draft.view
+    history = open_history(cfg.history_url)
+    try:
         try:
-            # the waivers of mappings/waivers.yaml first, then those of the stewards' decisions (D58)
-            trail = decision_trail(history, cfg.migration)
-            waivers = [*cfg.waivers, *decision_waivers(waiver_rows(history, cfg.migration))]
-            view, waiver_report = apply_waivers(disc.with_columns(owner().alias("owner")), waivers, cfg.as_of)
-            view = with_decisions(view, latest_decisions(trail), cfg.trial_load)
-            review = review_rows(src.unmapped, src.code_maps, m)
             held = exp.ledger
-            # the worklists (Python, cell by cell) are written while the ledger (polars) is streamed
-            # and the other files are written
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="migcheck-worklists") as beside:
-                sheets = beside.submit(_write_worklists, tmp, view, review, cfg.trial_load)
-                try:
-                    counts = write_ledger(
-                        tmp / "ledger.parquet",
-                        held.work,
-                        held.kinds,
-                        held.pieces,
-                        held.unparseable,
-                        archive.intact if archive is not None else None,
-                    )
-                except OSError as e:
-                    raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e
-                denominators = {e: int(n) for e, n in counts.group_by("entity").agg(pl.col("len").sum()).iter_rows()}
-                denominators |= {t: exp.rows[t] for t in ("person_alias", "encntr_alias")}
-                gates = evaluate_gates(
-                    view, checks_run(m, [c for c, _ in target_part.check_ids]), denominators, cfg.gates
+            try:
+                counts = write_ledger(
+                    tmp / "ledger.parquet",
+                    held.work,
+                    held.kinds,
+                    held.pieces,
+                    held.unparseable,
+                    archive.intact if archive is not None else None,
                 )
-                open_disc = disc.filter(pl.col("status") != "resolved")
-                summary = summarise(
-                    cfg.trial_load, exp.rows, recon, tside.found, counts, open_disc, src.records_read, src.files
-                ).to_dict()
-                totals = {
-                    **status_totals(view),
-                    "gate_passed": bool(gates["passed"].all()),
-                    "ledger_balanced": summary["ledger_balanced"],
-                }
-                summary.update(
-                    migration=cfg.migration,
-                    gates=gates.to_dicts(),
-                    gate_passed=totals["gate_passed"],
-                    waivers=waiver_report,
-                    totals=totals,
-                    trend=_dedupe_trend([*trend(history, cfg.migration), _trend_point(cfg.trial_load, totals)]),
-                    timings=timings or {},
-                    decisions=decision_counts(view, trail.height),
-                    code_maps=coverage(src.code_maps, m),
-                    archive=_archive_summary(archive, counts),
-                )
-                # one typed model (checks.summary): a field missing, unknown or of the wrong type stops here
-                model = Summary.model_validate(summary)
-                summary = model.model_dump(mode="json")
-                _write_outputs(tmp, disc, view, model, gates, src.unmapped)
-                sheets.result()  # the run is recorded once every file of the report is written
+            except OSError as e:
+                raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e
+            denominators = {e: int(n) for e, n in counts.group_by("entity").agg(pl.col("len").sum()).iter_rows()}
+            denominators |= {t: exp.rows[t] for t in ("person_alias", "encntr_alias")}
+            gates = evaluate_gates(view, checks_run(m, [c for c, _ in target_part.check_ids]), denominators, cfg.gates)
+            open_disc = disc.filter(pl.col("status") != "resolved")
+            summary = summarise(
+                cfg.trial_load, exp.rows, recon, tside.found, counts, open_disc, src.records_read, src.files
+            ).to_dict()
+            totals = {
+                **status_totals(view),
+                "gate_passed": bool(gates["passed"].all()),
+                "ledger_balanced": summary["ledger_balanced"],
+            }
+            summary.update(
+                migration=cfg.migration,
+                gates=gates.to_dicts(),
+                gate_passed=totals["gate_passed"],
+                waivers=draft.waivers,
+                totals=totals,
+                trend=_dedupe_trend([*trend(history, cfg.migration), _trend_point(cfg.trial_load, totals)]),
+                timings=timings or {},
+                decisions=decision_counts(view, draft.decisions),
+                code_maps=coverage(src.code_maps, m),
+                archive=_archive_summary(archive, counts),
+            )
+            # one typed model (checks.summary): a field missing, unknown or of the wrong type stops here
+            model = Summary.model_validate(summary)
+            summary = model.model_dump(mode="json")
+            _write_outputs(tmp, disc, view, model, gates, src.unmapped)
             record_run(history, cfg.migration, cfg.trial_load, disc, totals)
             _move_in(tmp, cfg.out, cfg.trial_load)
         finally:
@@ -526,17 +567,6 @@ def _prepare(out: Path) -> Path:
         return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     except OSError as e:
         raise MigcheckError(f"--out {out}: cannot create the report folder ({e.strerror})") from e
-
-
-def _write_worklists(tmp: Path, view: pl.DataFrame, review: pl.DataFrame, trial_load: str) -> None:
-    """The owners' worklists and the code-map review (``worklists/``)."""
-    from pipelines.report.excel import write_code_map_review, write_worklists
-
-    try:
-        write_worklists(tmp, view)
-        write_code_map_review(tmp, review, trial_load)
-    except OSError as e:
-        raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e
 
 
 def _write_outputs(tmp: Path, disc, view, summary: Summary, gates, unmapped) -> None:
