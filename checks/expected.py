@@ -265,24 +265,30 @@ def _stage(frame: pl.DataFrame, src: SourceMap, table: str, m: Mappings, as_of: 
         exp_, act, msg = code_blocks[name][1]
         blocks.append((e.inactive, "invalid_code", name, msg, exp_, act))
     nonexistent = [pl.when(e.nonexistent).then(pl.lit(name)) for name, e in exprs.items()]
-    # values and conditions first, as columns, so each expression is computed once
+    # values and conditions first, as columns, so each expression is computed once; lazily, so
+    # that polars computes a part the expressions share (a parsed date, a code lookup) once too
+    # (an eager ``with_columns`` does not look for common parts)
     conds = [f"_c{i}" for i in range(len(blocks))]
-    out = df.with_columns(
+    values = df.lazy().with_columns(
         *[e.value.alias(name) for name, e in exprs.items()],
         *[pl.col(raw_sources[n]).cast(pl.String).str.strip_chars().alias(r) for n, r in raw_codes.items()],
         *[b[0].fill_null(False).alias(n) for b, n in zip(blocks, conds, strict=True)],
         pl.concat_list(nonexistent).list.drop_nulls().alias("_nonexistent") if nonexistent else pl.lit(None),
     )
-    out = out.with_columns(
-        _when_chain([(pl.col(n), b[1]) for n, b in zip(conds, blocks, strict=True)], "_block_cat"),
-        _when_chain([(pl.col(n), b[2]) for n, b in zip(conds, blocks, strict=True)], "_block_col"),
-        _when_chain([(pl.col(n), b[3]) for n, b in zip(conds, blocks, strict=True)], "_block_msg"),
-        _when_chain([(pl.col(n), b[4]) for n, b in zip(conds, blocks, strict=True)], "_block_exp"),
-        _when_chain([(pl.col(n), b[5]) for n, b in zip(conds, blocks, strict=True)], "_block_act"),
-        pl.lit(src.system).alias("source_system"),
-        pl.lit(table).alias("entity"),
-        (pl.col(src.key).cast(pl.String) if src.key else pl.lit(None, dtype=pl.String)).alias("_key"),
-    ).drop(*conds, *raw_codes.values())
+    out = (
+        values.with_columns(
+            _when_chain([(pl.col(n), b[1]) for n, b in zip(conds, blocks, strict=True)], "_block_cat"),
+            _when_chain([(pl.col(n), b[2]) for n, b in zip(conds, blocks, strict=True)], "_block_col"),
+            _when_chain([(pl.col(n), b[3]) for n, b in zip(conds, blocks, strict=True)], "_block_msg"),
+            _when_chain([(pl.col(n), b[4]) for n, b in zip(conds, blocks, strict=True)], "_block_exp"),
+            _when_chain([(pl.col(n), b[5]) for n, b in zip(conds, blocks, strict=True)], "_block_act"),
+            pl.lit(src.system).alias("source_system"),
+            pl.lit(table).alias("entity"),
+            (pl.col(src.key).cast(pl.String) if src.key else pl.lit(None, dtype=pl.String)).alias("_key"),
+        )
+        .drop(*conds, *raw_codes.values())
+        .collect()
+    )
     if src.identity is not None:
         out = out.with_columns(
             pl.when(pl.col("_block_cat") == "invalid_identifier")

@@ -107,8 +107,8 @@ def with_identity(df: pl.DataFrame, value: pl.Expr, as_of: dt.date, declared: pl
 
     ``declared`` is the PCS ``identity.type`` (``pnr``/``samnr``/``resnr``); None for PAS, which
     does not say which kind a number is. Computed in three passes (the parts of the number, the
-    reason, what follows from it) so that each part is computed once, not once per column that
-    needs it.
+    reason, what follows from it), lazily, so that each part is computed once, not once per column
+    that needs it.
     """
     v = value
     is12 = v.str.len_chars() == 12
@@ -129,7 +129,7 @@ def with_identity(df: pl.DataFrame, value: pl.Expr, as_of: dt.date, declared: pl
         if declared is None
         else declared.replace_strict(DECLARED_TYPES, default=None, return_dtype=pl.String)
     )
-    parts = df.with_columns(
+    parts = df.lazy().with_columns(
         v.alias("_id_v"), kind.alias("_id_kind"), day_raw.alias("_id_day"), declared_kind.alias("_id_declared")
     )
     v, kind = pl.col("_id_v"), pl.col("_id_kind")
@@ -189,6 +189,8 @@ def with_identity(df: pl.DataFrame, value: pl.Expr, as_of: dt.date, declared: pl
         sex.alias("id_sex"),
         pl.col("id_reason"),
     )
-    return out.drop("_id_v", "_id_kind", "_id_day", "_id_declared", "_id_birth", "_id_gg_ok", "_id_luhn_ok").select(
-        pl.exclude(IDENTITY_COLUMNS), *IDENTITY_COLUMNS
+    return (
+        out.drop("_id_v", "_id_kind", "_id_day", "_id_declared", "_id_birth", "_id_gg_ok", "_id_luhn_ok")
+        .select(pl.exclude(IDENTITY_COLUMNS), *IDENTITY_COLUMNS)
+        .collect()
     )
