@@ -287,7 +287,7 @@ def _stage(frame: pl.DataFrame, src: SourceMap, table: str, m: Mappings, as_of: 
             (pl.col(src.key).cast(pl.String) if src.key else pl.lit(None, dtype=pl.String)).alias("_key"),
         )
         .drop(*conds, *raw_codes.values())
-        .collect()
+        .collect(engine="in-memory")  # small frames: the streaming engine costs more
     )
     if src.identity is not None:
         out = out.with_columns(

@@ -192,5 +192,5 @@ def with_identity(df: pl.DataFrame, value: pl.Expr, as_of: dt.date, declared: pl
     return (
         out.drop("_id_v", "_id_kind", "_id_day", "_id_declared", "_id_birth", "_id_gg_ok", "_id_luhn_ok")
         .select(pl.exclude(IDENTITY_COLUMNS), *IDENTITY_COLUMNS)
-        .collect()
+        .collect(engine="in-memory")
     )
