@@ -82,7 +82,7 @@ def target_check_findings(failures: pl.DataFrame, links: pl.DataFrame) -> pl.Dat
         .select("target_ref", "source_ref")
         .join(failures.lazy().select("target_ref"), on="target_ref", how="semi", maintain_order="left")
         .unique("target_ref", keep="first", maintain_order=True)
-        .collect()
+        .collect(engine="in-memory")
     )
     out = failures.join(link, on="target_ref", how="left", maintain_order="left")
 
@@ -374,7 +374,7 @@ def final_ledger(
         .join(pstatus, on="person_ref", how="left", maintain_order="left")
         .join(others, on=[*key, "_k"], how="left", maintain_order="left")
         .select(pl.when(pl.col("entity") == "person").then(pl.col("_pstatus")).otherwise(pl.col("_ostatus")))
-        .collect()
+        .collect(engine="in-memory")
         .to_series()
     )
     if joined.len() != keys.height:  # a status of a record given twice: the ledger must not grow
@@ -399,7 +399,11 @@ def final_ledger(
         .then(pl.lit("found in the target; see its discrepancies"))
         .otherwise(pl.lit("found in the target, all compared values equal"))
     )
-    return led.with_columns(final.alias("disposition"), reason.alias("reason")).select(*LEDGER_COLUMNS, *keep).collect()
+    return (
+        led.with_columns(final.alias("disposition"), reason.alias("reason"))
+        .select(*LEDGER_COLUMNS, *keep)
+        .collect(engine="in-memory")
+    )
 
 
 #: the columns ledger_counts counts the ledger's rows by
@@ -434,7 +438,7 @@ def ledger_counts(ledger: pl.DataFrame) -> pl.DataFrame:
         )
         .group_by(COUNT_KEYS, maintain_order=True)
         .len()
-        .collect()
+        .collect(engine="in-memory")
     )
 
 

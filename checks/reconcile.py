@@ -765,7 +765,7 @@ def match_on_key(
 
 def _rows_of(lf: pl.LazyFrame, col: str, values: pl.Series) -> pl.DataFrame:
     """The rows of ``lf`` whose ``col`` is one of ``values`` (one pass; in ``lf``'s order)."""
-    return lf.filter(pl.col(col).is_in(values.implode())).collect()
+    return lf.filter(pl.col(col).is_in(values.implode())).collect(engine="in-memory")
 
 
 def reconcile_child_slice(s: ChildSlice) -> EntityPart:
