@@ -40,6 +40,19 @@ def test_a_step_in_its_own_process_takes_no_thread_from_the_others(tmp_path) -> 
         runner.close()
 
 
+def test_a_pure_python_step_runs_beside_the_pool(tmp_path) -> None:
+    """A ``beside`` step (the worklists) takes no thread from the polars steps: with one thread, both run."""
+    flag = str(tmp_path / "flag")
+    runner = LocalRunner(workers=1)
+    try:
+        waiting = runner.submit(Step("waits", _wait_for, "report", beside=True), flag=flag)
+        made = runner.submit(Step("makes", _make, "report"), flag=flag)
+        assert made.result(timeout=60) == "made"
+        assert waiting.result(timeout=90) == "saw the flag"
+    finally:
+        runner.close()
+
+
 @pytest.mark.parametrize(("given", "want"), [("1", 1), ("6", 6), ("", None), ("0", None), ("lots", None)])
 def test_the_threads_are_one_per_core_unless_set(monkeypatch, given: str, want: int | None) -> None:
     monkeypatch.setenv("MIGCHECK_WORKERS", given)

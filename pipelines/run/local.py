@@ -41,8 +41,9 @@ class LocalRunner:
         self, workers: int | None = None, progress: Progress | None = None, worker_process: bool = False
     ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="migcheck")
-        #: a step in a process of its own is waited for here, not in a thread of the pool: the
-        #: pool's threads are the run's share of the cores
+        #: a step in a process of its own is waited for here, not in a thread of the pool, and a
+        #: pure-Python step (``Step.beside``) runs here: the pool's threads are the run's share of
+        #: the cores
         self._waiting = ThreadPoolExecutor(max_workers=2, thread_name_prefix="migcheck-wait")
         #: steps that want their own process (``Step.own_process``) get one when ``worker_process``
         #: is asked for (the command line); otherwise they run in a thread
@@ -71,7 +72,7 @@ class LocalRunner:
     def submit(self, step: Step, **kwargs: Any) -> Future:
         """Run the step in the pool; its result later."""
         self.progress.submitted(step)
-        pool = self._waiting if step.own_process and self._worker_process else self._pool
+        pool = self._waiting if (step.own_process and self._worker_process) or step.beside else self._pool
         return pool.submit(self._run, step, kwargs)
 
     def call(self, step: Step, **kwargs: Any) -> Any:

@@ -96,6 +96,9 @@ class Step:
     #: Python-heavy and independent of the rest: the local runner gives it its own process, so it
     #: does not hold the interpreter lock the reading and reconciling threads need
     own_process: bool = False
+    #: pure Python (it holds the interpreter lock, not a core's worth of polars): the local runner
+    #: runs it in a thread beside its pool, whose threads stay free for the polars steps
+    beside: bool = False
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,7 @@ CHECK_ARCHIVE = Step("check-archive", check_archive, "archive", io=True)
 FINDINGS = Step("discrepancies", _findings, "report", io=True)
 SETTLE = Step("settle-ledger", settle, "report", io=True, run_name="settle-{unit}")
 DRAFT = Step("draft-report", draft_report, "report", io=True)
-WORKLISTS = Step("write-worklists", write_report_worklists, "report", io=True)
+WORKLISTS = Step("write-worklists", write_report_worklists, "report", io=True, beside=True)
 FINISH = Step("write-report", finish, "report", io=True)
 NOTIFY = Step("notify", notify, "report")
 
