@@ -70,6 +70,7 @@ from pipelines.run.validate import (
     expected_rows,
     finish,
     prepare,
+    publish,
     report_findings,
     source_side,
     target_side,
@@ -241,6 +242,7 @@ SETTLE = Step("settle-ledger", settle, "report", io=True, run_name="settle-{unit
 DRAFT = Step("draft-report", draft_report, "report", io=True)
 WORKLISTS = Step("write-worklists", write_report_worklists, "report", io=True, beside=True)
 FINISH = Step("write-report", finish, "report", io=True)
+PUBLISH = Step("publish-report", publish, "report", io=True)
 NOTIFY = Step("notify", notify, "report")
 
 
@@ -411,7 +413,8 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         )
         intact = archive.intact if archive is not None else None
         differing, touched = differing_refs(recon.findings), touched_refs(disc)
-        # the report begun: its worklists (Python) written while the units settle (polars)
+        # the report begun: its worklists (Python) written while the units settle and the ledger and
+        # the other files are written (polars)
         draft = run.call(DRAFT, cfg=cfg, disc=disc, src=src)
         sheets = run.submit(WORKLISTS, draft=draft, trial_load=cfg.trial_load)
         scalls = [dict(work=work, unit=u, differing=differing, touched=touched, intact=intact) for u in units]
@@ -420,8 +423,7 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
             work, ledger_kinds, ledger_pieces(dict(zip(units, settled, strict=True))), unparseable_lines(staged_files)
         )
         eside = ExpectedSide(ledger=held, rows=expected_rows(tside.expected))
-        sheets.result()
-        result = run.call(
+        finished = run.call(
             FINISH,
             cfg=cfg,
             draft=draft,
@@ -433,6 +435,8 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
             timings=run.timings(),
             archive=archive,
         )
+        sheets.result()  # the worklists, written meanwhile
+        result = run.call(PUBLISH, cfg=cfg, report=finished)
     finally:
         _waited(sheets)  # no thread writes into the draft while it is removed
         remove_work(work)

@@ -344,6 +344,15 @@ def discard_draft(draft: ReportDraft | None) -> None:
         shutil.rmtree(draft.tmp, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class FinishedReport:
+    """A report folder complete but for the worklists, not yet moved in (``finish``)."""
+
+    draft: ReportDraft
+    totals: dict
+    summary: dict
+
+
 def finish(
     cfg: RunConfig,
     draft: ReportDraft,
@@ -354,63 +363,77 @@ def finish(
     target_part: TargetCheckPart,
     timings: dict[str, float] | None = None,
     archive: ArchiveCheck | None = None,
-) -> ValidationResult:
-    """The report completed: the ledger, gates, summary and the other files; moved in, the run recorded.
+) -> FinishedReport:
+    """The report's files but the worklists: the ledger, gates, summary, page, CSV, JUnit.
 
-    ``draft``: ``draft_report``'s, its worklists written (``write_report_worklists``). The ledger
-    is streamed from the work folder into the report (``write_ledger``) and the summary counts
-    what it wrote. ``timings``: seconds per stage of the run so far, for the summary;
-    ``archive``: the check against the preservation archive (``--archive``), whose findings are
-    among the discrepancies and whose pairs gave the ledger's ``archived`` column.
+    ``draft``: ``draft_report``'s; its worklists (``write_report_worklists``) may still be written
+    meanwhile: ``publish`` waits for them. The ledger is streamed from the work folder into the
+    report (``write_ledger``) and the summary counts what it wrote. ``timings``: seconds per stage
+    of the run so far, for the summary; ``archive``: the check against the preservation archive
+    (``--archive``), whose findings are among the discrepancies and whose pairs gave the ledger's
+    ``archived`` column.
 
-    The folder is moved in only when complete; the run is recorded in the history in the same step.
+    The folder is left where it is, incomplete: ``publish`` moves it in.
     """
     m = cfg.mappings
     tmp, disc, view = draft.tmp, draft.disc, draft.view
     history = open_history(cfg.history_url)
     try:
+        held = exp.ledger
         try:
-            held = exp.ledger
-            try:
-                counts = write_ledger(
-                    tmp / "ledger.parquet",
-                    held.work,
-                    held.kinds,
-                    held.pieces,
-                    held.unparseable,
-                    archive.intact if archive is not None else None,
-                )
-            except OSError as e:
-                raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e
-            denominators = {e: int(n) for e, n in counts.group_by("entity").agg(pl.col("len").sum()).iter_rows()}
-            denominators |= {t: exp.rows[t] for t in ("person_alias", "encntr_alias")}
-            gates = evaluate_gates(view, checks_run(m, [c for c, _ in target_part.check_ids]), denominators, cfg.gates)
-            open_disc = disc.filter(pl.col("status") != "resolved")
-            summary = summarise(
-                cfg.trial_load, exp.rows, recon, tside.found, counts, open_disc, src.records_read, src.files
-            ).to_dict()
-            totals = {
-                **status_totals(view),
-                "gate_passed": bool(gates["passed"].all()),
-                "ledger_balanced": summary["ledger_balanced"],
-            }
-            summary.update(
-                migration=cfg.migration,
-                gates=gates.to_dicts(),
-                gate_passed=totals["gate_passed"],
-                waivers=draft.waivers,
-                totals=totals,
-                trend=_dedupe_trend([*trend(history, cfg.migration), _trend_point(cfg.trial_load, totals)]),
-                timings=timings or {},
-                decisions=decision_counts(view, draft.decisions),
-                code_maps=coverage(src.code_maps, m),
-                archive=_archive_summary(archive, counts),
+            counts = write_ledger(
+                tmp / "ledger.parquet",
+                held.work,
+                held.kinds,
+                held.pieces,
+                held.unparseable,
+                archive.intact if archive is not None else None,
             )
-            # one typed model (checks.summary): a field missing, unknown or of the wrong type stops here
-            model = Summary.model_validate(summary)
-            summary = model.model_dump(mode="json")
-            _write_outputs(tmp, disc, view, model, gates, src.unmapped)
-            record_run(history, cfg.migration, cfg.trial_load, disc, totals)
+        except OSError as e:
+            raise MigcheckError(f"--out: cannot write the report ({e.strerror})") from e
+        denominators = {e: int(n) for e, n in counts.group_by("entity").agg(pl.col("len").sum()).iter_rows()}
+        denominators |= {t: exp.rows[t] for t in ("person_alias", "encntr_alias")}
+        gates = evaluate_gates(view, checks_run(m, [c for c, _ in target_part.check_ids]), denominators, cfg.gates)
+        open_disc = disc.filter(pl.col("status") != "resolved")
+        summary = summarise(
+            cfg.trial_load, exp.rows, recon, tside.found, counts, open_disc, src.records_read, src.files
+        ).to_dict()
+        totals = {
+            **status_totals(view),
+            "gate_passed": bool(gates["passed"].all()),
+            "ledger_balanced": summary["ledger_balanced"],
+        }
+        summary.update(
+            migration=cfg.migration,
+            gates=gates.to_dicts(),
+            gate_passed=totals["gate_passed"],
+            waivers=draft.waivers,
+            totals=totals,
+            trend=_dedupe_trend([*trend(history, cfg.migration), _trend_point(cfg.trial_load, totals)]),
+            timings=timings or {},
+            decisions=decision_counts(view, draft.decisions),
+            code_maps=coverage(src.code_maps, m),
+            archive=_archive_summary(archive, counts),
+        )
+        # one typed model (checks.summary): a field missing, unknown or of the wrong type stops here
+        model = Summary.model_validate(summary)
+        summary = model.model_dump(mode="json")
+        _write_outputs(tmp, disc, view, model, gates, src.unmapped)
+    finally:
+        history.dispose()
+    return FinishedReport(draft, totals, summary)
+
+
+def publish(cfg: RunConfig, report: FinishedReport) -> ValidationResult:
+    """The run recorded in the history and the report moved in; its worklists written (``write_report_worklists``).
+
+    The folder is moved in only when complete, and the run recorded in the same step.
+    """
+    tmp, totals, summary = report.draft.tmp, report.totals, report.summary
+    history = open_history(cfg.history_url)
+    try:
+        try:
+            record_run(history, cfg.migration, cfg.trial_load, report.draft.disc, totals)
             _move_in(tmp, cfg.out, cfg.trial_load)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
