@@ -27,30 +27,29 @@ def _make(flag: str) -> str:
     return "made"
 
 
-def test_a_step_in_its_own_process_takes_no_thread_from_the_others(tmp_path) -> None:
-    """With one thread, a step submitted after the process step still runs while that process waits for it."""
-    flag = str(tmp_path / "flag")
-    runner = LocalRunner(workers=1, worker_process=True)
-    try:
-        waiting = runner.submit(Step("waits", _wait_for, "target_checks", own_process=True), flag=flag)
-        made = runner.submit(Step("makes", _make, "extract"), flag=flag)
-        assert made.result(timeout=60) == "made"
-        assert waiting.result(timeout=90) == "saw the flag"
-    finally:
-        runner.close()
+@pytest.mark.parametrize(
+    ("kind", "step", "runner"),
+    [
+        # the target checks: in a worker process, waited for outside the pool
+        ("own process", {"stage": "target_checks", "own_process": True}, {"worker_process": True}),
+        # the worklists: pure Python, in a thread beside the pool
+        ("beside", {"stage": "report", "beside": True}, {}),
+    ],
+)
+def test_a_step_off_the_pool_takes_no_thread_from_the_others(tmp_path, kind: str, step: dict, runner: dict) -> None:
+    """With one thread, a step submitted after the one off the pool still runs while that one waits for it.
 
-
-def test_a_pure_python_step_runs_beside_the_pool(tmp_path) -> None:
-    """A ``beside`` step (the worklists) takes no thread from the polars steps: with one thread, both run."""
+    Under a runner that gave it a thread of the pool, this deadlocks (until the wait gives up).
+    """
     flag = str(tmp_path / "flag")
-    runner = LocalRunner(workers=1)
+    local = LocalRunner(workers=1, **runner)
     try:
-        waiting = runner.submit(Step("waits", _wait_for, "report", beside=True), flag=flag)
-        made = runner.submit(Step("makes", _make, "report"), flag=flag)
-        assert made.result(timeout=60) == "made"
-        assert waiting.result(timeout=90) == "saw the flag"
+        waiting = local.submit(Step("waits", _wait_for, **step), flag=flag)
+        made = local.submit(Step("makes", _make, "extract"), flag=flag)
+        assert made.result(timeout=60) == "made", kind
+        assert waiting.result(timeout=90) == "saw the flag", kind
     finally:
-        runner.close()
+        local.close()
 
 
 @pytest.mark.parametrize(("given", "want"), [("1", 1), ("6", 6), ("", None), ("0", None), ("lots", None)])

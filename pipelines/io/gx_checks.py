@@ -381,25 +381,15 @@ def _frames(
                 )
             for check in group:
                 rows = failing[check.check_id]
+                named = dict(check_id=check.check_id, table=check.table, column=check.column, category=check.category)
                 results.append(
-                    dict(
-                        check_id=check.check_id,
-                        table=check.table,
-                        column=check.column,
-                        category=check.category,
-                        success=not rows,
-                        unexpected_count=len(rows),
-                        description=check.description,
-                    )
+                    dict(**named, success=not rows, unexpected_count=len(rows), description=check.description)
                 )
                 for i, value in rows:
                     actual, message = check.failure(value)
                     failures.append(
                         dict(
-                            check_id=check.check_id,
-                            table=check.table,
-                            column=check.column,
-                            category=check.category,
+                            **named,
                             entity=check.entity,
                             target_ref=f"{check.target_table}:{i}",
                             expected=check.expected or None,
