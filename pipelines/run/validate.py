@@ -284,8 +284,9 @@ class ReportDraft:
     """The report begun: its temporary folder, the findings as the report shows them, the code-map review.
 
     ``draft_report`` makes it as soon as the discrepancies are known, so that the worklists
-    (``write_report_worklists``) are written while the units settle; ``finish`` completes the
-    folder and moves it in. ``discard_draft`` removes the folder of a run that stopped before.
+    (``write_report_worklists``) are written while the units settle and ``finish`` writes the
+    other files; ``publish`` moves the folder in. ``discard_draft`` removes the folder of a run
+    that stopped before.
     """
 
     tmp: Path  # beside --out, moved in when complete
@@ -327,7 +328,8 @@ def draft_report(cfg: RunConfig, disc: pl.DataFrame, src: SourceSide) -> ReportD
 def write_report_worklists(draft: ReportDraft, trial_load: str) -> None:
     """The owners' worklists and the code-map review (``worklists/``), into the draft's folder.
 
-    Python, cell by cell: a step of its own, written while the units settle (polars).
+    Python, cell by cell: a step of its own, written while the units settle and ``finish`` writes
+    the ledger (polars).
     """
     from pipelines.report.excel import write_code_map_review, write_worklists
 
@@ -339,7 +341,7 @@ def write_report_worklists(draft: ReportDraft, trial_load: str) -> None:
 
 
 def discard_draft(draft: ReportDraft | None) -> None:
-    """The draft's folder removed, if it is still there (it is not once ``finish`` moved it in)."""
+    """The draft's folder removed, if it is still there (it is not once ``publish`` moved it in)."""
     if draft is not None:
         shutil.rmtree(draft.tmp, ignore_errors=True)
 
