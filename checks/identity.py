@@ -187,7 +187,6 @@ def with_identity(df: pl.DataFrame, value: pl.Expr, as_of: dt.date, declared: pl
         valid.alias("id_valid"),
         pl.when(valid).then(birth).otherwise(None).alias("id_birth"),
         sex.alias("id_sex"),
-        pl.col("id_reason"),
     )
     return (
         out.drop("_id_v", "_id_kind", "_id_day", "_id_declared", "_id_birth", "_id_gg_ok", "_id_luhn_ok")

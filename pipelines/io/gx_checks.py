@@ -228,11 +228,16 @@ def _all_rows(engine: Engine, sql: str) -> list[dict]:
         return [dict(row._mapping) for row in c.execute(sa.text(sql))]
 
 
-def _query_rows(result: dict, engine: Engine, sql: str) -> list[dict]:
-    """Every row of an unexpected-rows result: GX's, or (had it fetched fewer than it counted) ``sql`` run here."""
+def _query_rows(result: dict, engine: Engine, table: str, sql: str) -> list[dict]:
+    """Every row of an unexpected-rows result: GX's, or (had it fetched fewer than it counted) ``sql`` run here.
+
+    ``sql``: the expectation's query, over ``{batch}``, which becomes ``table``.
+    """
     count = int(result.get("observed_value") or 0)
     rows = result.get("details", {}).get("unexpected_rows") or []
-    return rows if len(rows) >= count else _all_rows(engine, sql)
+    if len(rows) >= count:
+        return rows
+    return _all_rows(engine, sql.format(batch=engine.dialect.identifier_preparer.quote(table)))
 
 
 def _by_id(check: TargetCheck, rows: list[tuple[Any, object]], count: int) -> list[tuple[int, object]]:
@@ -247,9 +252,8 @@ def _by_id(check: TargetCheck, rows: list[tuple[Any, object]], count: int) -> li
 
 def _row_failures(check: TargetCheck, result: dict, engine: Engine) -> list[tuple[int, object]]:
     """Every failing row (id, value) of an unexpected-rows check."""
-    table = engine.dialect.identifier_preparer.quote(check.table)
-    sql = sql_of(check.query, engine.dialect.name).format(batch=table)
-    rows = [(r["row_id"], r.get("value")) for r in _query_rows(result, engine, sql)]
+    sql = sql_of(check.query, engine.dialect.name)
+    rows = [(r["row_id"], r.get("value")) for r in _query_rows(result, engine, check.table, sql)]
     return _by_id(check, rows, int(result.get("observed_value") or 0))
 
 
@@ -258,9 +262,7 @@ def _column_failures(checks: list[TargetCheck], result: dict, engine: Engine) ->
 
     A ``not_null`` check's rows hold no value (it is null); an ``in_set`` check's the value found.
     """
-    table = engine.dialect.identifier_preparer.quote(checks[0].table)
-    sql = column_checks_sql(tuple(checks), engine.dialect.name).format(batch=table)
-    rows = _query_rows(result, engine, sql)
+    rows = _query_rows(result, engine, checks[0].table, column_checks_sql(tuple(checks), engine.dialect.name))
     out = {}
     for k, check in enumerate(checks):
         mine = [(r["row_id"], r.get(f"v{k}")) for r in rows if r[f"f{k}"]]

@@ -348,8 +348,7 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         pmap, emap = parents.pmap(), parents.emap()
         # a table whose text lies in chunks (notes) reads two tables: started first, it does not
         # leave the other threads waiting for it at the end
-        first = sorted(CHILD_TABLES, key=lambda t: t not in TEXT_BLOBS)
-        submitted = {
+        ttables = {
             t: run.submit(
                 STAGE_TABLE,
                 target_url=args.target_url,
@@ -363,14 +362,13 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
                 partitions=n,
                 keyed=keyed_of(list(staged.values()), t),
             )
-            for t in first
+            for t in sorted(CHILD_TABLES, key=lambda t: t not in TEXT_BLOBS)
         }
-        ttables = {t: submitted[t] for t in CHILD_TABLES}
         staged_files = [staged[f] for f in EXTRACT_FILES]
         records = {r: staged[f].blocks for f in EXTRACT_FILES for r in staged[f].records if r not in precords}
-        actual = [f.result() for f in ttables.values()]
+        actual = [ttables[t].result() for t in CHILD_TABLES]
         blocks = {t: b for a in actual for t, b in a.blocks.items()}
-        del ttables, submitted, pmap, emap, parts, ids
+        del ttables, pmap, emap, parts, ids
         # 5. the other records of each partition, reconciled with its target rows
         calls = [
             dict(

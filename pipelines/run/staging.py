@@ -99,8 +99,14 @@ MAX_PARTITIONS = 256
 
 def choose_partitions(root: Path, per: int = BYTES_PER_PARTITION) -> int:
     """N from the extract's size: about ``per`` bytes (24 MiB) of extract files per partition, at least 1."""
-    size = sum(p.stat().st_size for s, n in EXTRACT_FILES if (p := extract_file_path(root, s, n)).is_file())
+    size = sum(_file_size(root, f) for f in EXTRACT_FILES)
     return max(1, min(MAX_PARTITIONS, math.ceil(size / per)))
+
+
+def _file_size(root: Path, f: tuple[str, str]) -> int:
+    """Bytes of the extract file ``f`` (system, name); 0 where it is missing."""
+    p = extract_file_path(root, *f)
+    return p.stat().st_size if p.is_file() else 0
 
 
 def check_work_base(base: str, source: Path, out: Path) -> None:
@@ -173,12 +179,7 @@ def largest_first(root: Path, files: list[tuple[str, str]]) -> list[tuple[str, s
     Work submitted in this order lets the threads end about together: the longest is not left to
     run alone at the end.
     """
-
-    def size(f: tuple[str, str]) -> int:
-        p = extract_file_path(root, *f)
-        return p.stat().st_size if p.is_file() else 0
-
-    return sorted(files, key=size, reverse=True)
+    return sorted(files, key=lambda f: _file_size(root, f), reverse=True)
 
 
 def _sources(m: Mappings) -> dict[str, SourceMap]:
