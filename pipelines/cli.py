@@ -13,10 +13,15 @@ import os
 import sys
 from pathlib import Path
 
-# Before polars is loaded: its allocator (jemalloc) hands freed memory back to the system within
-# 0.1 s rather than keeping it for reuse, so a large validation's resident memory follows what it
-# holds (D82; measured in benchmarks/RESULTS.md). A setting of the user's own is kept.
-os.environ.setdefault("_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:100,muzzy_decay_ms:0")
+# Before polars is loaded: its allocator (jemalloc) keeps freed pages for reuse for 2 s, in one
+# arena per core, and then hands them back to the system at once. A partition's frames are freed
+# and allocated again step after step; pages handed back sooner were faulted in again, which cost
+# a fifth of the run's CPU (D99, replacing D82's 0.1 s; measured in benchmarks/RESULTS.md). A
+# setting of the user's own is kept.
+os.environ.setdefault(
+    "_RJEM_MALLOC_CONF",
+    f"background_thread:true,dirty_decay_ms:2000,muzzy_decay_ms:0,narenas:{max(1, os.cpu_count() or 1)}",
+)
 
 from checks.errors import MigcheckError
 from pipelines.io.outputs import version
@@ -400,6 +405,23 @@ def _warnings_to_stderr() -> None:
 
 
 def _cmd_validate(a: argparse.Namespace) -> int:
+    # without Prefect, the target checks' worker process is started first: it imports Great
+    # Expectations (seconds) while this process imports and checks its own (D100)
+    worker = None if _use_prefect(a) else _target_checks_worker()
+    try:
+        return _validate(a, worker)
+    finally:
+        if worker is not None:
+            worker.close()  # at once where the run stopped before the target checks
+
+
+def _target_checks_worker():  # noqa: ANN202 - a pipelines.run.processes.WorkerProcess
+    from pipelines.run.processes import WorkerProcess
+
+    return WorkerProcess(warm=("pipelines.run.target_step", "checks.target_checks", "pipelines.io.gx_checks:import_gx"))
+
+
+def _validate(a: argparse.Namespace, worker) -> int:  # noqa: ANN001 - a WorkerProcess or None
     from pipelines.io.extract import check_extract_root
     from pipelines.io.notify import notify_setting
     from pipelines.io.settings import resolve_url
@@ -449,6 +471,7 @@ def _cmd_validate(a: argparse.Namespace) -> int:
                 worker_process=True,
                 notify=notify,
                 archive=a.archive,
+                worker=worker,
             )
             r = result.verdict()
             if not a.quiet:

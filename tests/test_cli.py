@@ -110,3 +110,19 @@ def test_one_prefix_per_error_line():
 def test_target_given_as_env_setting_is_resolved(tmp_path):
     r = run("trial-load", "--source", str(tmp_path), "--target", "env:MIGCHECK_NOT_SET_ANYWHERE")
     assert_one_line_exit_2(r, "--target", "MIGCHECK_NOT_SET_ANYWHERE", "not set")
+
+
+@pytest.mark.parametrize("given", [None, "dirty_decay_ms:0"])
+def test_allocator_set_before_polars_loads(given):
+    """The command line's allocator setting (D99) is in place before polars loads; a user's own is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    if given is not None:
+        env["_RJEM_MALLOC_CONF"] = given
+    code = "import os, sys, pipelines.cli; print('polars' in sys.modules, os.environ['_RJEM_MALLOC_CONF'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, check=True)
+    loaded, conf = out.stdout.split()
+    assert loaded == "False"  # jemalloc reads the setting when polars first allocates
+    if given is None:
+        assert "dirty_decay_ms:2000" in conf and "muzzy_decay_ms:0" in conf
+    else:
+        assert conf == given

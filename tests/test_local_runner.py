@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.run.local import LocalRunner, default_workers
-from pipelines.run.sequence import Step
+from checks.errors import MigcheckError
+from pipelines.run.local import LocalRunner
+from pipelines.run.processes import WorkerProcess
+from pipelines.run.sequence import Step, default_workers
 
 
 def _wait_for(flag: str) -> str:
@@ -56,3 +58,48 @@ def test_a_step_off_the_pool_takes_no_thread_from_the_others(tmp_path, kind: str
 def test_the_threads_are_one_per_core_unless_set(monkeypatch, given: str, want: int | None) -> None:
     monkeypatch.setenv("MIGCHECK_WORKERS", given)
     assert default_workers() == (want if want is not None else max(2, os.cpu_count() or 2))
+
+
+def _pid_and(value: str) -> tuple[int, str]:
+    return os.getpid(), value
+
+
+def _fails(code: int) -> None:
+    raise MigcheckError("--target x: refused", exit_code=code)
+
+
+def _sleep_long() -> None:
+    time.sleep(60)
+
+
+def test_a_worker_started_ahead_runs_the_step_and_ends() -> None:
+    """The command line starts the target checks' worker before its own imports (D100)."""
+    worker = WorkerProcess(warm=("json",))
+    local = LocalRunner(workers=1, worker=worker)
+    try:
+        pid, value = local.submit(Step("own", _pid_and, "target_checks", own_process=True), value="x").result(60)
+    finally:
+        local.close()
+    assert value == "x" and pid != os.getpid()
+    assert worker._proc.exitcode == 0  # the worker ended once it sent its result
+
+
+def test_a_workers_error_comes_back_whole() -> None:
+    with pytest.raises(MigcheckError) as e:
+        WorkerProcess().run(_fails, code=3)
+    assert e.value.exit_code == 3 and str(e.value) == "--target x: refused"
+
+
+def test_an_unused_worker_is_ended_at_once_even_while_it_warms_up() -> None:
+    """A run that stops before its target checks (bad input) does not wait for the worker's imports."""
+    worker = WorkerProcess(warm=("test_local_runner:_sleep_long",))
+    time.sleep(1)  # it is importing, or sleeping
+    t0 = time.monotonic()
+    worker.close()
+    assert time.monotonic() - t0 < 10
+    assert not worker._proc.is_alive()
+
+
+def test_a_warm_up_that_fails_leaves_the_call_to_report() -> None:
+    worker = WorkerProcess(warm=("no_such_module_anywhere", "json:no_such_function"))
+    assert worker.run(_pid_and, value="y")[1] == "y"

@@ -28,7 +28,7 @@ from checks.reconcile import logical_target, reconcile, reconcile_encounters, re
 from pipelines.io.extract import read_extract
 from pipelines.io.target_db import connect
 from pipelines.io.target_read import read_target
-from pipelines.run.staging import largest_first
+from pipelines.run.staging import PARENT_GROUP, choose_partitions, largest_first, parent_groups
 from pipelines.run.validate import run_validation
 from pipelines.synth.trial_load import simulate_trial_load
 
@@ -375,3 +375,60 @@ def test_files_are_staged_largest_first_missing_last_ties_in_order(tmp_path):
         ("pas", "atgard"),
         ("pcs", "allergies"),  # missing: last
     ]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 16, 17, 18, 170])
+@pytest.mark.parametrize("slots", [1, 2, 3])
+def test_parent_groups_cover_each_partition_once_in_even_rounds(n, slots):
+    groups = parent_groups(n, slots)
+    assert [p for g in groups for p in g] == list(range(n))  # each once, in order
+    assert all(0 < len(g) <= PARENT_GROUP for g in groups)
+    assert max(map(len, groups), default=0) - min(map(len, groups), default=0) <= 1  # no small last call
+    if n >= slots * PARENT_GROUP:  # partitions enough: every round of calls keeps every thread busy
+        assert len(groups) % slots == 0
+
+
+def test_partitions_are_a_multiple_of_the_threads(tmp_path):
+    (tmp_path / "pas").mkdir()
+    (tmp_path / "pas" / "patient.csv").write_bytes(b"x" * 17_000)
+    assert choose_partitions(tmp_path, per=1_000) == 17
+    assert choose_partitions(tmp_path, per=1_000, slots=2) == 18
+    assert choose_partitions(tmp_path, per=1_000, slots=4) == 20
+    assert choose_partitions(tmp_path, per=100_000, slots=2) == 1  # one partition stays one
+
+
+@pytest.mark.parametrize("held", [1, 10**9])  # bytes held before writing: every block at once, or all at the end
+def test_part_writer_gives_each_partition_its_rows_in_order_whatever_it_holds(tmp_path, monkeypatch, held):
+    from pipelines.run import staging
+
+    monkeypatch.setattr(staging, "PART_HELD_MIN_BYTES", held)
+    monkeypatch.setattr(staging, "PART_FILE_BYTES", 1)
+    blocks = [
+        pl.DataFrame(
+            {"v": [f"b{b}r{r}" for r in range(7)], "_part": [r % 3 for r in range(7)]},
+            schema_overrides={"_part": pl.UInt32},
+        )
+        for b in range(4)
+    ]
+    writer = staging.PartWriter(str(tmp_path), "src", 3)
+    for b, df in enumerate(blocks):
+        writer.add("a", df)
+        if b >= 2:  # a kind first seen late: its earlier files are there, empty
+            writer.add("late", df.with_columns(pl.col("v") + "-late"))
+    files = writer.flush()
+    assert files == (6 if held == 1 else 1)  # held=1: a file per add (two adds in each of the last two blocks)
+    for p in range(3):
+        want = pl.concat(blocks).filter(pl.col("_part") == p)["v"].to_list()
+        assert staging._read_blocks(str(tmp_path), "src", "a", p, files)["v"].to_list() == want
+        late = staging._read_blocks(str(tmp_path), "src", "late", p, files)["v"].to_list()
+        assert late == [v + "-late" for v in pl.concat(blocks[2:]).filter(pl.col("_part") == p)["v"].to_list()]
+    assert writer.flush() == files  # nothing held: nothing more written
+
+
+def test_part_writer_of_nothing_writes_one_empty_file_per_partition(tmp_path):
+    from pipelines.run import staging
+
+    writer = staging.PartWriter(str(tmp_path), "tgt", 2)
+    writer.add("t", pl.DataFrame({"v": [], "_part": []}, schema={"v": pl.String, "_part": pl.UInt32}))
+    assert writer.flush() == 1
+    assert staging._read_blocks(str(tmp_path), "tgt", "t", 1, 1).columns == ["v"]

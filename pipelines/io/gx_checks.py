@@ -302,12 +302,22 @@ def run_target_checks(
         engine.dispose()
 
 
+def import_gx():  # noqa: ANN201 - the great_expectations module and its expectations module
+    """Great Expectations imported (seconds: imported only where the checks run), without its analytics.
+
+    A worker process started ahead of the checks calls it while it waits (``WorkerProcess``).
+    """
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    return gx, gxe
+
+
 def _run_gx(url: URL, shown: str, setting: str, by_table: dict[str, list[TargetCheck]]) -> list:
     """Build the context, data source, assets, suites and checkpoints; run; return GX's results."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     try:
-        import great_expectations as gx
-        import great_expectations.expectations as gxe
+        gx, gxe = import_gx()
     except Exception as e:  # noqa: BLE001 - a broken install shows as several exception types
         raise MigcheckError(f"great_expectations cannot be imported ({_one_line(e, url)}): reinstall migcheck") from e
 

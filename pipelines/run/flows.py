@@ -28,9 +28,8 @@ from pipelines.io.extract import check_extract_root
 from pipelines.io.notify import notify_setting
 from pipelines.io.settings import resolve_url
 from pipelines.io.target_db import safe_url
-from pipelines.run.local import default_workers
 from pipelines.run.prefect_runner import PrefectRunner
-from pipelines.run.sequence import ValidateArgs, validate
+from pipelines.run.sequence import ValidateArgs, default_workers, validate
 from pipelines.run.validate import ValidationResult
 
 

@@ -5,40 +5,34 @@ partitions) share a thread pool of one thread per core (``default_workers``): po
 database drivers release the GIL, so the cores are kept busy. Each thread holds one file block,
 table batch or partition at a time, so the pool's size also bounds the run's memory. The target
 checks (Great Expectations: Python-heavy, holding the GIL) run in one worker process of their own
-when the caller asks for it (the command line does; a library caller's script would need a
-``__main__`` guard for Python's ``spawn``); that step is waited for outside the pool, so it takes
-no thread from the others. With ``--dask`` the partitions go to that Dask cluster through a plain
-``distributed`` client.
+when the caller asks for it (the command line does, with a worker it started before its own
+imports; a library caller's script would need a ``__main__`` guard for Python's ``spawn``); that
+step is waited for outside the pool, so it takes no thread from the others. With ``--dask`` the
+partitions go to that Dask cluster through a plain ``distributed`` client.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from pipelines.run.processes import in_worker_process
+from pipelines.run.processes import WorkerProcess, in_worker_process
 from pipelines.run.progress import Progress, Silent
-from pipelines.run.sequence import Step, dask_unreachable
-
-
-def default_workers() -> int:
-    """Threads for a run's steps: one per core, at least two (``MIGCHECK_WORKERS`` overrides).
-
-    Each thread holds one file, table or partition at a time, so the threads also set the peak.
-    """
-    given = os.environ.get("MIGCHECK_WORKERS", "")
-    return int(given) if given.isdigit() and int(given) > 0 else max(2, os.cpu_count() or 2)
+from pipelines.run.sequence import Step, dask_unreachable, default_workers
 
 
 class LocalRunner:
     """Runs steps in this process; keeps the wall time of each stage."""
 
     def __init__(
-        self, workers: int | None = None, progress: Progress | None = None, worker_process: bool = False
+        self,
+        workers: int | None = None,
+        progress: Progress | None = None,
+        worker_process: bool = False,
+        worker: WorkerProcess | None = None,
     ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="migcheck")
         #: a step in a process of its own is waited for here, not in a thread of the pool, and a
@@ -47,7 +41,10 @@ class LocalRunner:
         self._waiting = ThreadPoolExecutor(max_workers=2, thread_name_prefix="migcheck-wait")
         #: steps that want their own process (``Step.own_process``) get one when ``worker_process``
         #: is asked for (the command line); otherwise they run in a thread
-        self._worker_process = worker_process
+        self._worker_process = worker_process or worker is not None
+        #: a worker started ahead (its imports done while this process did its own): the first
+        #: such step runs in it; closed with the runner, at once if no step took it
+        self._worker = worker
         self._lock = threading.Lock()
         self.progress = progress or Silent()
         #: stage → seconds from its first step's start to its last step's end
@@ -61,7 +58,9 @@ class LocalRunner:
         self.progress.started(step)
         try:
             if step.own_process and self._worker_process:
-                return in_worker_process(step.fn)(**kwargs)
+                with self._lock:
+                    worker, self._worker = self._worker, None
+                return worker.run(step.fn, **kwargs) if worker is not None else in_worker_process(step.fn)(**kwargs)
             return step.fn(**kwargs)
         finally:
             t1 = time.perf_counter()
@@ -110,3 +109,5 @@ class LocalRunner:
         """Wait for running steps; drop the ones not started (after a failure)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._waiting.shutdown(wait=True, cancel_futures=True)
+        if self._worker is not None:
+            self._worker.close()

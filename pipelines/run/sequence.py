@@ -17,6 +17,7 @@ Both run exactly the same functions in the same dependency order, so both write 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,6 +247,16 @@ PUBLISH = Step("publish-report", publish, "report", io=True)
 NOTIFY = Step("notify", notify, "report")
 
 
+def default_workers() -> int:
+    """Threads for a run's steps: one per core, at least two (``MIGCHECK_WORKERS`` overrides).
+
+    Each thread holds one file, table or partition at a time, so the threads also set the peak.
+    The partitions are shaped for them (``choose_partitions``, ``parent_groups``).
+    """
+    given = os.environ.get("MIGCHECK_WORKERS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else max(2, os.cpu_count() or 2)
+
+
 def _each(run: Runner, step: Step, calls: list[dict], dask: str | None) -> list[Any]:
     """The results of every call of ``step``, in order: each a task on the Dask cluster at ``dask``, or submitted here.
 
@@ -292,7 +303,8 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
     cfg = run.call(PREPARE, args=args, root=root)
     draft, sheets = None, None
     run.call(CHECK_TABLES, target_url=args.target_url)
-    n = args.partitions or choose_partitions(Path(root))
+    slots = default_workers()
+    n = args.partitions or choose_partitions(Path(root), slots=slots)
     # in a process of its own (on the command line), given only what it needs: the reference data
     checks = run.submit(
         TARGET_CHECKS,
@@ -338,7 +350,7 @@ def validate(run: Runner, args: ValidateArgs) -> ValidationResult:
         # 3. the persons and encounters of each partition, computed and reconciled alone (a few partitions a call)
         pcalls = [
             dict(work=work, group=g, numbers=ps, records=precords, tables=pblocks, cfg=cfg)
-            for g, ps in enumerate(parent_groups(n))
+            for g, ps in enumerate(parent_groups(n, slots))
         ]
         presults = _each(run, PARENTS, pcalls, args.dask)
         parents = run.call(MERGE_PARENTS, results=presults)

@@ -97,10 +97,15 @@ BYTES_PER_PARTITION = 24 * 2**20
 MAX_PARTITIONS = 256
 
 
-def choose_partitions(root: Path, per: int = BYTES_PER_PARTITION) -> int:
-    """N from the extract's size: about ``per`` bytes (24 MiB) of extract files per partition, at least 1."""
+def choose_partitions(root: Path, per: int = BYTES_PER_PARTITION, slots: int = 1) -> int:
+    """N from the extract's size: about ``per`` bytes (24 MiB) of extract files per partition, at least 1.
+
+    ``slots``: the partitions that run at once (the runner's threads). N is rounded up to a
+    multiple of it, so that the last round of partitions does not leave a thread without work.
+    """
     size = sum(_file_size(root, f) for f in EXTRACT_FILES)
-    return max(1, min(MAX_PARTITIONS, math.ceil(size / per)))
+    n = max(1, math.ceil(size / per))
+    return min(MAX_PARTITIONS, n if n <= 1 else math.ceil(n / slots) * slots)
 
 
 def _file_size(root: Path, f: tuple[str, str]) -> int:
@@ -197,8 +202,8 @@ def _path(work: str, side: str, name: str, part: int, block: int = 0) -> str:
 def _write_parts(df: pl.DataFrame, work: str, side: str, name: str, n: int, block: int = 0) -> None:
     """``df`` (with ``_part``) written as ``n`` Parquet files, one per partition (empty ones too).
 
-    ``block``: the block of the extract file the records come from (a partition's records of a
-    file are the files of all its blocks).
+    ``block``: the number of the file (``PartWriter``: a partition's records of a file, or rows of
+    a table, are its files 0, 1, …).
     """
     parts = df.partition_by("_part", as_dict=True, include_key=False)
     empty = df.drop("_part").head(0)
@@ -207,6 +212,55 @@ def _write_parts(df: pl.DataFrame, work: str, side: str, name: str, n: int, bloc
     for p in range(n):
         with _open(_path(work, side, name, p, block), "wb") as f:
             parts.get((p,), empty).write_parquet(f, compression="lz4", statistics=False)
+
+
+#: in-memory bytes of rows a partition's file of a record kind or table holds, about (``PartWriter``)
+PART_FILE_BYTES = 1 << 20
+#: rows held before they are written, at the least: about a block of a file (``CHUNK_BYTES``)
+PART_HELD_MIN_BYTES = 16 << 20
+
+
+class PartWriter:
+    """Routed rows (with ``_part``) of some record kinds or tables, written to the ``n`` partitions.
+
+    The rows are held until they come to about ``PART_FILE_BYTES`` per partition (and at least
+    ``PART_HELD_MIN_BYTES``); then every kind held is written, one file per partition and kind
+    (empty ones too), numbered from 0. Written a block at a time, a block of 16 MiB split 174 ways
+    (1,000,000 patients) gave each partition a file of a few hundred rows: a partition read, and
+    the run wrote and removed, hundreds of files per partition, and the run's cost grew faster
+    than the load (D102). Rows keep their order; ``files`` is what a partition reads
+    (``_read_blocks``), the same for every kind.
+    """
+
+    def __init__(self, work: str, side: str, n: int) -> None:
+        self._work, self._side, self.n = work, side, n
+        self._limit = max(PART_HELD_MIN_BYTES, n * PART_FILE_BYTES)
+        self._held: dict[str, list[pl.DataFrame]] = {}
+        self._empty: dict[str, pl.DataFrame] = {}  # each kind's columns, for a file of none of its rows
+        self._bytes = 0
+        self.files = 0
+
+    def add(self, name: str, routed: pl.DataFrame) -> None:
+        """Rows of ``name`` (a record kind or table) to be written to their partitions."""
+        if name not in self._held and self.files:  # a kind first seen now: its earlier files, empty
+            for f in range(self.files):
+                _write_parts(routed.head(0), self._work, self._side, name, self.n, f)
+        self._held.setdefault(name, []).append(routed)
+        self._empty.setdefault(name, routed.head(0))
+        self._bytes += int(routed.estimated_size())
+        if self._bytes >= self._limit:
+            self.flush()
+
+    def flush(self) -> int:
+        """Write what is held; the files written per partition and kind so far."""
+        if self._bytes or not self.files:
+            for name, frames in self._held.items():
+                held = pl.concat(frames) if frames else self._empty[name]
+                _write_parts(held, self._work, self._side, name, self.n, self.files)
+                frames.clear()
+            self.files += 1 if self._held else 0
+            self._bytes = 0
+        return self.files
 
 
 def _write(df: pl.DataFrame, path: str) -> None:
@@ -321,28 +375,24 @@ def stage_parent_file(root: Path, system: str, name: str, m: Mappings, work: str
 
 def split_parent_file(work: str, pre: PreStaged, m: Mappings, parts: pl.DataFrame, n: int) -> StagedFile:
     """The blocks of a file of persons and encounters written to the partitions of their components."""
-    paths = [(k, b, _path(work, "pre", k, 0, b)) for k in pre.staged.records for b in range(pre.staged.blocks)]
-    keyed = [_stage_records(k, _read(path), m, parts, work, n, block) for k, block, path in paths]
-    for *_, path in paths:  # only once all are written: a retry of this step finds them all
+    paths = [(k, _path(work, "pre", k, 0, b)) for b in range(pre.staged.blocks) for k in pre.staged.records]
+    writer = PartWriter(work, "src", n)
+    keyed = [_stage_records(k, _read(path), m, parts, writer) for k, path in paths]
+    files = writer.flush()
+    for _, path in paths:  # only once all are written: a retry of this step finds them all
         _remove(path)
-    return replace(pre.staged, keyed=_by_table(keyed))
+    return replace(pre.staged, keyed=_by_table(keyed), blocks=files)
 
 
 def _stage_records(
-    records: str,
-    df: pl.DataFrame,
-    m: Mappings,
-    parts: pl.DataFrame,
-    work: str,
-    n: int,
-    block: int = 0,
+    records: str, df: pl.DataFrame, m: Mappings, parts: pl.DataFrame, writer: PartWriter
 ) -> tuple[str, pl.DataFrame] | None:
-    """Write one record kind's records (with ``_row``) to their partitions; (table, keyed parts) for an identifier key.
+    """One record kind's records (with ``_row``) to their partitions (``writer``).
 
-    ``block``: the block of the file the records are.
+    Returns (table, keyed parts) for a table matched on an identifier key, else None.
     """
-    routed = partition_by_node(df, _route(records, m), parts, n)
-    _write_parts(routed, work, "src", records, n, block)
+    routed = partition_by_node(df, _route(records, m), parts, writer.n)
+    writer.add(records, routed)
     src = _sources(m).get(records)
     table = _tables(m).get(records)
     if src is None or table is None or records in parent_records(m):
@@ -361,10 +411,9 @@ def stage_file(root: Path, system: str, name: str, m: Mappings, parts: pl.DataFr
     ``parts``: the partitions of the persons' and encounters' components (``parent_parts``).
     """
     keyed: list[tuple[str, pl.DataFrame] | None] = []
-    staged = _stage_blocks(
-        root, system, name, lambda k, df, block: keyed.append(_stage_records(k, df, m, parts, work, n, block))
-    )
-    return replace(staged, keyed=_by_table(keyed))
+    writer = PartWriter(work, "src", n)
+    staged = _stage_blocks(root, system, name, lambda k, df, _: keyed.append(_stage_records(k, df, m, parts, writer)))
+    return replace(staged, keyed=_by_table(keyed), blocks=writer.flush())
 
 
 def _stage_blocks(root: Path, system: str, name: str, stage: Callable[[str, pl.DataFrame, int], None]) -> StagedFile:
@@ -489,13 +538,13 @@ def parts_of_parents(files: list[PreStaged], tables: dict[str, PreTable], m: Map
 def split_parent_table(work: str, pre: PreTable, parts: pl.DataFrame, n: int) -> int:
     """The batches of a target parent table written to the partitions of their components; the blocks."""
     paths = [_path(work, "pre-tgt", pre.table, 0, block) for block in range(pre.blocks)]
-    for block, path in enumerate(paths):
-        _write_parts(
-            partition_by_node(_read(path), TARGET_ROUTES[pre.table], parts, n), work, "tgt", pre.table, n, block
-        )
+    writer = PartWriter(work, "tgt", n)
+    for path in paths:
+        writer.add(pre.table, partition_by_node(_read(path), TARGET_ROUTES[pre.table], parts, n))
+    files = writer.flush()
     for path in paths:  # only once all are written: a retry of this step finds them all
         _remove(path)
-    return pre.blocks
+    return files
 
 
 def stage_table(
@@ -525,26 +574,30 @@ def stage_table(
     counts: list[pl.DataFrame] = []
     rows_of: list[pl.DataFrame] = []  # of a table with chunks: its ids and their partition
 
-    def stage_rows(batch: pl.DataFrame, block: int) -> None:
+    rows = PartWriter(work, "tgt", n)
+
+    def stage_rows(batch: pl.DataFrame, _: int) -> None:
         tt = logical_target({table: batch}, m)[table]
         routed = routed_target(resolved_parents(tt, pmap, emap, *ids), key, parts, n, keyed)
-        _write_parts(routed, work, "tgt", table, n, block)
+        rows.add(table, routed)
         counts.append(table_counts({table: tt}, "actual"))
         if table in TEXT_BLOBS:
             rows_of.append(routed.select(pl.col("_id").alias(TEXT_BLOBS[table].parent_key), "_part"))
 
     engine = connect(target_url)
     try:
-        blocks = {table: _stage_all(engine, table, BATCH_ROWS, stage_rows)}
+        _stage_all(engine, table, BATCH_ROWS, stage_rows)
+        blocks = {table: rows.flush()}
         if table in TEXT_BLOBS:
             spec = TEXT_BLOBS[table]
             where = pl.concat(rows_of).unique(spec.parent_key, keep="first", maintain_order=True)
+            chunks = PartWriter(work, "tgt", n)
 
-            def stage_chunks(batch: pl.DataFrame, block: int) -> None:
-                routed = batch.join(where, on=spec.parent_key, how="inner", maintain_order="left")
-                _write_parts(routed, work, "tgt", spec.table, n, block)
+            def stage_chunks(batch: pl.DataFrame, _: int) -> None:
+                chunks.add(spec.table, batch.join(where, on=spec.parent_key, how="inner", maintain_order="left"))
 
-            blocks[spec.table] = _stage_all(engine, spec.table, BLOB_BATCH_ROWS, stage_chunks)
+            _stage_all(engine, spec.table, BLOB_BATCH_ROWS, stage_chunks)
+            blocks[spec.table] = chunks.flush()
     finally:
         engine.dispose()
     return StagedTable(sum_counts(counts), blocks)
@@ -610,9 +663,18 @@ class ParentsResult:
 PARENT_GROUP = 4
 
 
-def parent_groups(n: int) -> list[list[int]]:
-    """The partitions in groups of ``PARENT_GROUP``: each group's persons and encounters are computed in one call."""
-    return [list(range(g, min(n, g + PARENT_GROUP))) for g in range(0, n, PARENT_GROUP)]
+def parent_groups(n: int, slots: int = 1) -> list[list[int]]:
+    """The partitions in groups of at most ``PARENT_GROUP``, whose persons and encounters are computed a group a call.
+
+    ``slots``: the calls that run at once (the runner's threads). The number of groups is a
+    multiple of it where there are partitions enough, and the groups differ in size by one at
+    most, so that the calls end together rather than the last, small one alone.
+    """
+    groups = math.ceil(n / PARENT_GROUP)
+    groups = min(n, math.ceil(groups / slots) * slots) if groups else 0
+    sizes = [n // groups + (1 if g < n % groups else 0) for g in range(groups)]
+    starts = [sum(sizes[:g]) for g in range(groups)]
+    return [list(range(a, a + k)) for a, k in zip(starts, sizes, strict=True)]
 
 
 def run_parents(

@@ -45,6 +45,7 @@ from pipelines.io.history import decision_trail, open_history, previous_findings
 from pipelines.io.outputs import claim_folder, open_up, write_marker
 from pipelines.io.settings import default_mappings_root
 from pipelines.io.target_db import connect, safe_url
+from pipelines.run.processes import WorkerProcess
 from pipelines.run.staging import write_ledger
 from pipelines.run.target_step import TargetCheckPart
 
@@ -466,6 +467,7 @@ def run_validation(
     worker_process: bool = False,
     notify: str | None = None,
     archive: str | None = None,
+    worker: WorkerProcess | None = None,
 ) -> ValidationResult:
     """Validate one trial load and write its report to ``out``, in this process (no Prefect).
 
@@ -476,7 +478,9 @@ def run_validation(
     ``worker_process``: run the target checks in a worker process of their own rather than a
     thread (faster: Great Expectations holds the interpreter lock). The command line does; a
     script that asks for it must guard its own code with ``if __name__ == "__main__":``, as
-    Python's ``spawn`` start method requires.
+    Python's ``spawn`` start method requires. ``worker``: such a process started ahead
+    (``pipelines.run.processes.WorkerProcess``), as the command line does before it imports this
+    module; it is closed with the run.
 
     ``notify``: ``block:[TYPE/]NAME``, a Prefect notification block told the verdict once the
     report is written (``pipelines.io.notify``; a failure to notify is a warning, never an error).
@@ -502,7 +506,7 @@ def run_validation(
         notify=notify,
         archive=archive,
     )
-    runner = LocalRunner(progress=progress, worker_process=worker_process)
+    runner = LocalRunner(progress=progress, worker_process=worker_process, worker=worker)
     try:
         result = validate(runner, args)
     finally:
