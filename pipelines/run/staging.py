@@ -216,25 +216,27 @@ def _write_parts(df: pl.DataFrame, work: str, side: str, name: str, n: int, bloc
 
 #: in-memory bytes of rows a partition's file of a record kind or table holds, about (``PartWriter``)
 PART_FILE_BYTES = 1 << 20
-#: rows held before they are written, at the least: about a block of a file (``CHUNK_BYTES``)
+#: rows held before they are written, at the least: about a block of a file (``CHUNK_BYTES``); at
+#: the most, whatever the partitions: what a staging thread holds beside its block
 PART_HELD_MIN_BYTES = 16 << 20
+PART_HELD_MAX_BYTES = 128 << 20
 
 
 class PartWriter:
     """Routed rows (with ``_part``) of some record kinds or tables, written to the ``n`` partitions.
 
-    The rows are held until they come to about ``PART_FILE_BYTES`` per partition (and at least
-    ``PART_HELD_MIN_BYTES``); then every kind held is written, one file per partition and kind
-    (empty ones too), numbered from 0. Written a block at a time, a block of 16 MiB split 174 ways
-    (1,000,000 patients) gave each partition a file of a few hundred rows: a partition read, and
-    the run wrote and removed, hundreds of files per partition, and the run's cost grew faster
-    than the load (D102). Rows keep their order; ``files`` is what a partition reads
-    (``_read_blocks``), the same for every kind.
+    The rows are held until they come to about ``PART_FILE_BYTES`` per partition (at least
+    ``PART_HELD_MIN_BYTES``, at most ``PART_HELD_MAX_BYTES`` in all); then every kind held is
+    written, one file per partition and kind (empty ones too), numbered from 0. Written a block at
+    a time, a block of 16 MiB split 174 ways (1,000,000 patients) gave each partition a file of a
+    few hundred rows: a partition read, and the run wrote and removed, hundreds of files per
+    partition, and the run's cost grew faster than the load (D102). Rows keep their order;
+    ``files`` is what a partition reads (``_read_blocks``), the same for every kind.
     """
 
     def __init__(self, work: str, side: str, n: int) -> None:
         self._work, self._side, self.n = work, side, n
-        self._limit = max(PART_HELD_MIN_BYTES, n * PART_FILE_BYTES)
+        self._limit = min(PART_HELD_MAX_BYTES, max(PART_HELD_MIN_BYTES, n * PART_FILE_BYTES))
         self._held: dict[str, list[pl.DataFrame]] = {}
         self._empty: dict[str, pl.DataFrame] = {}  # each kind's columns, for a file of none of its rows
         self._bytes = 0
