@@ -59,8 +59,8 @@ class WorkerProcess:
     """One spawned worker process for one step's call, started at once.
 
     ``warm``: modules (``module`` or ``module:function``, the function called) it imports while
-    it waits for the call. ``close`` ends a worker that was
-    never given its call at once (a run that stopped early does not wait for its imports).
+    it waits for the call. ``close`` ends a worker that was never given its call at once (a run
+    that stopped early does not wait for its imports).
     """
 
     def __init__(self, warm: tuple[str, ...] = ()) -> None:

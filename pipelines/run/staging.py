@@ -336,7 +336,9 @@ class StagedFile:
     rows: int  # records read (parsed)
     #: table → its key columns and ``_part``, for a table matched on an identifier (``keyed_parts``)
     keyed: dict[str, pl.DataFrame] = field(default_factory=dict)
-    blocks: int = 1  # the blocks it was read and staged in (a partition's records: one file per block)
+    #: the files a partition's records of each kind lie in (``PartWriter``); of a file of persons
+    #: and encounters not yet split (``stage_parent_file``), the blocks it was read in
+    blocks: int = 1
 
 
 @dataclass(frozen=True)
@@ -467,7 +469,7 @@ class StagedTable:
     """What staging one target child table leaves in memory: its row counts and the blocks written."""
 
     counts: pl.DataFrame  # table_counts per contributor system
-    blocks: dict[str, int]  # the table (and its chunk table) → blocks written per partition
+    blocks: dict[str, int]  # the table (and its chunk table) → files written per partition (``PartWriter``)
 
 
 def _stage_all(engine, table: str, rows: int, stage: Callable[[pl.DataFrame, int], None]) -> int:  # noqa: ANN001
